@@ -1,0 +1,442 @@
+/* client.c - a dm-io client: the pools its requests draw on, its libaio
+ * context and the completion thread that reaps it.
+ *
+ * Every resource a request needs on the I/O path (request object, pieces,
+ * bounce pages) is taken from pools filled when the client is created or
+ * resized.  When a pool runs dry the request is parked on the client's wait
+ * queue instead of blocking, and the completion thread resumes it as pieces
+ * come back: submission never waits on the completion side, so callbacks may
+ * submit new I/O. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define RING_SIZE 512  /* aio events per client; pieces never exceed it */
+#define MIN_PAGES 64   /* bounce pages: 256 KiB */
+#define MIN_PIECES 128
+#define MIN_IOS 128
+#define REAP_BATCH 64
+
+static __thread const struct dm_io_client *completion_client;
+
+bool client_on_completion_thread(const struct dm_io_client *client)
+{
+	return completion_client == client;
+}
+
+void client_wake(struct dm_io_client *client)
+{
+	uint64_t one = 1;
+
+	/* The counter only says "look": a failed write means it is already
+	 * non-zero, and the thread will look anyway. */
+	if (write(client->efd, &one, sizeof(one)) < 0)
+		return;
+}
+
+/* ---- pools -------------------------------------------------------------- */
+
+static int size_pools(struct dm_io_client *client, unsigned int num_pages)
+{
+	unsigned int pages = num_pages > MIN_PAGES ? num_pages : MIN_PAGES;
+	unsigned int pieces = MIN_PIECES + num_pages / 8;
+	unsigned int ios = MIN_IOS + num_pages / 8;
+
+	if (pieces > RING_SIZE)
+		pieces = RING_SIZE;
+	if (pool_resize(&client->pages, pages) || pool_resize(&client->pieces, pieces) ||
+	    pool_resize(&client->ios, ios))
+		return -ENOMEM;
+	return 0;
+}
+
+struct dmio_io *client_get_io(struct dm_io_client *client)
+{
+	struct dmio_io *io;
+
+	pthread_mutex_lock(&client->lock);
+	while (!(io = pool_get(&client->ios))) {
+		if (client_on_completion_thread(client)) {
+			/* Waiting here would stop the completions that free
+			 * request objects: borrow one from the heap instead. */
+			io = calloc(1, sizeof(*io));
+			if (!io) {
+				pthread_mutex_unlock(&client->lock);
+				return NULL;
+			}
+			io->from_heap = true;
+			break;
+		}
+		pthread_cond_wait(&client->io_freed, &client->lock);
+	}
+	client->active_ios++;
+	pthread_mutex_unlock(&client->lock);
+	return io;
+}
+
+void client_put_io(struct dm_io_client *client, struct dmio_io *io)
+{
+	pthread_mutex_lock(&client->lock);
+	if (io->from_heap) {
+		free(io);
+	} else {
+		io->from_heap = false;
+		pool_put(&client->ios, io);
+	}
+	if (--client->active_ios == 0)
+		pthread_cond_broadcast(&client->idle);
+	pthread_cond_signal(&client->io_freed);
+	pthread_mutex_unlock(&client->lock);
+}
+
+struct dmio_piece *client_get_piece(struct dm_io_client *client)
+{
+	struct dmio_piece *piece;
+
+	pthread_mutex_lock(&client->lock);
+	piece = pool_get(&client->pieces);
+	pthread_mutex_unlock(&client->lock);
+	return piece;
+}
+
+unsigned int client_get_bounce(struct dm_io_client *client, struct dmio_piece *piece, unsigned int want)
+{
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&client->lock);
+	for (; n < want; n++) {
+		void *page = pool_get(&client->pages);
+
+		if (!page)
+			break;
+		piece->iov[n].iov_base = page;
+	}
+	pthread_mutex_unlock(&client->lock);
+	piece->nbounce = n;
+	return n;
+}
+
+void client_put_piece(struct dm_io_client *client, struct dmio_piece *piece)
+{
+	pthread_mutex_lock(&client->lock);
+	for (unsigned int i = 0; i < piece->nbounce; i++)
+		pool_put(&client->pages, piece->iov[i].iov_base);
+	piece->nbounce = 0;
+	pool_put(&client->pieces, piece);
+	pthread_mutex_unlock(&client->lock);
+}
+
+/* ---- the wait queue ----------------------------------------------------- */
+
+static void waitq_add(struct dm_io_client *client, struct dmio_io *io, bool at_head)
+{
+	if (at_head) {
+		io->next = client->waitq_head;
+		client->waitq_head = io;
+		if (!client->waitq_tail)
+			client->waitq_tail = io;
+		return;
+	}
+	io->next = NULL;
+	if (client->waitq_tail)
+		client->waitq_tail->next = io;
+	else
+		client->waitq_head = io;
+	client->waitq_tail = io;
+}
+
+static struct dmio_io *waitq_pop(struct dm_io_client *client)
+{
+	struct dmio_io *io = client->waitq_head;
+
+	if (io) {
+		client->waitq_head = io->next;
+		if (!client->waitq_head)
+			client->waitq_tail = NULL;
+	}
+	return io;
+}
+
+/* Park io unless what it lacks came back meanwhile.  Returns true when
+ * parked: the completion thread owns it from then on. */
+bool client_wait_for_resources(struct dm_io_client *client, struct dmio_io *io, bool at_head, bool need_pages)
+{
+	bool parked = false;
+
+	pthread_mutex_lock(&client->lock);
+	if (!client->pieces.nfree || (need_pages && !client->pages.nfree)) {
+		waitq_add(client, io, at_head);
+		parked = true;
+	}
+	pthread_mutex_unlock(&client->lock);
+	return parked;
+}
+
+/* A new request queues behind parked ones, so none starves. */
+bool client_queue_behind_waiters(struct dm_io_client *client, struct dmio_io *io)
+{
+	bool parked = false;
+
+	pthread_mutex_lock(&client->lock);
+	if (client->waitq_head) {
+		waitq_add(client, io, false);
+		parked = true;
+	}
+	pthread_mutex_unlock(&client->lock);
+	if (parked)
+		client_wake(client);
+	return parked;
+}
+
+static void pump_waiters(struct dm_io_client *client)
+{
+	for (;;) {
+		struct dmio_io *io;
+		bool stuck;
+
+		pthread_mutex_lock(&client->lock);
+		io = client->pieces.nfree ? waitq_pop(client) : NULL;
+		pthread_mutex_unlock(&client->lock);
+		if (!io)
+			return;
+		io_pump(io, true);
+		pthread_mutex_lock(&client->lock);
+		stuck = client->waitq_head == io;
+		pthread_mutex_unlock(&client->lock);
+		if (stuck)
+			return;
+	}
+}
+
+/* ---- pieces finished off the ring: injected results, worker jobs -------- */
+
+void client_push_done(struct dm_io_client *client, struct dmio_piece *piece)
+{
+	piece->next = NULL;
+	pthread_mutex_lock(&client->lock);
+	if (client->done_tail)
+		client->done_tail->next = piece;
+	else
+		client->done_head = piece;
+	client->done_tail = piece;
+	pthread_mutex_unlock(&client->lock);
+	client_wake(client);
+}
+
+static void drain_done(struct dm_io_client *client)
+{
+	struct dmio_piece *piece;
+
+	pthread_mutex_lock(&client->lock);
+	piece = client->done_head;
+	client->done_head = client->done_tail = NULL;
+	pthread_mutex_unlock(&client->lock);
+	while (piece) {
+		struct dmio_piece *next = piece->next;
+
+		piece_complete(piece);
+		piece = next;
+	}
+}
+
+static void worker_main(gpointer data, gpointer user_data)
+{
+	struct dmio_piece *piece = data;
+
+	piece_run_sync(piece);
+	client_push_done(user_data, piece);
+}
+
+void client_run_worker(struct dm_io_client *client, struct dmio_piece *piece)
+{
+	GThreadPool *worker;
+
+	pthread_mutex_lock(&client->lock);
+	if (!client->worker)
+		client->worker = g_thread_pool_new(worker_main, client, 4, FALSE, NULL);
+	worker = client->worker;
+	pthread_mutex_unlock(&client->lock);
+	g_thread_pool_push(worker, piece, NULL);
+}
+
+/* ---- injected delays (completion thread only) ---------------------------- */
+
+static gint by_due(gconstpointer a, gconstpointer b, gpointer unused)
+{
+	const struct dmio_piece *pa = a, *pb = b;
+
+	(void)unused;
+	return pa->due_us < pb->due_us ? -1 : pa->due_us > pb->due_us;
+}
+
+void client_delay_piece(struct dm_io_client *client, struct dmio_piece *piece)
+{
+	piece->delayed = true;
+	piece->due_us = g_get_monotonic_time() + (gint64)piece->fault.delay_ms * 1000;
+	g_queue_insert_sorted(&client->delayed, piece, by_due, NULL);
+}
+
+static void run_due_delays(struct dm_io_client *client)
+{
+	gint64 now = g_get_monotonic_time();
+	struct dmio_piece *piece;
+
+	while ((piece = g_queue_peek_head(&client->delayed)) && piece->due_us <= now) {
+		g_queue_pop_head(&client->delayed);
+		piece_complete(piece);
+	}
+}
+
+/* ---- the completion thread ---------------------------------------------- */
+
+static void wait_for_events(struct dm_io_client *client)
+{
+	struct dmio_piece *next = g_queue_peek_head(&client->delayed);
+	uint64_t count;
+
+	if (next) {
+		gint64 wait_us = next->due_us - g_get_monotonic_time();
+		struct pollfd pfd = { .fd = client->efd, .events = POLLIN };
+
+		if (wait_us <= 0 || poll(&pfd, 1, (int)((wait_us + 999) / 1000)) <= 0)
+			return;
+	}
+	while (read(client->efd, &count, sizeof(count)) < 0 && errno == EINTR)
+		;
+}
+
+static void reap_ring(struct dm_io_client *client)
+{
+	struct io_event events[REAP_BATCH];
+	struct timespec no_wait = { 0, 0 };
+	int n;
+
+	do {
+		n = io_getevents(client->ctx, 0, REAP_BATCH, events, &no_wait);
+		for (int i = 0; i < n; i++) {
+			struct dmio_piece *piece = events[i].data;
+
+			piece->res = (long)events[i].res;
+			piece_complete(piece);
+		}
+	} while (n == REAP_BATCH || n == -EINTR);
+}
+
+static bool finished(struct dm_io_client *client)
+{
+	bool done;
+
+	pthread_mutex_lock(&client->lock);
+	done = client->stopping && client->active_ios == 0;
+	pthread_mutex_unlock(&client->lock);
+	return done;
+}
+
+static void *completion_main(void *arg)
+{
+	struct dm_io_client *client = arg;
+
+	completion_client = client;
+	while (!finished(client)) {
+		wait_for_events(client);
+		reap_ring(client);
+		drain_done(client);
+		run_due_delays(client);
+		pump_waiters(client);
+	}
+	return NULL;
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+static void client_free(struct dm_io_client *client)
+{
+	unsigned int leaked = pool_destroy(&client->pieces) + pool_destroy(&client->pages) +
+			      pool_destroy(&client->ios);
+
+	if (leaked)
+		dmio_log(DMIO_LOG_ERR, "client destroyed with %u objects still in use", leaked);
+	if (client->efd >= 0)
+		close(client->efd);
+	pthread_cond_destroy(&client->idle);
+	pthread_cond_destroy(&client->io_freed);
+	pthread_mutex_destroy(&client->lock);
+	free(client);
+}
+
+DMIO_EXPORT struct dm_io_client *dm_io_client_create(unsigned int num_pages)
+{
+	struct dm_io_client *client = calloc(1, sizeof(*client));
+	int err;
+
+	if (!client) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&client->lock, NULL);
+	pthread_cond_init(&client->io_freed, NULL);
+	pthread_cond_init(&client->idle, NULL);
+	pool_init(&client->pieces, sizeof(struct dmio_piece), 64);
+	pool_init(&client->pages, DMIO_PAGE_SIZE, DMIO_PAGE_SIZE);
+	pool_init(&client->ios, sizeof(struct dmio_io), 64);
+	g_queue_init(&client->delayed);
+	client->efd = eventfd(0, EFD_CLOEXEC);
+	err = client->efd < 0 ? -errno : size_pools(client, num_pages);
+	if (!err) {
+		client->ring_size = RING_SIZE;
+		err = io_setup(RING_SIZE, &client->ctx);
+		if (err == -EAGAIN)
+			dmio_log(DMIO_LOG_ERR, "io_setup: the system's aio limit (fs.aio-max-nr) is used up");
+	}
+	if (!err) {
+		err = -pthread_create(&client->thread, NULL, completion_main, client);
+		if (err)
+			io_destroy(client->ctx);
+	}
+	if (err) {
+		client_free(client);
+		errno = -err;
+		return NULL;
+	}
+	return client;
+}
+
+DMIO_EXPORT int dm_io_client_resize(unsigned int num_pages, struct dm_io_client *client)
+{
+	int err;
+
+	if (!client)
+		return -EINVAL;
+	pthread_mutex_lock(&client->lock);
+	err = size_pools(client, num_pages);
+	pthread_mutex_unlock(&client->lock);
+	client_wake(client); /* parked requests may fit now */
+	return err;
+}
+
+DMIO_EXPORT void dm_io_client_destroy(struct dm_io_client *client)
+{
+	if (!client)
+		return;
+	if (client_on_completion_thread(client)) {
+		dmio_log(DMIO_LOG_ERR, "dm_io_client_destroy called from its own completion callback: refused");
+		return;
+	}
+	pthread_mutex_lock(&client->lock);
+	client->stopping = true;
+	while (client->active_ios)
+		pthread_cond_wait(&client->idle, &client->lock);
+	pthread_mutex_unlock(&client->lock);
+	client_wake(client);
+	pthread_join(client->thread, NULL);
+	if (client->worker)
+		g_thread_pool_free(client->worker, FALSE, TRUE);
+	io_destroy(client->ctx);
+	client_free(client);
+}

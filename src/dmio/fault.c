@@ -1,0 +1,373 @@
+/* fault.c - fault injection at the device layer: the userspace counterpart
+ * of dm-flakey, dm-error and zinject.  Rules on a device match reads, writes
+ * or flushes in a sector range; a rule that fires fails the I/O with EIO,
+ * drops a write while reporting success, flips bits in data read, or delays
+ * the completion.  Rules are set and cleared at run time. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct fault_rule {
+	struct fault_rule *next;
+	int id;
+	struct dmio_fault spec;
+	uint64_t matches; /* I/Os that fell in the rule's range and ops */
+	uint64_t hits;    /* of those, the ones it acted on */
+	GRand *rand;
+};
+
+void fault_set_init(struct fault_set *set)
+{
+	pthread_mutex_init(&set->lock, NULL);
+	atomic_store(&set->nrules, 0);
+	set->head = NULL;
+	set->next_id = 1;
+}
+
+static void rule_free(struct fault_rule *rule)
+{
+	if (rule->rand)
+		g_rand_free(rule->rand);
+	free(rule);
+}
+
+void fault_set_destroy(struct fault_set *set)
+{
+	dmio_fault_clear_set(set);
+	pthread_mutex_destroy(&set->lock);
+}
+
+static int rule_validate(const struct dmio_fault *r)
+{
+	unsigned int all_ops = DMIO_FAULT_READ | DMIO_FAULT_WRITE | DMIO_FAULT_FLUSH;
+
+	if (!r->ops || (r->ops & ~all_ops))
+		return -EINVAL;
+	if (!(r->probability >= 0.0 && r->probability <= 1.0))
+		return -EINVAL;
+	if (r->sector + r->count < r->sector)
+		return -EINVAL;
+	switch (r->action) {
+	case DMIO_FAULT_EIO:
+		return 0;
+	case DMIO_FAULT_DROP: /* only what writes data or makes it durable can be dropped */
+		return (r->ops & DMIO_FAULT_READ) ? -EINVAL : 0;
+	case DMIO_FAULT_CORRUPT:
+		return r->ops == DMIO_FAULT_READ ? 0 : -EINVAL;
+	case DMIO_FAULT_DELAY:
+		return r->delay_ms ? 0 : -EINVAL;
+	}
+	return -EINVAL;
+}
+
+DMIO_EXPORT int dmio_fault_add(struct block_device *bdev, const struct dmio_fault *spec)
+{
+	struct fault_set *set;
+	struct fault_rule *rule, **tail;
+	int err;
+
+	if (!bdev || !spec)
+		return -EINVAL;
+	err = rule_validate(spec);
+	if (err)
+		return err;
+	rule = calloc(1, sizeof(*rule));
+	if (!rule)
+		return -ENOMEM;
+	rule->spec = *spec;
+	if (spec->probability > 0.0)
+		rule->rand = g_rand_new_with_seed((guint32)(spec->seed ? spec->seed ^ (spec->seed >> 32) : 0x5eed));
+	set = &bdev->faults;
+	pthread_mutex_lock(&set->lock);
+	rule->id = set->next_id++;
+	for (tail = &set->head; *tail; tail = &(*tail)->next)
+		;
+	*tail = rule;
+	atomic_fetch_add(&set->nrules, 1);
+	pthread_mutex_unlock(&set->lock);
+	return rule->id;
+}
+
+DMIO_EXPORT int dmio_fault_remove(struct block_device *bdev, int id)
+{
+	struct fault_set *set = &bdev->faults;
+	struct fault_rule **link, *found = NULL;
+
+	pthread_mutex_lock(&set->lock);
+	for (link = &set->head; *link; link = &(*link)->next) {
+		if ((*link)->id == id) {
+			found = *link;
+			*link = found->next;
+			atomic_fetch_sub(&set->nrules, 1);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&set->lock);
+	if (!found)
+		return -ENOENT;
+	rule_free(found);
+	return 0;
+}
+
+void dmio_fault_clear_set(struct fault_set *set)
+{
+	struct fault_rule *rule;
+
+	pthread_mutex_lock(&set->lock);
+	rule = set->head;
+	set->head = NULL;
+	atomic_store(&set->nrules, 0);
+	pthread_mutex_unlock(&set->lock);
+	while (rule) {
+		struct fault_rule *next = rule->next;
+
+		rule_free(rule);
+		rule = next;
+	}
+}
+
+DMIO_EXPORT void dmio_fault_clear(struct block_device *bdev)
+{
+	if (bdev)
+		dmio_fault_clear_set(&bdev->faults);
+}
+
+DMIO_EXPORT int64_t dmio_fault_hits(struct block_device *bdev, int id)
+{
+	struct fault_set *set = &bdev->faults;
+	struct fault_rule *rule;
+	int64_t hits = -ENOENT;
+
+	pthread_mutex_lock(&set->lock);
+	for (rule = set->head; rule; rule = rule->next)
+		if (rule->id == id)
+			hits = (int64_t)rule->hits;
+	pthread_mutex_unlock(&set->lock);
+	return hits;
+}
+
+/* Does this I/O fall in the rule's ops and range?  Flushes have no range. */
+static bool rule_matches(const struct dmio_fault *r, unsigned int op, sector_t sector, sector_t count)
+{
+	sector_t end;
+
+	if (!(r->ops & op))
+		return false;
+	if (op == DMIO_FAULT_FLUSH)
+		return true;
+	end = r->count ? r->sector + r->count : UINT64_MAX;
+	return sector < end && sector + count > r->sector;
+}
+
+/* Count the match, then decide whether the rule acts on it. */
+static bool rule_fires(struct fault_rule *rule)
+{
+	const struct dmio_fault *r = &rule->spec;
+	uint64_t n = ++rule->matches;
+
+	if (n <= r->skip)
+		return false;
+	if (r->every > 1 && (n - r->skip) % r->every)
+		return false;
+	if (r->limit && rule->hits >= r->limit)
+		return false;
+	if (rule->rand && g_rand_double(rule->rand) >= r->probability)
+		return false;
+	rule->hits++;
+	return true;
+}
+
+static void apply(const struct dmio_fault *r, sector_t sector, sector_t count, struct fault_verdict *v)
+{
+	sector_t first, end;
+
+	switch (r->action) {
+	case DMIO_FAULT_EIO:
+		v->fail = true;
+		break;
+	case DMIO_FAULT_DROP:
+		v->drop = true;
+		break;
+	case DMIO_FAULT_DELAY:
+		if (r->delay_ms > v->delay_ms)
+			v->delay_ms = r->delay_ms;
+		break;
+	case DMIO_FAULT_CORRUPT:
+		first = r->sector > sector ? r->sector : sector;
+		end = r->count ? r->sector + r->count : UINT64_MAX;
+		if (end > sector + count)
+			end = sector + count;
+		if (v->corrupt_end == v->corrupt_first) {
+			v->corrupt_first = first;
+			v->corrupt_end = end;
+		} else { /* several rules: cover them all */
+			if (first < v->corrupt_first)
+				v->corrupt_first = first;
+			if (end > v->corrupt_end)
+				v->corrupt_end = end;
+		}
+		break;
+	}
+}
+
+void fault_check(struct fault_set *set, unsigned int op, sector_t sector, sector_t count,
+		 struct fault_verdict *verdict)
+{
+	struct fault_rule *rule;
+
+	memset(verdict, 0, sizeof(*verdict));
+	if (!atomic_load(&set->nrules))
+		return;
+	pthread_mutex_lock(&set->lock);
+	for (rule = set->head; rule; rule = rule->next)
+		if (rule_matches(&rule->spec, op, sector, count) && rule_fires(rule))
+			apply(&rule->spec, sector, count, verdict);
+	pthread_mutex_unlock(&set->lock);
+	if (verdict->fail)
+		verdict->drop = false;
+}
+
+/* ---- the text form: "action=eio,ops=read+write,sector=8,count=8,every=2" -- */
+
+static int parse_ops(const char *value, unsigned int *ops)
+{
+	char *copy = strdup(value), *save = NULL, *tok;
+	int err = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	*ops = 0;
+	for (tok = strtok_r(copy, "+|/", &save); tok; tok = strtok_r(NULL, "+|/", &save)) {
+		if (!strcmp(tok, "read"))
+			*ops |= DMIO_FAULT_READ;
+		else if (!strcmp(tok, "write"))
+			*ops |= DMIO_FAULT_WRITE;
+		else if (!strcmp(tok, "flush"))
+			*ops |= DMIO_FAULT_FLUSH;
+		else if (!strcmp(tok, "all"))
+			*ops |= DMIO_FAULT_READ | DMIO_FAULT_WRITE | DMIO_FAULT_FLUSH;
+		else
+			err = -EINVAL;
+	}
+	free(copy);
+	return err;
+}
+
+static int parse_action(const char *value, enum dmio_fault_action *action)
+{
+	static const struct {
+		const char *name;
+		enum dmio_fault_action action;
+	} names[] = {
+		{ "eio", DMIO_FAULT_EIO },
+		{ "error", DMIO_FAULT_EIO },
+		{ "drop", DMIO_FAULT_DROP },
+		{ "corrupt", DMIO_FAULT_CORRUPT },
+		{ "delay", DMIO_FAULT_DELAY },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+		if (!strcmp(value, names[i].name)) {
+			*action = names[i].action;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int parse_u64(const char *value, uint64_t *out)
+{
+	char *end;
+
+	if (!*value || *value == '-')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(value, &end, 0);
+	return (errno || *end) ? -EINVAL : 0;
+}
+
+static int parse_uint(const char *value, unsigned int *out)
+{
+	uint64_t v;
+	int err = parse_u64(value, &v);
+
+	if (err || v > UINT32_MAX)
+		return -EINVAL;
+	*out = (unsigned int)v;
+	return 0;
+}
+
+static int parse_probability(const char *value, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(value, &end);
+	if (errno || *end || !*value || isnan(*out) || *out < 0.0 || *out > 1.0)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_pair(const char *key, const char *value, struct dmio_fault *r)
+{
+	if (!strcmp(key, "action"))
+		return parse_action(value, &r->action);
+	if (!strcmp(key, "ops"))
+		return parse_ops(value, &r->ops);
+	if (!strcmp(key, "sector"))
+		return parse_u64(value, &r->sector);
+	if (!strcmp(key, "count"))
+		return parse_u64(value, &r->count);
+	if (!strcmp(key, "skip"))
+		return parse_uint(value, &r->skip);
+	if (!strcmp(key, "every"))
+		return parse_uint(value, &r->every);
+	if (!strcmp(key, "probability") || !strcmp(key, "prob"))
+		return parse_probability(value, &r->probability);
+	if (!strcmp(key, "limit"))
+		return parse_uint(value, &r->limit);
+	if (!strcmp(key, "delay") || !strcmp(key, "delay_ms"))
+		return parse_uint(value, &r->delay_ms);
+	if (!strcmp(key, "seed"))
+		return parse_u64(value, &r->seed);
+	return -EINVAL;
+}
+
+DMIO_EXPORT int dmio_fault_parse(const char *spec, struct dmio_fault *rule)
+{
+	struct dmio_fault r = { 0 };
+	char *copy, *save = NULL, *tok;
+	int err = 0;
+
+	if (!spec || !rule)
+		return -EINVAL;
+	copy = strdup(spec);
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok && !err; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+
+		if (!eq) {
+			err = -EINVAL;
+			break;
+		}
+		*eq = '\0';
+		err = parse_pair(tok, eq + 1, &r);
+	}
+	free(copy);
+	if (err)
+		return err;
+	if (!r.ops) /* the action says which ops make sense */
+		r.ops = r.action == DMIO_FAULT_CORRUPT ? DMIO_FAULT_READ
+			: r.action == DMIO_FAULT_DROP  ? DMIO_FAULT_WRITE
+						       : DMIO_FAULT_READ | DMIO_FAULT_WRITE;
+	err = rule_validate(&r);
+	if (err)
+		return err;
+	*rule = r;
+	return 0;
+}

@@ -1,0 +1,149 @@
+/* testutil.c - see testutil.h. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+char *tu_tmpdir_new(void)
+{
+	GError *error = NULL;
+	char *dir = g_dir_make_tmp("dmio-test-XXXXXX", &error);
+
+	g_assert_no_error(error);
+	return dir;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void tu_tmpdir_free(char *dir)
+{
+	if (dir)
+		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	g_free(dir);
+}
+
+char *tu_image_new(const char *dir, const char *name, uint64_t bytes, int fill)
+{
+	char *path = g_build_filename(dir, name, NULL);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char buf[65536];
+
+	g_assert_cmpint(fd, >=, 0);
+	memset(buf, fill, sizeof(buf));
+	for (uint64_t off = 0; off < bytes; off += sizeof(buf)) {
+		size_t len = bytes - off < sizeof(buf) ? (size_t)(bytes - off) : sizeof(buf);
+
+		g_assert_cmpint(pwrite(fd, buf, len, (off_t)off), ==, (ssize_t)len);
+	}
+	g_assert_cmpint(fsync(fd), ==, 0);
+	close(fd);
+	return path;
+}
+
+void tu_pattern(void *buf, size_t len, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+	unsigned char *p = buf;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (unsigned char)(x >> 24);
+	}
+}
+
+void tu_raw_read(const char *path, uint64_t offset, void *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(pread(fd, buf, len, (off_t)offset), ==, (ssize_t)len);
+	close(fd);
+}
+
+void tu_raw_write(const char *path, uint64_t offset, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(pwrite(fd, buf, len, (off_t)offset), ==, (ssize_t)len);
+	g_assert_cmpint(fsync(fd), ==, 0);
+	close(fd);
+}
+
+struct page_list *tu_page_list_new(unsigned int pages)
+{
+	struct page_list *head = NULL, **tail = &head;
+
+	while (pages--) {
+		struct page_list *pl = g_new0(struct page_list, 1);
+
+		pl->page = dmio_page_alloc();
+		g_assert_nonnull(pl->page);
+		memset(dmio_page_address(pl->page), 0xEE, DMIO_PAGE_SIZE);
+		*tail = pl;
+		tail = &pl->next;
+	}
+	return head;
+}
+
+void tu_page_list_free(struct page_list *pl)
+{
+	while (pl) {
+		struct page_list *next = pl->next;
+
+		dmio_page_free(pl->page);
+		g_free(pl);
+		pl = next;
+	}
+}
+
+void tu_waiter_init(struct tu_waiter *w)
+{
+	memset(w, 0, sizeof(*w));
+	g_mutex_init(&w->lock);
+	g_cond_init(&w->cond);
+}
+
+void tu_waiter_clear(struct tu_waiter *w)
+{
+	g_mutex_clear(&w->lock);
+	g_cond_clear(&w->cond);
+}
+
+void tu_waiter_notify(unsigned long error, void *context)
+{
+	struct tu_waiter *w = context;
+
+	g_mutex_lock(&w->lock);
+	w->calls++;
+	w->bits = error;
+	w->all_bits |= error;
+	g_cond_broadcast(&w->cond);
+	g_mutex_unlock(&w->lock);
+}
+
+void tu_waiter_wait(struct tu_waiter *w, unsigned int calls)
+{
+	gint64 deadline = g_get_monotonic_time() + 30 * G_TIME_SPAN_SECOND;
+
+	g_mutex_lock(&w->lock);
+	while (w->calls < calls)
+		if (!g_cond_wait_until(&w->cond, &w->lock, deadline))
+			break;
+	g_assert_cmpuint(w->calls, >=, calls);
+	g_mutex_unlock(&w->lock);
+}

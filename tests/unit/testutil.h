@@ -1,0 +1,44 @@
+/* testutil.h - helpers shared by libdmio's unit tests: image files in a
+ * temporary folder, patterns, raw reads that bypass libdmio, and a waiter
+ * for asynchronous callbacks. */
+#ifndef DMIO_TESTUTIL_H
+#define DMIO_TESTUTIL_H
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "dmio.h"
+
+/* A temporary folder removed (with everything in it) by tu_tmpdir_free. */
+char *tu_tmpdir_new(void);
+void tu_tmpdir_free(char *dir);
+
+/* Create (or grow) an image file of `bytes` bytes filled with `fill`. */
+char *tu_image_new(const char *dir, const char *name, uint64_t bytes, int fill);
+
+/* Deterministic bytes that differ per seed and per offset. */
+void tu_pattern(void *buf, size_t len, uint32_t seed);
+
+/* Read or write an image directly, bypassing libdmio. */
+void tu_raw_read(const char *path, uint64_t offset, void *buf, size_t len);
+void tu_raw_write(const char *path, uint64_t offset, const void *buf, size_t len);
+
+/* Page lists of freshly allocated pages. */
+struct page_list *tu_page_list_new(unsigned int pages);
+void tu_page_list_free(struct page_list *pl);
+
+/* Counts asynchronous completions and remembers the last error bits. */
+struct tu_waiter {
+	GMutex lock;
+	GCond cond;
+	unsigned int calls;
+	unsigned long bits;
+	unsigned long all_bits; /* OR of every call */
+};
+void tu_waiter_init(struct tu_waiter *w);
+void tu_waiter_clear(struct tu_waiter *w);
+void tu_waiter_notify(unsigned long error, void *context); /* an io_notify_fn */
+/* Wait until `calls` callbacks have run; fails the test after 30 s. */
+void tu_waiter_wait(struct tu_waiter *w, unsigned int calls);
+
+#endif
