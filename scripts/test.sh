@@ -11,8 +11,14 @@ jobs=$(nproc)
 out=${DMIOFS_TEST_BUILD:-$top/_build-test}
 status=0
 
-"$top/scripts/install-deps.sh" || exit 1
-autoreconf -fi >/dev/null 2>&1 || { echo "autoreconf failed"; exit 1; }
+# Whatever happens, the last line counts what ran.
+give_up() {
+	echo "$1" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+}
+"$top/scripts/install-deps.sh" || give_up "installing dependencies failed"
+autoreconf -fi >/dev/null 2>&1 || give_up "autoreconf failed"
 rm -rf "$out"
 mkdir -p "$out/plain" "$out/asan"
 

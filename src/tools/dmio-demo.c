@@ -70,66 +70,53 @@ static gboolean page_list_equals(struct page_list *pl, const unsigned char *data
 	return TRUE;
 }
 
-int main(int argc, char **argv)
+static void close_all(struct block_device **bdev, int n)
 {
-	gint size_mib = 64, inject_dev = -1;
-	gchar *inject_spec = NULL;
-	GOptionEntry entries[] = {
-		{ "size", 's', 0, G_OPTION_ARG_INT, &size_mib, "size of image files created (MiB, default 64)", "MIB" },
-		{ "inject-device", 'd', 0, G_OPTION_ARG_INT, &inject_dev, "device index for --inject (from 0)", "N" },
-		{ "inject", 'i', 0, G_OPTION_ARG_STRING, &inject_spec, "fault rule, see dmio_fault(3)", "SPEC" },
-		{ NULL },
-	};
-	GOptionContext *ctx = g_option_context_new("IMAGE... - fan one write out to every image, read each back");
-	GError *error = NULL;
-	struct io_region where[DM_IO_MAX_REGIONS];
-	struct block_device *bdev[DM_IO_MAX_REGIONS];
-	unsigned long bits = 0;
-	unsigned char *data;
-	int n, ret, failures = 0;
+	for (int i = 0; i < n; i++)
+		dmio_bdev_close(bdev[i]);
+}
 
-	g_option_context_add_main_entries(ctx, entries, NULL);
-	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
-		fprintf(stderr, "dmio-demo: %s\n", error->message);
-		return 2;
-	}
-	g_option_context_free(ctx);
-	n = argc - 1;
-	if (n < 1 || n > (int)DM_IO_MAX_REGIONS || size_mib < 2) {
-		fprintf(stderr, "usage: dmio-demo [--size MIB] [--inject-device N --inject SPEC] IMAGE...\n");
-		return 2;
-	}
+/* Create the images if needed and open them; returns how many opened. */
+static int open_images(char **paths, int n, gint size_mib, struct block_device **bdev, struct io_region *where)
+{
 	for (int i = 0; i < n; i++) {
-		const char *path = argv[i + 1];
+		int ret = make_image(paths[i], (guint64)size_mib << 20);
 
-		ret = make_image(path, (guint64)size_mib << 20);
 		if (ret) {
-			fprintf(stderr, "dmio-demo: %s: cannot create image: %s\n", path, strerror(-ret));
-			return 1;
+			fprintf(stderr, "dmio-demo: %s: cannot create image: %s\n", paths[i], strerror(-ret));
+			return i;
 		}
-		bdev[i] = dmio_bdev_open(path, O_RDWR);
+		bdev[i] = dmio_bdev_open(paths[i], O_RDWR);
 		if (!bdev[i]) {
-			fprintf(stderr, "dmio-demo: %s: %s\n", path, strerror(errno));
-			return 1;
+			fprintf(stderr, "dmio-demo: %s: %s\n", paths[i], strerror(errno));
+			return i;
 		}
 		where[i] = (struct io_region){ bdev[i], 0, DEMO_BYTES >> DMIO_SECTOR_SHIFT };
-		printf("device %d: %s, %llu sectors, %s I/O\n", i, path,
+		printf("device %d: %s, %llu sectors, %s I/O\n", i, paths[i],
 		       (unsigned long long)dmio_bdev_sectors(bdev[i]), dmio_bdev_is_direct(bdev[i]) ? "direct" : "buffered");
 	}
-	if (inject_spec) {
-		struct dmio_fault rule;
+	return n;
+}
 
-		if (inject_dev < 0 || inject_dev >= n || dmio_fault_parse(inject_spec, &rule) ||
-		    dmio_fault_add(bdev[inject_dev], &rule) < 0) {
-			fprintf(stderr, "dmio-demo: bad --inject-device or --inject rule '%s' (see dmio_fault(3))\n",
-				inject_spec);
-			return 2;
-		}
-		printf("fault rule on device %d: %s\n", inject_dev, inject_spec);
+static int add_fault(struct block_device **bdev, int n, gint dev, const char *spec)
+{
+	struct dmio_fault rule;
+
+	if (dev < 0 || dev >= n || dmio_fault_parse(spec, &rule) || dmio_fault_add(bdev[dev], &rule) < 0) {
+		fprintf(stderr, "dmio-demo: bad --inject-device or --inject rule '%s' (see dmio_fault(3))\n", spec);
+		return -EINVAL;
 	}
-	if (dm_io_get(DEMO_BYTES / DMIO_PAGE_SIZE))
-		return 1;
-	data = aligned_alloc(DMIO_PAGE_SIZE, DEMO_BYTES);
+	printf("fault rule on device %d: %s\n", dev, spec);
+	return 0;
+}
+
+/* Write the pattern to every region at once, then read each back. */
+static int write_and_compare(struct io_region *where, int n)
+{
+	unsigned char *data = aligned_alloc(DMIO_PAGE_SIZE, DEMO_BYTES);
+	unsigned long bits = 0;
+	int ret, failures = 0;
+
 	fill_pattern(data, DEMO_BYTES);
 	ret = dm_io_sync_vm((unsigned int)n, where, DMIO_WRITE, data, &bits);
 	printf("write: 1 MiB fanned out to %d region(s) in one request: %s, error bits 0x%lx\n", n,
@@ -145,11 +132,56 @@ int main(int argc, char **argv)
 		failures += !same;
 		page_list_free(pl);
 	}
-	dm_io_put(DEMO_BYTES / DMIO_PAGE_SIZE);
-	for (int i = 0; i < n; i++)
-		dmio_bdev_close(bdev[i]);
 	free(data);
+	return failures;
+}
+
+int main(int argc, char **argv)
+{
+	gint size_mib = 64, inject_dev = -1;
+	gchar *inject_spec = NULL;
+	GOptionEntry entries[] = {
+		{ "size", 's', 0, G_OPTION_ARG_INT, &size_mib, "size of image files created (MiB, default 64)", "MIB" },
+		{ "inject-device", 'd', 0, G_OPTION_ARG_INT, &inject_dev, "device index for --inject (from 0)", "N" },
+		{ "inject", 'i', 0, G_OPTION_ARG_STRING, &inject_spec, "fault rule, see dmio_fault(3)", "SPEC" },
+		{ NULL },
+	};
+	GOptionContext *ctx = g_option_context_new("IMAGE... - fan one write out to every image, read each back");
+	GError *error = NULL;
+	struct io_region where[DM_IO_MAX_REGIONS];
+	struct block_device *bdev[DM_IO_MAX_REGIONS];
+	int n, opened, status;
+
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+		fprintf(stderr, "dmio-demo: %s\n", error->message);
+		g_error_free(error);
+		g_option_context_free(ctx);
+		return 2;
+	}
+	g_option_context_free(ctx);
+	n = argc - 1;
+	if (n < 1 || n > (int)DM_IO_MAX_REGIONS || size_mib < 2) {
+		fprintf(stderr, "usage: dmio-demo [--size MIB] [--inject-device N --inject SPEC] IMAGE...\n");
+		g_free(inject_spec);
+		return 2;
+	}
+	opened = open_images(argv + 1, n, size_mib, bdev, where);
+	if (opened < n) {
+		status = 1;
+	} else if (inject_spec && add_fault(bdev, n, inject_dev, inject_spec)) {
+		status = 2;
+	} else if (dm_io_get(DEMO_BYTES / DMIO_PAGE_SIZE)) {
+		fprintf(stderr, "dmio-demo: cannot reserve I/O pages\n");
+		status = 1;
+	} else {
+		int failures = write_and_compare(where, n);
+
+		dm_io_put(DEMO_BYTES / DMIO_PAGE_SIZE);
+		printf("%s\n", failures ? "some copies differ" : "every copy holds the same bytes");
+		status = failures ? 1 : 0;
+	}
+	close_all(bdev, opened);
 	g_free(inject_spec);
-	printf("%s\n", failures ? "some copies differ" : "every copy holds the same bytes");
-	return failures ? 1 : 0;
+	return status;
 }
