@@ -55,13 +55,16 @@ int dmio_bdev_is_blockdev(const struct block_device *bdev);
 unsigned int dmio_bdev_max_io_sectors(const struct block_device *bdev);
 int dmio_bdev_set_max_io_sectors(struct block_device *bdev, unsigned int sectors);
 
-/* Counters of what reached the device (injected faults that skip the
- * device are counted in errors only).  inflight is the number of pieces
- * submitted and not yet completed: a load measure for read balancing. */
+/* Counters of what reached the device.  Pieces whose result fault
+ * injection decided (failed or dropped) never reach it: they count in
+ * injected, and the failed ones in errors too.  inflight is the number of
+ * pieces submitted and not yet completed: a load measure for read
+ * balancing. */
 struct dmio_bdev_stats {
 	uint64_t reads, writes, flushes, discards;
 	uint64_t read_bytes, write_bytes;
-	uint64_t errors;
+	uint64_t errors;   /* pieces that failed, on the device or injected */
+	uint64_t injected; /* pieces failed or dropped by fault injection */
 	unsigned int inflight;
 };
 void dmio_bdev_get_stats(const struct block_device *bdev, struct dmio_bdev_stats *stats);
@@ -99,8 +102,9 @@ struct io_region {
 };
 
 /* error: bit i set iff region i failed.  Runs exactly once per request, on
- * the library's completion thread (or in the submitting call when no I/O was
- * needed); it must not block. */
+ * the client's completion thread, or inside the submitting call when no I/O
+ * was in flight by the end of dispatch (e.g. every region empty).  Callbacks
+ * of different requests may run at the same time; they must not block. */
 typedef void (*io_notify_fn)(unsigned long error, void *context);
 
 /* ---- the seed's calls --------------------------------------------------- */

@@ -71,7 +71,7 @@ static int open_blockdev(struct block_device *bdev, const char *path, int access
 		return -errno;
 	bdev->sectors = bytes >> DMIO_SECTOR_SHIFT;
 	bdev->lbs = buffered ? DMIO_SECTOR_SIZE : (unsigned int)lbs;
-	bdev->mem_align = bdev->lbs;
+	bdev->mem_align = buffered ? 1 : bdev->lbs;
 	atomic_store(&bdev->max_io_sectors, sysfs_max_io_sectors(st.st_rdev));
 	return 0;
 }
@@ -106,6 +106,8 @@ static int open_image(struct block_device *bdev, const char *path, int access, b
 	if (bdev->direct) {
 		bdev->mem_align = DMIO_SECTOR_SIZE;
 		statx_dio_align(bdev->fd, &bdev->lbs, &bdev->mem_align);
+		if (bdev->lbs < DMIO_SECTOR_SIZE) /* sectors are our smallest unit */
+			bdev->lbs = DMIO_SECTOR_SIZE;
 	}
 	atomic_store(&bdev->max_io_sectors, DEFAULT_MAX_IO_SECTORS);
 	return 0;
@@ -167,8 +169,9 @@ DMIO_EXPORT void dmio_bdev_close(struct block_device *bdev)
 {
 	if (!bdev)
 		return;
-	/* Closing under I/O would let the descriptor be reused mid-flight. */
-	while (atomic_load(&bdev->inflight))
+	/* Closing under I/O would let the descriptor be reused mid-flight:
+	 * wait for every piece that still names this device. */
+	while (atomic_load(&bdev->pieces))
 		usleep(1000);
 	bdev_free(bdev);
 }
@@ -222,5 +225,6 @@ DMIO_EXPORT void dmio_bdev_get_stats(const struct block_device *bdev, struct dmi
 	stats->read_bytes = atomic_load(&bdev->read_bytes);
 	stats->write_bytes = atomic_load(&bdev->write_bytes);
 	stats->errors = atomic_load(&bdev->errors);
+	stats->injected = atomic_load(&bdev->injected);
 	stats->inflight = atomic_load(&bdev->inflight);
 }

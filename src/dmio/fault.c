@@ -94,9 +94,12 @@ DMIO_EXPORT int dmio_fault_add(struct block_device *bdev, const struct dmio_faul
 
 DMIO_EXPORT int dmio_fault_remove(struct block_device *bdev, int id)
 {
-	struct fault_set *set = &bdev->faults;
+	struct fault_set *set;
 	struct fault_rule **link, *found = NULL;
 
+	if (!bdev)
+		return -EINVAL;
+	set = &bdev->faults;
 	pthread_mutex_lock(&set->lock);
 	for (link = &set->head; *link; link = &(*link)->next) {
 		if ((*link)->id == id) {
@@ -138,10 +141,13 @@ DMIO_EXPORT void dmio_fault_clear(struct block_device *bdev)
 
 DMIO_EXPORT int64_t dmio_fault_hits(struct block_device *bdev, int id)
 {
-	struct fault_set *set = &bdev->faults;
+	struct fault_set *set;
 	struct fault_rule *rule;
 	int64_t hits = -ENOENT;
 
+	if (!bdev)
+		return -EINVAL;
+	set = &bdev->faults;
 	pthread_mutex_lock(&set->lock);
 	for (rule = set->head; rule; rule = rule->next)
 		if (rule->id == id)
@@ -283,10 +289,13 @@ static int parse_u64(const char *value, uint64_t *out)
 {
 	char *end;
 
-	if (!*value || *value == '-')
+	bool hex = value[0] == '0' && (value[1] == 'x' || value[1] == 'X');
+
+	/* Decimal, or hexadecimal with 0x: never octal, never signed. */
+	if (hex ? !g_ascii_isxdigit(value[2]) : !g_ascii_isdigit(value[0]))
 		return -EINVAL;
 	errno = 0;
-	*out = strtoull(value, &end, 0);
+	*out = strtoull(value, &end, hex ? 16 : 10);
 	return (errno || *end) ? -EINVAL : 0;
 }
 

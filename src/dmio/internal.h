@@ -101,8 +101,9 @@ struct block_device {
 	unsigned int mem_align; /* memory address and segment alignment */
 	atomic_uint max_io_sectors;
 	struct fault_set faults;
-	atomic_uint_fast64_t reads, writes, flushes, discards, read_bytes, write_bytes, errors;
-	atomic_uint inflight;
+	atomic_uint_fast64_t reads, writes, flushes, discards, read_bytes, write_bytes, errors, injected;
+	atomic_uint inflight; /* pieces on the device: a load measure */
+	atomic_uint pieces;   /* pieces naming the device, from build to finish */
 };
 
 /* ---- requests, pieces and clients --------------------------------------- */

@@ -188,6 +188,7 @@ void piece_complete(struct dmio_piece *piece)
 {
 	struct dmio_io *io = piece->io;
 	struct dm_io_client *client = io->client;
+	struct block_device *bdev = piece->bdev;
 	bool ok = piece->res == (long)piece->bytes;
 
 	if (piece->fault.delay_ms && !piece->delayed) {
@@ -195,13 +196,14 @@ void piece_complete(struct dmio_piece *piece)
 		return;
 	}
 	if (piece->on_device)
-		atomic_fetch_sub(&piece->bdev->inflight, 1);
+		atomic_fetch_sub(&bdev->inflight, 1);
 	if (!ok)
-		atomic_fetch_add(&piece->bdev->errors, 1);
+		atomic_fetch_add(&bdev->errors, 1);
 	if (piece->op == PIECE_READ)
 		finish_read(piece, ok);
 	if (!ok)
 		atomic_fetch_or(&io->error_bits, 1UL << piece->region);
 	client_put_piece(client, piece);
+	atomic_fetch_sub(&bdev->pieces, 1); /* dmio_bdev_close may free it now */
 	io_piece_done(io);
 }

@@ -102,6 +102,9 @@ static void io_enter_phase(struct dmio_io *io, enum io_phase phase)
 static void io_next_phase(struct dmio_io *io)
 {
 	if (io->phase == PHASE_PREFLUSH && io->op != DMIO_FLUSH) {
+		/* A region whose pre-flush failed gets no data: writing it
+		 * would break the ordering the flush was asked to give. */
+		io->skip |= atomic_load(&io->error_bits);
 		io_enter_phase(io, PHASE_DATA);
 		io_pump(io, false);
 		return;
@@ -159,6 +162,7 @@ static bool io_build_piece(struct dmio_io *io, struct dmio_piece *piece)
 	memset(&piece->fault, 0, sizeof(piece->fault));
 	piece->io = io;
 	piece->bdev = r->bdev;
+	atomic_fetch_add(&r->bdev->pieces, 1);
 	piece->region = io->region;
 	piece->fua = io->flags & DMIO_REQ_FUA;
 	piece->on_device = false;
@@ -190,8 +194,10 @@ static bool io_build_piece(struct dmio_io *io, struct dmio_piece *piece)
 		size_t want = (max_bytes + DMIO_PAGE_SIZE - 1) / DMIO_PAGE_SIZE;
 
 		if (!client_get_bounce(io->client, piece, want < DMIO_PIECE_MAX_IOV ? (unsigned int)want
-										 : DMIO_PIECE_MAX_IOV))
+										 : DMIO_PIECE_MAX_IOV)) {
+			atomic_fetch_sub(&r->bdev->pieces, 1);
 			return false;
+		}
 		bytes = piece_map_bounce(piece, &io->cursor, max_bytes);
 	}
 	piece->bytes = bytes;
@@ -236,6 +242,7 @@ static bool route_piece(struct dm_io_client *client, struct dmio_piece *piece)
 	fault_check(&piece->bdev->faults, fault_op_of(piece->op), piece->offset >> DMIO_SECTOR_SHIFT,
 		    piece->bytes >> DMIO_SECTOR_SHIFT, &piece->fault);
 	if (piece->fault.fail || piece->fault.drop) {
+		atomic_fetch_add(&piece->bdev->injected, 1);
 		piece->res = piece->fault.fail ? -EIO : (long)piece->bytes;
 		client_push_done(client, piece);
 		return false;
@@ -308,8 +315,16 @@ void io_pump(struct dmio_io *io, bool from_waitq)
 				submit_batch(client, batch, &nbatch);
 		}
 	}
+	if (!nbatch) {
+		io_piece_done(io); /* drop the dispatch guard; may complete here */
+		return;
+	}
+	/* Drop the guard before the last submission: the batch keeps the
+	 * request pending, so the completion thread, not this caller, runs the
+	 * callback.  Completing here instead would let callbacks that resubmit
+	 * nest ever deeper on the submitter's stack. */
+	atomic_fetch_sub(&io->pending, 1);
 	submit_batch(client, batch, &nbatch);
-	io_piece_done(io); /* drop the dispatch guard */
 }
 
 /* ---- synchronous waiting ------------------------------------------------- */
@@ -335,10 +350,15 @@ static void sync_notify(unsigned long error, void *context)
 /* Uninterruptible: the I/O uses the caller's memory until it is done. */
 static unsigned long sync_wait_done(struct sync_wait *w)
 {
+	int cancel_state;
+
+	/* Cancelling the thread here would unwind the stack the I/O uses. */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	pthread_mutex_lock(&w->lock);
 	while (!w->done)
 		pthread_cond_wait(&w->done_cond, &w->lock);
 	pthread_mutex_unlock(&w->lock);
+	pthread_setcancelstate(cancel_state, NULL);
 	pthread_cond_destroy(&w->done_cond);
 	pthread_mutex_destroy(&w->lock);
 	return w->bits;
@@ -375,7 +395,7 @@ DMIO_EXPORT int dm_io(struct dm_io_request *req, unsigned int num_regions, struc
 	}
 	client = req->client ? req->client : dmio_default_client();
 	if (!client)
-		return -ENOMEM;
+		return errno ? -errno : -ENOMEM;
 	if (!req->notify.fn && client_on_completion_thread(client))
 		return -EDEADLK; /* it would wait for the thread it blocks */
 	io = client_get_io(client);

@@ -117,6 +117,8 @@ static int write_and_compare(struct io_region *where, int n)
 	unsigned long bits = 0;
 	int ret, failures = 0;
 
+	if (!data)
+		g_error("out of memory");
 	fill_pattern(data, DEMO_BYTES);
 	ret = dm_io_sync_vm((unsigned int)n, where, DMIO_WRITE, data, &bits);
 	printf("write: 1 MiB fanned out to %d region(s) in one request: %s, error bits 0x%lx\n", n,
@@ -161,7 +163,7 @@ int main(int argc, char **argv)
 	}
 	g_option_context_free(ctx);
 	n = argc - 1;
-	if (n < 1 || n > (int)DM_IO_MAX_REGIONS || size_mib < 2) {
+	if (n < 1 || n > (int)DM_IO_MAX_REGIONS || size_mib < 1) {
 		fprintf(stderr, "usage: dmio-demo [--size MIB] [--inject-device N --inject SPEC] IMAGE...\n");
 		g_free(inject_spec);
 		return 2;
