@@ -42,18 +42,57 @@ void client_wake(struct dm_io_client *client)
 
 /* ---- pools -------------------------------------------------------------- */
 
+struct pool_targets {
+	unsigned int pages, pieces, ios;
+};
+
+static struct pool_targets targets_for(unsigned int num_pages)
+{
+	struct pool_targets t = {
+		.pages = num_pages > MIN_PAGES ? num_pages : MIN_PAGES,
+		.pieces = MIN_PIECES + num_pages / 8,
+		.ios = MIN_IOS + num_pages / 8,
+	};
+
+	if (t.pieces > RING_SIZE)
+		t.pieces = RING_SIZE;
+	return t;
+}
+
+/* Grow one pool to target: allocate (and fault in) outside the lock, so
+ * I/O goes on meanwhile, then hand the objects over under it. */
+static int grow_pool(struct dm_io_client *client, struct obj_pool *pool, unsigned int target)
+{
+	unsigned int missing, made;
+	void *chain;
+
+	pthread_mutex_lock(&client->lock);
+	missing = pool->total < target ? target - pool->total : 0;
+	pthread_mutex_unlock(&client->lock);
+	chain = missing ? pool_alloc_chain(pool, missing, &made) : NULL;
+	pthread_mutex_lock(&client->lock);
+	pool_adopt_chain(pool, chain);
+	pthread_mutex_unlock(&client->lock);
+	return missing && made < missing ? -ENOMEM : 0;
+}
+
 static int size_pools(struct dm_io_client *client, unsigned int num_pages)
 {
-	unsigned int pages = num_pages > MIN_PAGES ? num_pages : MIN_PAGES;
-	unsigned int pieces = MIN_PIECES + num_pages / 8;
-	unsigned int ios = MIN_IOS + num_pages / 8;
+	struct pool_targets t = targets_for(num_pages);
+	int err = grow_pool(client, &client->pages, t.pages);
 
-	if (pieces > RING_SIZE)
-		pieces = RING_SIZE;
-	if (pool_resize(&client->pages, pages) || pool_resize(&client->pieces, pieces) ||
-	    pool_resize(&client->ios, ios))
-		return -ENOMEM;
-	return 0;
+	if (!err)
+		err = grow_pool(client, &client->pieces, t.pieces);
+	if (!err)
+		err = grow_pool(client, &client->ios, t.ios);
+	/* Set the targets, trimming any surplus: objects in use go back
+	 * to the heap as they return. */
+	pthread_mutex_lock(&client->lock);
+	pool_set_target(&client->pages, t.pages);
+	pool_set_target(&client->pieces, t.pieces);
+	pool_set_target(&client->ios, t.ios);
+	pthread_mutex_unlock(&client->lock);
+	return err;
 }
 
 struct dmio_io *client_get_io(struct dm_io_client *client)
@@ -413,9 +452,7 @@ DMIO_EXPORT int dm_io_client_resize(unsigned int num_pages, struct dm_io_client 
 
 	if (!client)
 		return -EINVAL;
-	pthread_mutex_lock(&client->lock);
 	err = size_pools(client, num_pages);
-	pthread_mutex_unlock(&client->lock);
 	client_wake(client); /* parked requests may fit now */
 	return err;
 }

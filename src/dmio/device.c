@@ -170,8 +170,8 @@ DMIO_EXPORT void dmio_bdev_close(struct block_device *bdev)
 	if (!bdev)
 		return;
 	/* Closing under I/O would let the descriptor be reused mid-flight:
-	 * wait for every piece that still names this device. */
-	while (atomic_load(&bdev->pieces))
+	 * wait for every request and piece that still names this device. */
+	while (atomic_load(&bdev->requests) || atomic_load(&bdev->pieces))
 		usleep(1000);
 	bdev_free(bdev);
 }

@@ -207,14 +207,15 @@ static void apply(const struct dmio_fault *r, sector_t sector, sector_t count, s
 		end = r->count ? r->sector + r->count : UINT64_MAX;
 		if (end > sector + count)
 			end = sector + count;
-		if (v->corrupt_end == v->corrupt_first) {
-			v->corrupt_first = first;
-			v->corrupt_end = end;
-		} else { /* several rules: cover them all */
-			if (first < v->corrupt_first)
-				v->corrupt_first = first;
-			if (end > v->corrupt_end)
-				v->corrupt_end = end;
+		if (v->ncorrupt < FAULT_MAX_CORRUPT) {
+			v->corrupt[v->ncorrupt++] = (struct fault_range){ first, end };
+		} else { /* too many rules on one piece: widen the last range */
+			struct fault_range *last = &v->corrupt[FAULT_MAX_CORRUPT - 1];
+
+			if (first < last->first)
+				last->first = first;
+			if (end > last->end)
+				last->end = end;
 		}
 		break;
 	}
@@ -239,27 +240,26 @@ void fault_check(struct fault_set *set, unsigned int op, sector_t sector, sector
 
 /* ---- the text form: "action=eio,ops=read+write,sector=8,count=8,every=2" -- */
 
+/* "read+write": every name must be known and none may be empty. */
 static int parse_ops(const char *value, unsigned int *ops)
 {
-	char *copy = strdup(value), *save = NULL, *tok;
-	int err = 0;
+	gchar **names = g_strsplit_set(value, "+|/", -1);
+	int err = names[0] ? 0 : -EINVAL;
 
-	if (!copy)
-		return -ENOMEM;
 	*ops = 0;
-	for (tok = strtok_r(copy, "+|/", &save); tok; tok = strtok_r(NULL, "+|/", &save)) {
-		if (!strcmp(tok, "read"))
+	for (gchar **name = names; *name && !err; name++) {
+		if (!strcmp(*name, "read"))
 			*ops |= DMIO_FAULT_READ;
-		else if (!strcmp(tok, "write"))
+		else if (!strcmp(*name, "write"))
 			*ops |= DMIO_FAULT_WRITE;
-		else if (!strcmp(tok, "flush"))
+		else if (!strcmp(*name, "flush"))
 			*ops |= DMIO_FAULT_FLUSH;
-		else if (!strcmp(tok, "all"))
+		else if (!strcmp(*name, "all"))
 			*ops |= DMIO_FAULT_READ | DMIO_FAULT_WRITE | DMIO_FAULT_FLUSH;
 		else
 			err = -EINVAL;
 	}
-	free(copy);
+	g_strfreev(names);
 	return err;
 }
 
@@ -349,28 +349,26 @@ static int parse_pair(const char *key, const char *value, struct dmio_fault *r)
 DMIO_EXPORT int dmio_fault_parse(const char *spec, struct dmio_fault *rule)
 {
 	struct dmio_fault r = { 0 };
-	char *copy, *save = NULL, *tok;
+	gchar **items;
 	int err = 0;
 
-	if (!spec || !rule)
+	if (!spec || !rule || !*spec)
 		return -EINVAL;
-	copy = strdup(spec);
-	if (!copy)
-		return -ENOMEM;
-	for (tok = strtok_r(copy, ",", &save); tok && !err; tok = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(tok, '=');
+	items = g_strsplit(spec, ",", -1);
+	for (gchar **item = items; *item && !err; item++) {
+		char *eq = strchr(*item, '=');
 
-		if (!eq) {
+		if (!eq || eq == *item) {
 			err = -EINVAL;
 			break;
 		}
 		*eq = '\0';
-		err = parse_pair(tok, eq + 1, &r);
+		err = parse_pair(*item, eq + 1, &r);
 	}
-	free(copy);
+	g_strfreev(items);
 	if (err)
 		return err;
-	if (!r.ops) /* the action says which ops make sense */
+	if (!r.ops) /* ops not given: the action says which make sense */
 		r.ops = r.action == DMIO_FAULT_CORRUPT ? DMIO_FAULT_READ
 			: r.action == DMIO_FAULT_DROP  ? DMIO_FAULT_WRITE
 						       : DMIO_FAULT_READ | DMIO_FAULT_WRITE;

@@ -34,6 +34,12 @@ struct obj_pool {
 
 void pool_init(struct obj_pool *pool, size_t obj_size, size_t align);
 int pool_resize(struct obj_pool *pool, unsigned int target);
+/* Set the target without allocating; surplus free objects are freed. */
+void pool_set_target(struct obj_pool *pool, unsigned int target);
+/* Allocate objects without touching the pool (so without its lock), then
+ * hand them over under the lock. */
+void *pool_alloc_chain(const struct obj_pool *pool, unsigned int count, unsigned int *made);
+void pool_adopt_chain(struct obj_pool *pool, void *chain);
 void *pool_get(struct obj_pool *pool);
 void pool_put(struct obj_pool *pool, void *obj);
 /* Frees every object; returns how many were still in use (leaked). */
@@ -74,12 +80,21 @@ struct fault_set {
 	int next_id;
 };
 
+/* Sector ranges to corrupt in one piece; more rules than this widen the
+ * last range to cover them. */
+#define FAULT_MAX_CORRUPT 4
+
+struct fault_range {
+	sector_t first, end;
+};
+
 /* What the rules decided for one piece of I/O. */
 struct fault_verdict {
 	bool fail;          /* complete with -EIO, skip the device */
 	bool drop;          /* complete as written, skip the device */
 	unsigned int delay_ms;
-	sector_t corrupt_first, corrupt_end; /* sectors to corrupt when read */
+	unsigned int ncorrupt;
+	struct fault_range corrupt[FAULT_MAX_CORRUPT]; /* sectors to corrupt when read */
 };
 
 void fault_set_init(struct fault_set *set);
@@ -104,6 +119,7 @@ struct block_device {
 	atomic_uint_fast64_t reads, writes, flushes, discards, read_bytes, write_bytes, errors, injected;
 	atomic_uint inflight; /* pieces on the device: a load measure */
 	atomic_uint pieces;   /* pieces naming the device, from build to finish */
+	atomic_uint requests; /* regions of unfinished requests naming it */
 };
 
 /* ---- requests, pieces and clients --------------------------------------- */

@@ -150,17 +150,27 @@ static char *iov_byte(struct dmio_piece *piece, size_t off)
 	return NULL;
 }
 
-/* Flip the low bit of the first byte of every sector the rule covers. */
+static bool sector_corrupted(const struct fault_verdict *v, sector_t s)
+{
+	for (unsigned int i = 0; i < v->ncorrupt; i++)
+		if (s >= v->corrupt[i].first && s < v->corrupt[i].end)
+			return true;
+	return false;
+}
+
+/* Flip the low bit of the first byte of every sector a rule covers, once
+ * even where rules overlap. */
 static void corrupt(struct dmio_piece *piece)
 {
 	sector_t first = piece->offset >> DMIO_SECTOR_SHIFT;
 	sector_t end = first + (piece->bytes >> DMIO_SECTOR_SHIFT);
-	sector_t s = piece->fault.corrupt_first > first ? piece->fault.corrupt_first : first;
-	sector_t stop = piece->fault.corrupt_end < end ? piece->fault.corrupt_end : end;
 
-	for (; s < stop; s++) {
-		char *byte = iov_byte(piece, (size_t)(s - first) << DMIO_SECTOR_SHIFT);
+	for (sector_t s = first; s < end; s++) {
+		char *byte;
 
+		if (!sector_corrupted(&piece->fault, s))
+			continue;
+		byte = iov_byte(piece, (size_t)(s - first) << DMIO_SECTOR_SHIFT);
 		if (byte)
 			*byte ^= 0x01;
 	}
@@ -168,7 +178,7 @@ static void corrupt(struct dmio_piece *piece)
 
 static void finish_read(struct dmio_piece *piece, bool ok)
 {
-	if (ok && piece->fault.corrupt_end > piece->fault.corrupt_first)
+	if (ok && piece->fault.ncorrupt)
 		corrupt(piece);
 	if (piece->nbounce) {
 		if (ok)

@@ -31,24 +31,56 @@ static void *pop_free(struct obj_pool *pool)
 	return obj;
 }
 
-int pool_resize(struct obj_pool *pool, unsigned int target)
+void *pool_alloc_chain(const struct obj_pool *pool, unsigned int count, unsigned int *made)
 {
-	pool->target = target;
-	while (pool->total < target) {
+	void *chain = NULL;
+
+	for (*made = 0; *made < count; (*made)++) {
 		void *obj = NULL;
 
 		if (posix_memalign(&obj, pool->align, pool->obj_size))
-			return -ENOMEM;
+			break;
 		/* Touch every page now: faults are expensive on the I/O path. */
 		memset(obj, 0, pool->obj_size);
-		pool->total++;
-		push_free(pool, obj);
+		*(void **)obj = chain;
+		chain = obj;
 	}
+	return chain;
+}
+
+void pool_adopt_chain(struct obj_pool *pool, void *chain)
+{
+	while (chain) {
+		void *next = *(void **)chain;
+
+		pool->total++;
+		push_free(pool, chain);
+		chain = next;
+	}
+}
+
+void pool_set_target(struct obj_pool *pool, unsigned int target)
+{
+	pool->target = target;
 	while (pool->total > target && pool->nfree) {
 		free(pop_free(pool));
 		pool->total--;
 	}
-	return 0;
+}
+
+int pool_resize(struct obj_pool *pool, unsigned int target)
+{
+	int err = 0;
+
+	if (pool->total < target) {
+		unsigned int want = target - pool->total, made;
+
+		pool_adopt_chain(pool, pool_alloc_chain(pool, want, &made));
+		if (made < want)
+			err = -ENOMEM;
+	}
+	pool_set_target(pool, target);
+	return err;
 }
 
 void *pool_get(struct obj_pool *pool)

@@ -80,12 +80,27 @@ static unsigned long regions_failing_early(const struct dmio_io *io)
 	return skip;
 }
 
+/* Requests hold each device they name, so dmio_bdev_close waits for them. */
+static void io_hold_devices(struct dmio_io *io)
+{
+	for (unsigned int i = 0; i < io->num_regions; i++)
+		atomic_fetch_add(&io->where[i].bdev->requests, 1);
+}
+
+static void io_release_devices(struct dmio_io *io)
+{
+	for (unsigned int i = 0; i < io->num_regions; i++)
+		atomic_fetch_sub(&io->where[i].bdev->requests, 1);
+}
+
 static void io_complete(struct dmio_io *io)
 {
 	unsigned long bits = atomic_load(&io->error_bits);
 	io_notify_fn fn = io->fn;
 	void *context = io->context;
 
+	/* Released before the callback, which may itself close a device. */
+	io_release_devices(io);
 	client_put_io(io->client, io);
 	fn(bits, context);
 }
@@ -407,6 +422,7 @@ DMIO_EXPORT int dm_io(struct dm_io_request *req, unsigned int num_regions, struc
 	io->mem = req->mem;
 	io->num_regions = num_regions;
 	memcpy(io->where, where, num_regions * sizeof(*where));
+	io_hold_devices(io);
 	io->skip = regions_failing_early(io);
 	atomic_store(&io->error_bits, io->skip);
 	if (req->notify.fn) {
