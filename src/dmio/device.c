@@ -31,6 +31,11 @@ static unsigned int sysfs_max_io_sectors(dev_t rdev)
 
 	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/max_sectors_kb", major(rdev), minor(rdev));
 	f = fopen(path, "re");
+	if (!f) { /* a partition: the limits are its disk's */
+		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/../queue/max_sectors_kb", major(rdev),
+			 minor(rdev));
+		f = fopen(path, "re");
+	}
 	if (!f)
 		return DEFAULT_MAX_IO_SECTORS;
 	if (fscanf(f, "%u", &kib) != 1 || kib < 4)
@@ -171,6 +176,7 @@ DMIO_EXPORT void dmio_bdev_close(struct block_device *bdev)
 		return;
 	/* Closing under I/O would let the descriptor be reused mid-flight:
 	 * wait for every request and piece that still names this device. */
+	io_release_own_device(bdev);
 	while (atomic_load(&bdev->requests) || atomic_load(&bdev->pieces))
 		usleep(1000);
 	bdev_free(bdev);

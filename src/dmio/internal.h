@@ -122,6 +122,9 @@ struct block_device {
 	atomic_uint requests; /* regions of unfinished requests naming it */
 };
 
+/* request.c: dmio_bdev_close from a callback drops its own request's hold */
+void io_release_own_device(struct block_device *bdev);
+
 /* ---- requests, pieces and clients --------------------------------------- */
 
 enum piece_op { PIECE_READ, PIECE_WRITE, PIECE_FLUSH, PIECE_DISCARD, PIECE_ZEROES };

@@ -87,10 +87,19 @@ static void io_hold_devices(struct dmio_io *io)
 		atomic_fetch_add(&io->where[i].bdev->requests, 1);
 }
 
-static void io_release_devices(struct dmio_io *io)
+/* The devices of the request whose callback runs on this thread: a close
+ * from that callback releases them itself instead of waiting for them. */
+static __thread struct block_device **completing_devs;
+static __thread unsigned int completing_n;
+
+void io_release_own_device(struct block_device *bdev)
 {
-	for (unsigned int i = 0; i < io->num_regions; i++)
-		atomic_fetch_sub(&io->where[i].bdev->requests, 1);
+	for (unsigned int i = 0; i < completing_n; i++) {
+		if (completing_devs[i] == bdev) {
+			atomic_fetch_sub(&bdev->requests, 1);
+			completing_devs[i] = NULL;
+		}
+	}
 }
 
 static void io_complete(struct dmio_io *io)
@@ -98,11 +107,21 @@ static void io_complete(struct dmio_io *io)
 	unsigned long bits = atomic_load(&io->error_bits);
 	io_notify_fn fn = io->fn;
 	void *context = io->context;
+	struct block_device *devs[DM_IO_MAX_REGIONS], **outer_devs = completing_devs;
+	unsigned int n = io->num_regions, outer_n = completing_n;
 
-	/* Released before the callback, which may itself close a device. */
-	io_release_devices(io);
+	for (unsigned int i = 0; i < n; i++)
+		devs[i] = io->where[i].bdev;
 	client_put_io(io->client, io);
+	completing_devs = devs;
+	completing_n = n;
 	fn(bits, context);
+	completing_devs = outer_devs;
+	completing_n = outer_n;
+	/* Released after the callback: a close elsewhere returns only once it ran. */
+	for (unsigned int i = 0; i < n; i++)
+		if (devs[i])
+			atomic_fetch_sub(&devs[i]->requests, 1);
 }
 
 static void io_enter_phase(struct dmio_io *io, enum io_phase phase)
