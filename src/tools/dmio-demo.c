@@ -29,10 +29,14 @@ static int make_image(const char *path, guint64 bytes)
 	return err;
 }
 
+/* A fresh pattern every run, so a copy left over from an earlier run
+ * cannot pass for this run's write. */
 static void fill_pattern(unsigned char *buf, size_t len)
 {
+	guint32 seed = g_random_int();
+
 	for (size_t i = 0; i < len; i++)
-		buf[i] = (unsigned char)(i * 7 + i / 4096);
+		buf[i] = (unsigned char)(i * 7 + i / 4096 + seed);
 }
 
 static struct page_list *page_list_new(unsigned int pages)
