@@ -1,0 +1,323 @@
+/* alloc.c - chunk and block allocation (alloc.h). */
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+
+struct pending_free {
+	uint64_t seq;
+	uint32_t chunk, cblock, n;
+};
+
+void alloc_init(struct alloc *a, const struct layout *l, uint32_t ndevices, uint32_t copies,
+		const uint64_t *dev_bytes)
+{
+	memset(a, 0, sizeof(*a));
+	a->layout = *l;
+	a->ndevices = ndevices;
+	a->copies = copies;
+	for (uint32_t i = 0; i < ndevices; i++) {
+		a->dev_chunks[i] = layout_chunks(l, dev_bytes[i]);
+		a->dev_usable[i] = true;
+	}
+	a->chunks = g_ptr_array_new();
+	a->pending = g_array_new(FALSE, FALSE, sizeof(struct pending_free));
+}
+
+void alloc_destroy(struct alloc *a)
+{
+	if (!a->chunks)
+		return;
+	for (guint i = 0; i < a->chunks->len; i++) {
+		struct chunk *c = g_ptr_array_index(a->chunks, i);
+
+		if (c)
+			g_free(c->bitmap);
+		g_free(c);
+	}
+	g_ptr_array_free(a->chunks, TRUE);
+	g_array_free(a->pending, TRUE);
+	a->chunks = NULL;
+}
+
+struct chunk *alloc_chunk(struct alloc *a, uint32_t id)
+{
+	return id < a->chunks->len ? g_ptr_array_index(a->chunks, id) : NULL;
+}
+
+static uint64_t slot_of(const struct alloc *a, uint64_t offset)
+{
+	return (offset - a->layout.data_offset) / a->layout.chunk_bytes;
+}
+
+int alloc_apply_chunk(struct alloc *a, const struct rec_chunk *r)
+{
+	uint32_t nblocks = (uint32_t)(a->layout.chunk_bytes / DMIOFS_BLOCK);
+	struct chunk *c;
+
+	if (r->ncopies == 0 || r->ncopies > DMIOFS_MAX_COPIES || alloc_chunk(a, r->id))
+		return -EUCLEAN;
+	for (uint32_t i = 0; i < r->ncopies; i++) {
+		const struct rec_stripe *s = &r->stripes[i];
+
+		if (s->dev >= a->ndevices || s->offset < a->layout.data_offset ||
+		    (s->offset - a->layout.data_offset) % a->layout.chunk_bytes ||
+		    slot_of(a, s->offset) >= a->dev_chunks[s->dev])
+			return -EUCLEAN;
+		for (uint32_t j = 0; j < i; j++)
+			if (r->stripes[j].dev == s->dev)
+				return -EUCLEAN; /* copies must be on distinct devices */
+	}
+	c = g_new0(struct chunk, 1);
+	c->id = r->id;
+	c->ncopies = r->ncopies;
+	memcpy(c->stripes, r->stripes, sizeof(c->stripes));
+	c->nblocks = nblocks;
+	c->bitmap = g_new0(uint64_t, (nblocks + 63) / 64);
+	if (r->id >= a->chunks->len)
+		g_ptr_array_set_size(a->chunks, (gint)r->id + 1);
+	g_ptr_array_index(a->chunks, r->id) = c;
+	for (uint32_t i = 0; i < r->ncopies; i++) {
+		uint64_t slot = slot_of(a, r->stripes[i].offset);
+
+		if (slot + 1 > a->dev_next[r->stripes[i].dev])
+			a->dev_next[r->stripes[i].dev] = slot + 1;
+	}
+	a->free_blocks += nblocks;
+	return 0;
+}
+
+static bool bit_test(const uint64_t *map, uint32_t i)
+{
+	return map[i / 64] >> (i % 64) & 1;
+}
+
+static void bits_set(uint64_t *map, uint32_t from, uint32_t n, bool on)
+{
+	for (uint32_t i = from; i < from + n; i++) {
+		if (on)
+			map[i / 64] |= 1ull << (i % 64);
+		else
+			map[i / 64] &= ~(1ull << (i % 64));
+	}
+}
+
+int alloc_mark_used(struct alloc *a, uint32_t id, uint32_t cblock, uint32_t n)
+{
+	struct chunk *c = alloc_chunk(a, id);
+
+	if (!c || cblock >= c->nblocks || n > c->nblocks - cblock)
+		return -EUCLEAN;
+	for (uint32_t i = cblock; i < cblock + n; i++)
+		if (bit_test(c->bitmap, i))
+			return -EUCLEAN; /* two extents share a block */
+	bits_set(c->bitmap, cblock, n, true);
+	c->used += n;
+	a->free_blocks -= n;
+	return 0;
+}
+
+/* The longest free run (up to want) at or after the hint, wrapping once. */
+static bool chunk_take(struct chunk *c, uint32_t want, uint32_t *cblock, uint32_t *got)
+{
+	for (uint32_t pass = 0; pass < 2; pass++) {
+		uint32_t i = pass ? 0 : c->hint, stop = pass ? c->hint : c->nblocks;
+
+		while (i < stop) {
+			uint32_t run = 0;
+
+			if (bit_test(c->bitmap, i)) {
+				i++;
+				continue;
+			}
+			while (i + run < c->nblocks && run < want && !bit_test(c->bitmap, i + run))
+				run++;
+			*cblock = i;
+			*got = run;
+			bits_set(c->bitmap, i, run, true);
+			c->used += run;
+			c->hint = i + run < c->nblocks ? i + run : 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Pick `copies` usable devices with the most free slots. */
+static int pick_devices(const struct alloc *a, uint32_t *devs)
+{
+	bool taken[DMIOFS_MAX_DEVICES] = { false };
+
+	for (uint32_t k = 0; k < a->copies; k++) {
+		int best = -1;
+
+		for (uint32_t d = 0; d < a->ndevices; d++) {
+			uint64_t free_slots = a->dev_chunks[d] - a->dev_next[d];
+
+			if (taken[d] || !a->dev_usable[d] || !free_slots)
+				continue;
+			if (best < 0 || free_slots > a->dev_chunks[best] - a->dev_next[best])
+				best = (int)d;
+		}
+		if (best < 0)
+			return -ENOSPC;
+		taken[best] = true;
+		devs[k] = (uint32_t)best;
+	}
+	return 0;
+}
+
+static int new_chunk(struct alloc *a, GByteArray *records, uint32_t *id)
+{
+	struct rec_chunk r = { .id = a->chunks->len, .ncopies = a->copies };
+	uint32_t devs[DMIOFS_MAX_COPIES];
+	int err = pick_devices(a, devs);
+
+	if (err)
+		return err;
+	for (uint32_t k = 0; k < a->copies; k++) {
+		r.stripes[k].dev = devs[k];
+		r.stripes[k].offset = a->layout.data_offset + a->dev_next[devs[k]] * a->layout.chunk_bytes;
+	}
+	err = alloc_apply_chunk(a, &r);
+	if (err)
+		return err;
+	rec_put_chunk(records, &r);
+	*id = r.id;
+	return 0;
+}
+
+int alloc_blocks(struct alloc *a, uint32_t want, uint32_t *chunk, uint32_t *cblock, uint32_t *got,
+		 GByteArray *records)
+{
+	uint32_t nchunks = a->chunks->len;
+
+	if (!want)
+		return -EINVAL;
+	/* The current chunk first, then any other with room, then a new one. */
+	for (uint32_t k = 0; k <= nchunks; k++) {
+		uint32_t id = nchunks ? (a->current + k) % nchunks : 0;
+		struct chunk *c;
+
+		if (k == nchunks) {
+			int err = new_chunk(a, records, &id);
+
+			if (err)
+				return err;
+		}
+		c = alloc_chunk(a, id);
+		if (c && c->used < c->nblocks && chunk_take(c, want, cblock, got)) {
+			a->current = id;
+			*chunk = id;
+			a->free_blocks -= *got;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+void alloc_free_now(struct alloc *a, uint32_t id, uint32_t cblock, uint32_t n)
+{
+	struct chunk *c = alloc_chunk(a, id);
+
+	if (!c || cblock >= c->nblocks || n > c->nblocks - cblock)
+		return;
+	bits_set(c->bitmap, cblock, n, false);
+	c->used -= n;
+	a->free_blocks += n;
+}
+
+void alloc_free_after(struct alloc *a, uint64_t seq, uint32_t chunk, uint32_t cblock, uint32_t n)
+{
+	struct pending_free p = { seq, chunk, cblock, n };
+
+	g_array_append_val(a->pending, p);
+	a->pending_blocks += n;
+}
+
+void alloc_release(struct alloc *a, uint64_t durable_seq)
+{
+	guint done = 0;
+
+	while (done < a->pending->len) {
+		struct pending_free *p = &g_array_index(a->pending, struct pending_free, done);
+
+		if (p->seq > durable_seq)
+			break;
+		alloc_free_now(a, p->chunk, p->cblock, p->n);
+		a->pending_blocks -= p->n;
+		done++;
+	}
+	if (done)
+		g_array_remove_range(a->pending, 0, done);
+}
+
+static int by_free_desc(const void *x, const void *y)
+{
+	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+	return a < b ? 1 : a > b ? -1 : 0;
+}
+
+uint64_t alloc_new_chunks_possible(const struct alloc *a)
+{
+	uint64_t free_slots[DMIOFS_MAX_DEVICES];
+	uint32_t n = 0, k = a->copies;
+	uint64_t chunks = 0;
+
+	for (uint32_t d = 0; d < a->ndevices; d++)
+		if (a->dev_usable[d])
+			free_slots[n++] = a->dev_chunks[d] - a->dev_next[d];
+	if (n < k)
+		return 0;
+	/* Greedy, as new_chunk allocates: the k fullest-free devices each
+	 * give a slot; in steps until the k-th catches up with the next. */
+	for (;;) {
+		uint64_t step;
+
+		qsort(free_slots, n, sizeof(free_slots[0]), by_free_desc);
+		if (!free_slots[k - 1])
+			break;
+		step = n > k ? free_slots[k - 1] - free_slots[k] : free_slots[k - 1];
+		if (!step)
+			step = 1;
+		for (uint32_t i = 0; i < k; i++)
+			free_slots[i] -= step;
+		chunks += step;
+	}
+	return chunks;
+}
+
+void alloc_space(const struct alloc *a, uint64_t *total_blocks, uint64_t *free_blocks)
+{
+	uint64_t per_chunk = a->layout.chunk_bytes / DMIOFS_BLOCK;
+	uint64_t possible = alloc_new_chunks_possible(a) * per_chunk;
+
+	*total_blocks = (uint64_t)a->chunks->len * per_chunk + possible;
+	*free_blocks = a->free_blocks + a->pending_blocks + possible;
+}
+
+void alloc_serialize(const struct alloc *a, GByteArray *out)
+{
+	for (guint i = 0; i < a->chunks->len; i++) {
+		const struct chunk *c = g_ptr_array_index(a->chunks, i);
+		struct rec_chunk r = { .id = c->id, .ncopies = c->ncopies };
+
+		memcpy(r.stripes, c->stripes, sizeof(r.stripes));
+		rec_put_chunk(out, &r);
+	}
+}
+
+uint64_t alloc_dev_used_bytes(const struct alloc *a, uint32_t dev)
+{
+	uint64_t blocks = 0;
+
+	for (guint i = 0; i < a->chunks->len; i++) {
+		const struct chunk *c = g_ptr_array_index(a->chunks, i);
+
+		for (uint32_t k = 0; k < c->ncopies; k++)
+			if (c->stripes[k].dev == dev)
+				blocks += c->used;
+	}
+	return blocks * DMIOFS_BLOCK;
+}

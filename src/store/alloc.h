@@ -1,0 +1,66 @@
+/* alloc.h - space: chunks of chunk_bytes, each mapped to `copies` stripes
+ * on distinct devices, and the 4 KiB blocks inside them.
+ *
+ * Chunks are recorded in the metadata (REC_CHUNK) and never move.  Block
+ * usage is not recorded: it is rebuilt at mount from the extents.  Blocks
+ * let go of are reused only once the commit that let go of them is
+ * durable, so a crash never finds live metadata pointing at reused blocks. */
+#ifndef DMIOFS_ALLOC_H
+#define DMIOFS_ALLOC_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "records.h"
+
+struct chunk {
+	uint32_t id;
+	uint32_t ncopies;
+	struct rec_stripe stripes[DMIOFS_MAX_COPIES];
+	uint32_t nblocks;
+	uint32_t used;
+	uint32_t hint;   /* where the next search starts */
+	uint64_t *bitmap; /* bit set: block in use or waiting to be released */
+};
+
+struct alloc {
+	struct layout layout;
+	uint32_t ndevices, copies;
+	uint64_t dev_chunks[DMIOFS_MAX_DEVICES]; /* chunk slots each device has */
+	uint64_t dev_next[DMIOFS_MAX_DEVICES];   /* first slot never handed out */
+	bool dev_usable[DMIOFS_MAX_DEVICES];     /* takes new chunks */
+	GPtrArray *chunks;  /* struct chunk *, by id */
+	GArray *pending;    /* struct pending_free, oldest first */
+	uint32_t current;   /* the chunk new blocks come from */
+	uint64_t free_blocks;    /* in chunks, not counting pending ones */
+	uint64_t pending_blocks;
+};
+
+void alloc_init(struct alloc *a, const struct layout *l, uint32_t ndevices, uint32_t copies,
+		const uint64_t *dev_bytes);
+void alloc_destroy(struct alloc *a);
+int alloc_apply_chunk(struct alloc *a, const struct rec_chunk *c);
+struct chunk *alloc_chunk(struct alloc *a, uint32_t id);
+/* Mark blocks in use (mount: from the extents).  -EUCLEAN on overlap. */
+int alloc_mark_used(struct alloc *a, uint32_t chunk, uint32_t cblock, uint32_t n);
+
+/* Up to `want` contiguous blocks (at least one).  A new chunk, if one is
+ * needed, is applied and recorded into records.  -ENOSPC when none. */
+int alloc_blocks(struct alloc *a, uint32_t want, uint32_t *chunk, uint32_t *cblock, uint32_t *got,
+		 GByteArray *records);
+/* Blocks never referenced by durable metadata (a write that failed). */
+void alloc_free_now(struct alloc *a, uint32_t chunk, uint32_t cblock, uint32_t n);
+/* Blocks let go of by the commit `seq`: free once it is durable. */
+void alloc_free_after(struct alloc *a, uint64_t seq, uint32_t chunk, uint32_t cblock, uint32_t n);
+void alloc_release(struct alloc *a, uint64_t durable_seq);
+
+/* Chunks that could still be created, given copies and free device space. */
+uint64_t alloc_new_chunks_possible(const struct alloc *a);
+void alloc_space(const struct alloc *a, uint64_t *total_blocks, uint64_t *free_blocks);
+void alloc_serialize(const struct alloc *a, GByteArray *out);
+/* Blocks a device holds in chunks, for status. */
+uint64_t alloc_dev_used_bytes(const struct alloc *a, uint32_t dev);
+
+#endif

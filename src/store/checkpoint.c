@@ -1,0 +1,255 @@
+/* checkpoint.c - checkpoints: every record needed to rebuild the file
+ * system, written to the slot not holding the newest one, on every device.
+ * The payload goes first; the header block, written last with PREFLUSH and
+ * FUA, makes the slot count.  At mount the valid slot with the highest seq
+ * wins, read from any device whose copy checks out. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "records.h"
+#include "store.h"
+
+#define FLUSH_AT (1u << 20)
+
+struct ckpt_writer {
+	struct store *st;
+	uint64_t offset; /* device offset of the next payload byte */
+	uint64_t end;    /* end of the slot */
+	uint64_t written;
+	uint32_t crc;
+	int err;
+};
+
+static void mark_failed(struct store *st, unsigned long bits)
+{
+	for (uint32_t i = 0; i < st->ndevices; i++) {
+		if ((bits & (1UL << i)) && st->dev[i].state == DEV_HEALTHY) {
+			st->dev[i].state = DEV_FAILED;
+			st->dev[i].err.count[ERR_WRITE]++;
+			g_warning("%s: checkpoint write failed: device marked failed", st->dev[i].path);
+		}
+	}
+}
+
+/* Write the whole 4 KiB blocks of out (all of it, padded, when last). */
+static int writer_flush(struct ckpt_writer *w, GByteArray *out, bool last)
+{
+	size_t len = last ? out->len : out->len / DMIOFS_BLOCK * DMIOFS_BLOCK;
+	size_t padded = (len + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK * DMIOFS_BLOCK;
+	unsigned long bits = 0;
+	int err;
+
+	if (w->err || !len)
+		return w->err;
+	w->crc = dmiofs_crc_extend(w->crc, out->data, len);
+	w->written += len;
+	if (w->offset + padded > w->end) {
+		g_critical("the checkpoint does not fit its slot (%llu bytes): the metadata area is full",
+			   (unsigned long long)(w->end - w->offset + w->written - len));
+		return w->err = -ENOSPC;
+	}
+	if (padded > len)
+		g_byte_array_set_size(out, (guint)padded), memset(out->data + len, 0, padded - len);
+	err = devs_write_same(w->st->client, w->st->dev, w->st->ndevices, w->offset, out->data, padded, 0, &bits);
+	mark_failed(w->st, bits);
+	if (err)
+		return w->err = err;
+	w->offset += padded;
+	g_byte_array_remove_range(out, 0, (guint)(last ? out->len : len));
+	return 0;
+}
+
+static int flush_cb(void *ctx, GByteArray *out)
+{
+	return writer_flush(ctx, out, false);
+}
+
+static void serialize_devices(struct store *st, GByteArray *out)
+{
+	for (uint32_t i = 0; i < st->ndevices; i++) {
+		struct rec_counters c = st->dev[i].err;
+
+		rec_put_dev_state(out, i, st->dev[i].state);
+		c.id = i;
+		rec_put_counters(out, REC_DEV_COUNTERS, &c);
+	}
+}
+
+int checkpoint_write(struct store *st)
+{
+	uint32_t slot = 1 - st->ckpt_slot;
+	uint64_t base = st->layout.meta_offset + slot * st->layout.ckpt_bytes;
+	struct ckpt_writer w = { st, base + DMIOFS_BLOCK, base + st->layout.ckpt_bytes, 0, 0xFFFFFFFFu, 0 };
+	struct ckpt_header h = { .seq = st->next_seq };
+	GByteArray *out = g_byte_array_sized_new(FLUSH_AT + 65536);
+	uint8_t *block;
+	unsigned long bits = 0;
+	int err;
+
+	alloc_serialize(&st->alloc, out);
+	serialize_devices(st, out);
+	err = meta_serialize(&st->meta, out, FLUSH_AT, flush_cb, &w);
+	if (!err)
+		err = writer_flush(&w, out, true);
+	g_byte_array_free(out, TRUE);
+	if (err)
+		return err;
+	memcpy(h.fs_uuid, st->sb.fs_uuid, 16);
+	h.payload_bytes = w.written;
+	h.payload_crc = w.crc;
+	h.log_pos = st->log_pos;
+	h.next_ino = st->meta.next_ino;
+	h.created = (uint64_t)time(NULL);
+	block = dio_alloc(DMIOFS_BLOCK);
+	if (!block)
+		return -ENOMEM;
+	ckpt_header_encode(&h, block);
+	err = devs_write_same(st->client, st->dev, st->ndevices, base, block, DMIOFS_BLOCK,
+			      DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, &bits);
+	dio_free(block);
+	mark_failed(st, bits);
+	if (err)
+		return err;
+	/* Everything in memory is now durable, pending records included. */
+	st->next_seq++;
+	g_byte_array_set_size(st->pending, 0);
+	st->ckpt_slot = slot;
+	st->ckpt_seq = h.seq;
+	st->durable_seq = h.seq;
+	st->log_used = 0;
+	st->checkpoints++;
+	alloc_release(&st->alloc, h.seq);
+	return 0;
+}
+
+/* The newest valid header of either slot, over every device. */
+static int newest_header(struct store *st, int skip_slot, struct ckpt_header *best, uint32_t *best_slot)
+{
+	uint8_t *block = dio_alloc(DMIOFS_BLOCK);
+	bool found = false;
+
+	if (!block)
+		return -ENOMEM;
+	for (uint32_t slot = 0; slot < 2; slot++) {
+		if ((int)slot == skip_slot)
+			continue;
+		for (uint32_t d = 0; d < st->ndevices; d++) {
+			struct ckpt_header h;
+
+			if (!st->dev[d].bdev ||
+			    dev_read(st->client, &st->dev[d], st->layout.meta_offset + slot * st->layout.ckpt_bytes,
+				     block, DMIOFS_BLOCK) ||
+			    ckpt_header_decode(block, st->sb.fs_uuid, &h))
+				continue;
+			if (!found || h.seq > best->seq) {
+				*best = h;
+				*best_slot = slot;
+				found = true;
+			}
+		}
+	}
+	dio_free(block);
+	return found ? 0 : -ENOENT;
+}
+
+/* The slot's payload from the first device whose copy has the right CRC. */
+static int read_payload(struct store *st, uint32_t slot, const struct ckpt_header *h, uint8_t **out)
+{
+	size_t padded = (h->payload_bytes + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK * DMIOFS_BLOCK;
+	uint64_t offset = st->layout.meta_offset + slot * st->layout.ckpt_bytes + DMIOFS_BLOCK;
+	uint8_t *buf;
+
+	if (h->payload_bytes > st->layout.ckpt_bytes - DMIOFS_BLOCK)
+		return -EUCLEAN;
+	buf = dio_alloc(padded);
+	if (!buf)
+		return -ENOMEM;
+	for (uint32_t d = 0; d < st->ndevices; d++) {
+		if (!st->dev[d].bdev || (padded && dev_read(st->client, &st->dev[d], offset, buf, padded)))
+			continue;
+		if (dmiofs_crc(buf, h->payload_bytes) == h->payload_crc) {
+			*out = buf;
+			return 0;
+		}
+		g_warning("%s: checkpoint %llu is damaged on this device; trying another copy", st->dev[d].path,
+			  (unsigned long long)h->seq);
+	}
+	dio_free(buf);
+	return -EUCLEAN;
+}
+
+int checkpoint_load(struct store *st, struct ckpt_header *h, GString *why)
+{
+	int skip = -1;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		uint32_t slot = 0;
+		uint8_t *payload = NULL;
+		const uint8_t *pos, *end;
+		struct record rec;
+		int err = newest_header(st, skip, h, &slot);
+
+		if (err == -ENOENT)
+			break;
+		if (err)
+			return err;
+		err = read_payload(st, slot, h, &payload);
+		if (err == -EUCLEAN) { /* every copy of the newest is bad: the older one */
+			skip = (int)slot;
+			continue;
+		}
+		if (err)
+			return err;
+		pos = payload;
+		end = payload + h->payload_bytes;
+		while ((err = rec_next(&pos, end, &rec)) > 0 && !(err = store_apply(st, &rec)))
+			;
+		dio_free(payload);
+		if (err) {
+			g_string_append_printf(why, "checkpoint %llu does not apply: %s", (unsigned long long)h->seq,
+					       g_strerror(-err));
+			return err;
+		}
+		st->ckpt_slot = slot;
+		st->ckpt_seq = h->seq;
+		if (h->next_ino > st->meta.next_ino)
+			st->meta.next_ino = h->next_ino;
+		return 0;
+	}
+	g_string_append(why, "no valid checkpoint on any device (the metadata area is damaged)");
+	return -EUCLEAN;
+}
+
+int store_write_superblocks(struct store *st, bool clean)
+{
+	int written = 0;
+
+	/* Every primary first, then every backup: a crash in between leaves
+	 * one good copy of each. */
+	for (int backup = 0; backup < 2; backup++) {
+		for (uint32_t i = 0; i < st->ndevices; i++) {
+			struct sdev *d = &st->dev[i];
+			struct superblock sb = st->sb;
+
+			if (!d->bdev || d->state != DEV_HEALTHY)
+				continue;
+			memcpy(sb.dev_uuid, d->sb.dev_uuid, 16);
+			sb.dev_index = i;
+			sb.dev_bytes = d->sb.dev_bytes;
+			sb.generation = st->durable_seq;
+			sb.ckpt_seq = st->ckpt_seq;
+			sb.ckpt_slot = st->ckpt_slot;
+			sb.flags = clean ? SB_CLEAN : 0;
+			for (uint32_t k = 0; k < st->ndevices; k++)
+				sb.devs[k].state = st->dev[k].state;
+			if (!dev_write_sb(st->client, d, &sb, backup)) {
+				written++;
+				d->sb = sb;
+			} else {
+				g_warning("%s: writing its %s superblock failed", d->path, backup ? "backup" : "primary");
+			}
+		}
+	}
+	return written ? 0 : -EIO;
+}

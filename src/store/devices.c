@@ -1,0 +1,205 @@
+/* devices.c - devices, superblocks and assembly (devices.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "devices.h"
+
+void *dio_alloc(size_t len)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, DMIOFS_BLOCK, len ? len : DMIOFS_BLOCK))
+		return NULL;
+	return p;
+}
+
+void dio_free(void *p)
+{
+	free(p);
+}
+
+int dev_read(struct dm_io_client *client, struct sdev *d, uint64_t offset, void *buf, size_t len)
+{
+	struct io_region where = { d->bdev, offset >> DMIO_SECTOR_SHIFT, len >> DMIO_SECTOR_SHIFT };
+	struct dm_io_request req = {
+		.bi_op = DMIO_READ,
+		.mem = { .type = DM_IO_VMA, .ptr.vma = buf },
+		.client = client,
+	};
+
+	if (!d->bdev)
+		return -ENODEV;
+	return dm_io(&req, 1, &where, NULL);
+}
+
+int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, uint64_t offset,
+		    const void *buf, size_t len, unsigned int flags, unsigned long *bits)
+{
+	struct io_region where[DMIOFS_MAX_DEVICES];
+	uint32_t map[DMIOFS_MAX_DEVICES], nr = 0;
+	struct dm_io_request req = {
+		.bi_op = DMIO_WRITE,
+		.bi_op_flags = flags,
+		.mem = { .type = DM_IO_VMA, .ptr.vma = (void *)buf },
+		.client = client,
+	};
+	unsigned long got = 0;
+	int err;
+
+	*bits = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (!devs[i].bdev || devs[i].state != DEV_HEALTHY)
+			continue;
+		where[nr] = (struct io_region){ devs[i].bdev, offset >> DMIO_SECTOR_SHIFT, len >> DMIO_SECTOR_SHIFT };
+		map[nr++] = i;
+	}
+	if (!nr)
+		return -EIO;
+	err = dm_io(&req, nr, where, &got);
+	if (err && err != -EIO)
+		return err;
+	for (uint32_t r = 0; r < nr; r++)
+		if (got & (1UL << r))
+			*bits |= 1UL << map[r];
+	return got == (nr == 64 ? ~0UL : (1UL << nr) - 1) ? -EIO : 0;
+}
+
+int dev_open(struct sdev *d, const char *path, int flags, GString *why)
+{
+	memset(d, 0, sizeof(*d));
+	d->path = g_strdup(path);
+	d->bdev = dmio_bdev_open(path, flags);
+	if (!d->bdev) {
+		int err = errno;
+
+		g_string_append_printf(why, "%s: cannot open: %s%s", path, g_strerror(err),
+				       err == EBUSY ? " (mounted, or in use by another program)" : "");
+		return -err;
+	}
+	d->bytes = dmio_bdev_sectors(d->bdev) << DMIO_SECTOR_SHIFT;
+	if (dmio_bdev_logical_block_size(d->bdev) > DMIOFS_BLOCK) {
+		g_string_append_printf(why, "%s: logical block size %u is above %u", path,
+				       dmio_bdev_logical_block_size(d->bdev), DMIOFS_BLOCK);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void dev_close(struct sdev *d)
+{
+	if (d->bdev)
+		dmio_bdev_close(d->bdev);
+	d->bdev = NULL;
+	g_free(d->path);
+	d->path = NULL;
+}
+
+static int read_sb_copy(struct dm_io_client *client, struct sdev *d, uint64_t offset, struct superblock *sb)
+{
+	uint8_t *block = dio_alloc(DMIOFS_BLOCK);
+	int err;
+
+	if (!block)
+		return -ENOMEM;
+	err = dev_read(client, d, offset, block, DMIOFS_BLOCK);
+	if (!err)
+		err = sb_decode(block, sb);
+	dio_free(block);
+	return err;
+}
+
+int dev_read_sb(struct dm_io_client *client, struct sdev *d, GString *why)
+{
+	struct superblock primary, backup;
+	int ep, eb;
+
+	if (d->bytes < 2 * DMIOFS_BLOCK) {
+		g_string_append_printf(why, "%s: too small to hold dmiofs", d->path);
+		return -ENODATA;
+	}
+	ep = read_sb_copy(client, d, 0, &primary);
+	eb = read_sb_copy(client, d, sb_backup_offset(d->bytes), &backup);
+	/* The backup is where the device's end was at mkfs; if the device
+	 * grew since, look where the primary says it is. */
+	if (eb && !ep && primary.dev_bytes <= d->bytes)
+		eb = read_sb_copy(client, d, sb_backup_offset(primary.dev_bytes), &backup);
+	d->sb_primary_ok = !ep;
+	d->sb_backup_ok = !eb;
+	if (ep && eb) {
+		if (ep == -EINVAL && eb == -EINVAL) {
+			g_string_append_printf(why, "%s: not a dmiofs device (no dmiofs superblock)", d->path);
+			return -ENODATA;
+		}
+		g_string_append_printf(why, "%s: both dmiofs superblocks are damaged (%s, %s)", d->path,
+				       ep == -EPROTO ? "unknown version" : "bad checksum",
+				       eb == -EPROTO ? "unknown version" : "bad checksum");
+		return -EUCLEAN;
+	}
+	if (!ep && !eb)
+		d->sb = primary.generation >= backup.generation ? primary : backup;
+	else
+		d->sb = ep ? backup : primary;
+	/* Copies that differ are both "ok" but one is stale: rewrite both. */
+	if (!ep && !eb && primary.generation != backup.generation)
+		d->sb_backup_ok = d->sb_primary_ok = false;
+	return 0;
+}
+
+int dev_write_sb(struct dm_io_client *client, struct sdev *d, const struct superblock *sb, bool backup)
+{
+	uint8_t *block = dio_alloc(DMIOFS_BLOCK);
+	unsigned long bits;
+	int err;
+
+	if (!block)
+		return -ENOMEM;
+	sb_encode(sb, block);
+	err = devs_write_same(client, d, 1, backup ? sb_backup_offset(sb->dev_bytes) : 0, block, DMIOFS_BLOCK,
+			      DMIO_REQ_FUA, &bits);
+	dio_free(block);
+	return err;
+}
+
+int devs_assemble(struct sdev *devs, uint32_t n, struct sdev *out, GString *why)
+{
+	const struct superblock *first = &devs[0].sb;
+	char a[37], b[37];
+
+	if (n != first->ndevices) {
+		uuid_format(first->fs_uuid, a);
+		g_string_append_printf(why, "file system %s has %u devices, %u given", a, first->ndevices, n);
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct superblock *sb = &devs[i].sb;
+
+		if (memcmp(sb->fs_uuid, first->fs_uuid, 16)) {
+			uuid_format(sb->fs_uuid, a);
+			uuid_format(first->fs_uuid, b);
+			g_string_append_printf(why, "%s belongs to file system %s, %s to %s: not one file system",
+					       devs[i].path, a, devs[0].path, b);
+			return -EINVAL;
+		}
+		if (memcmp(sb->dev_uuid, first->devs[sb->dev_index].uuid, 16)) {
+			g_string_append_printf(why, "%s: its identity does not match device %u of the file system",
+					       devs[i].path, sb->dev_index);
+			return -EINVAL;
+		}
+		if (out[sb->dev_index].bdev) {
+			g_string_append_printf(why, "%s and %s are the same device of the file system (index %u)",
+					       out[sb->dev_index].path, devs[i].path, sb->dev_index);
+			return -EINVAL;
+		}
+		if (devs[i].bytes < sb->dev_bytes) {
+			g_string_append_printf(why, "%s: device is %llu bytes, smaller than the %llu it was made with",
+					       devs[i].path, (unsigned long long)devs[i].bytes,
+					       (unsigned long long)sb->dev_bytes);
+			return -EINVAL;
+		}
+		out[sb->dev_index] = devs[i];
+	}
+	return 0;
+}

@@ -1,0 +1,49 @@
+/* devices.h - the devices of a file system: opening them, their
+ * superblocks (two copies each), and checking that a set belongs together. */
+#ifndef DMIOFS_DEVICES_H
+#define DMIOFS_DEVICES_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dmio.h"
+#include "format.h"
+#include "records.h"
+
+struct sdev {
+	char *path;
+	struct block_device *bdev;
+	uint64_t bytes;        /* what the device holds */
+	struct superblock sb;  /* the newest valid copy read */
+	bool sb_primary_ok, sb_backup_ok;
+	uint32_t state;        /* enum dev_state */
+	struct rec_counters err; /* persistent error counters (ERR_*) */
+};
+
+/* Aligned buffers for direct I/O. */
+void *dio_alloc(size_t len);
+void dio_free(void *p);
+
+/* Synchronous I/O of whole blocks at byte offsets, through client. */
+int dev_read(struct dm_io_client *client, struct sdev *d, uint64_t offset, void *buf, size_t len);
+/* The same bytes to every device in devs (those with a NULL bdev or not
+ * healthy are skipped), in one request; *bits names the failures by index
+ * into devs.  Returns -EIO only when every device failed. */
+int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, uint64_t offset,
+		    const void *buf, size_t len, unsigned int flags, unsigned long *bits);
+
+int dev_open(struct sdev *d, const char *path, int flags, GString *why);
+void dev_close(struct sdev *d);
+
+/* Read both superblock copies; 0 with d->sb set from the newest valid one,
+ * -ENODATA when neither copy is dmiofs, -EUCLEAN when both are damaged. */
+int dev_read_sb(struct dm_io_client *client, struct sdev *d, GString *why);
+/* Write d's superblock (sb with this device's identity) to one copy. */
+int dev_write_sb(struct dm_io_client *client, struct sdev *d, const struct superblock *sb, bool backup);
+
+/* Check that devs (in the order given) form one file system and reorder
+ * them by index into out[sb.ndevices].  Names the device and the reason. */
+int devs_assemble(struct sdev *devs, uint32_t n, struct sdev *out, GString *why);
+
+#endif

@@ -1,0 +1,326 @@
+/* format.c - encoding and checking dmiofs's on-disk structures, and the
+ * choice of layout at mkfs time. */
+#include <errno.h>
+#include <isa-l/crc.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "format.h"
+
+const uint8_t DMIOFS_SB_MAGIC[8] = { 'D', 'M', 'I', 'O', 'F', 'S', 'S', 'B' };
+const uint8_t DMIOFS_CKPT_MAGIC[8] = { 'D', 'M', 'I', 'O', 'C', 'K', 'P', 'T' };
+const uint8_t DMIOFS_LOG_MAGIC[8] = { 'D', 'M', 'I', 'O', 'L', 'O', 'G', '1' };
+
+/* CRC32C (Castagnoli), hardware-accelerated by ISA-L. */
+uint32_t dmiofs_crc_extend(uint32_t crc, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	while (len) { /* ISA-L takes an int length */
+		int n = len > (1u << 30) ? (1 << 30) : (int)len;
+
+		crc = crc32_iscsi((unsigned char *)p, n, crc);
+		p += n;
+		len -= (size_t)n;
+	}
+	return crc;
+}
+
+uint32_t dmiofs_crc(const void *buf, size_t len)
+{
+	return dmiofs_crc_extend(0xFFFFFFFFu, buf, len);
+}
+
+/* ---- superblock --------------------------------------------------------- */
+
+#define SB_CRC_OFFSET 12 /* after magic (8) and version (4) */
+
+void sb_encode(const struct superblock *sb, uint8_t block[DMIOFS_BLOCK])
+{
+	struct wbuf w = wbuf_init(block, DMIOFS_BLOCK);
+
+	put_bytes(&w, DMIOFS_SB_MAGIC, 8);
+	put_u32(&w, DMIOFS_VERSION);
+	put_u32(&w, 0); /* crc, filled below */
+	put_bytes(&w, sb->fs_uuid, 16);
+	put_bytes(&w, sb->dev_uuid, 16);
+	put_bytes(&w, sb->label, sizeof(sb->label));
+	put_u32(&w, sb->copies);
+	put_u32(&w, sb->ndevices);
+	put_u32(&w, sb->dev_index);
+	put_u32(&w, sb->block_size);
+	put_u64(&w, sb->dev_bytes);
+	put_u64(&w, sb->meta_offset);
+	put_u64(&w, sb->meta_bytes);
+	put_u64(&w, sb->ckpt_bytes);
+	put_u64(&w, sb->data_offset);
+	put_u64(&w, sb->chunk_bytes);
+	put_u64(&w, sb->created);
+	put_u64(&w, sb->generation);
+	put_u64(&w, sb->ckpt_seq);
+	put_u32(&w, sb->ckpt_slot);
+	put_u32(&w, sb->flags);
+	for (int i = 0; i < DMIOFS_MAX_DEVICES; i++) {
+		put_bytes(&w, sb->devs[i].uuid, 16);
+		put_u64(&w, sb->devs[i].bytes);
+		put_u32(&w, sb->devs[i].state);
+		put_u32(&w, 0);
+	}
+	put_zeros(&w, (size_t)(w.end - w.p));
+	{
+		struct wbuf c = wbuf_init(block + SB_CRC_OFFSET, 4);
+
+		put_u32(&c, dmiofs_crc(block, DMIOFS_BLOCK));
+	}
+}
+
+int sb_decode(const uint8_t block[DMIOFS_BLOCK], struct superblock *sb)
+{
+	uint8_t copy[DMIOFS_BLOCK];
+	struct rbuf r = rbuf_init(block, DMIOFS_BLOCK);
+	uint8_t magic[8];
+	uint32_t version, crc;
+
+	get_bytes(&r, magic, 8);
+	if (memcmp(magic, DMIOFS_SB_MAGIC, 8))
+		return -EINVAL;
+	version = get_u32(&r);
+	crc = get_u32(&r);
+	memcpy(copy, block, DMIOFS_BLOCK);
+	memset(copy + SB_CRC_OFFSET, 0, 4);
+	if (dmiofs_crc(copy, DMIOFS_BLOCK) != crc)
+		return -EUCLEAN;
+	if (version != DMIOFS_VERSION)
+		return -EPROTO;
+	memset(sb, 0, sizeof(*sb));
+	get_bytes(&r, sb->fs_uuid, 16);
+	get_bytes(&r, sb->dev_uuid, 16);
+	get_bytes(&r, sb->label, sizeof(sb->label));
+	sb->label[DMIOFS_LABEL_MAX] = '\0';
+	sb->copies = get_u32(&r);
+	sb->ndevices = get_u32(&r);
+	sb->dev_index = get_u32(&r);
+	sb->block_size = get_u32(&r);
+	sb->dev_bytes = get_u64(&r);
+	sb->meta_offset = get_u64(&r);
+	sb->meta_bytes = get_u64(&r);
+	sb->ckpt_bytes = get_u64(&r);
+	sb->data_offset = get_u64(&r);
+	sb->chunk_bytes = get_u64(&r);
+	sb->created = get_u64(&r);
+	sb->generation = get_u64(&r);
+	sb->ckpt_seq = get_u64(&r);
+	sb->ckpt_slot = get_u32(&r);
+	sb->flags = get_u32(&r);
+	for (int i = 0; i < DMIOFS_MAX_DEVICES; i++) {
+		get_bytes(&r, sb->devs[i].uuid, 16);
+		sb->devs[i].bytes = get_u64(&r);
+		sb->devs[i].state = get_u32(&r);
+		(void)get_u32(&r);
+	}
+	/* A checksummed block with impossible values is still not ours. */
+	if (sb->block_size != DMIOFS_BLOCK || !sb->ndevices || sb->ndevices > DMIOFS_MAX_DEVICES ||
+	    !sb->copies || sb->copies > sb->ndevices || sb->dev_index >= sb->ndevices || !sb->chunk_bytes ||
+	    sb->chunk_bytes % DMIOFS_BLOCK || sb->data_offset < sb->meta_offset + sb->meta_bytes ||
+	    sb->ckpt_bytes * 2 >= sb->meta_bytes)
+		return -EUCLEAN;
+	return 0;
+}
+
+uint64_t sb_backup_offset(uint64_t dev_bytes)
+{
+	return (dev_bytes & ~(uint64_t)(DMIOFS_BLOCK - 1)) - DMIOFS_BLOCK;
+}
+
+/* ---- checkpoint and log headers ----------------------------------------- */
+
+void ckpt_header_encode(const struct ckpt_header *h, uint8_t block[DMIOFS_BLOCK])
+{
+	struct wbuf w = wbuf_init(block, DMIOFS_BLOCK);
+	struct wbuf c;
+
+	put_bytes(&w, DMIOFS_CKPT_MAGIC, 8);
+	put_u32(&w, DMIOFS_VERSION);
+	put_u32(&w, 0);
+	put_bytes(&w, h->fs_uuid, 16);
+	put_u64(&w, h->seq);
+	put_u64(&w, h->payload_bytes);
+	put_u32(&w, h->payload_crc);
+	put_u64(&w, h->log_pos);
+	put_u64(&w, h->next_ino);
+	put_u64(&w, h->created);
+	put_zeros(&w, (size_t)(w.end - w.p));
+	c = wbuf_init(block + 12, 4);
+	put_u32(&c, dmiofs_crc(block, DMIOFS_BLOCK));
+}
+
+int ckpt_header_decode(const uint8_t block[DMIOFS_BLOCK], const uint8_t fs_uuid[16], struct ckpt_header *h)
+{
+	uint8_t copy[DMIOFS_BLOCK];
+	struct rbuf r = rbuf_init(block, DMIOFS_BLOCK);
+	uint8_t magic[8];
+	uint32_t version, crc;
+
+	get_bytes(&r, magic, 8);
+	if (memcmp(magic, DMIOFS_CKPT_MAGIC, 8))
+		return -EINVAL;
+	version = get_u32(&r);
+	crc = get_u32(&r);
+	memcpy(copy, block, DMIOFS_BLOCK);
+	memset(copy + 12, 0, 4);
+	if (dmiofs_crc(copy, DMIOFS_BLOCK) != crc)
+		return -EUCLEAN;
+	if (version != DMIOFS_VERSION)
+		return -EPROTO;
+	get_bytes(&r, h->fs_uuid, 16);
+	if (memcmp(h->fs_uuid, fs_uuid, 16))
+		return -ESTALE;
+	h->seq = get_u64(&r);
+	h->payload_bytes = get_u64(&r);
+	h->payload_crc = get_u32(&r);
+	h->log_pos = get_u64(&r);
+	h->next_ino = get_u64(&r);
+	h->created = get_u64(&r);
+	return 0;
+}
+
+void log_header_encode(const struct log_header *h, uint8_t out[LOG_HEADER_BYTES])
+{
+	struct wbuf w = wbuf_init(out, LOG_HEADER_BYTES);
+	struct wbuf c;
+
+	put_bytes(&w, DMIOFS_LOG_MAGIC, 8);
+	put_u64(&w, h->seq);
+	put_u32(&w, h->payload_bytes);
+	put_u32(&w, h->payload_crc);
+	put_u32(&w, h->flags);
+	put_u32(&w, 0); /* header crc */
+	put_bytes(&w, h->fs_uuid, 16);
+	put_zeros(&w, (size_t)(w.end - w.p));
+	c = wbuf_init(out + 28, 4);
+	put_u32(&c, dmiofs_crc(out, LOG_HEADER_BYTES));
+}
+
+int log_header_decode(const uint8_t in[LOG_HEADER_BYTES], const uint8_t fs_uuid[16], struct log_header *h)
+{
+	uint8_t copy[LOG_HEADER_BYTES];
+	struct rbuf r = rbuf_init(in, LOG_HEADER_BYTES);
+	uint8_t magic[8];
+	uint32_t crc;
+
+	get_bytes(&r, magic, 8);
+	if (memcmp(magic, DMIOFS_LOG_MAGIC, 8))
+		return -EINVAL;
+	h->seq = get_u64(&r);
+	h->payload_bytes = get_u32(&r);
+	h->payload_crc = get_u32(&r);
+	h->flags = get_u32(&r);
+	crc = get_u32(&r);
+	get_bytes(&r, h->fs_uuid, 16);
+	memcpy(copy, in, LOG_HEADER_BYTES);
+	memset(copy + 28, 0, 4);
+	if (dmiofs_crc(copy, LOG_HEADER_BYTES) != crc)
+		return -EUCLEAN;
+	return memcmp(h->fs_uuid, fs_uuid, 16) ? -ESTALE : 0;
+}
+
+/* ---- layout --------------------------------------------------------------- */
+
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+static uint64_t pow2_floor(uint64_t v)
+{
+	uint64_t p = 1;
+
+	while (p <= v / 2)
+		p *= 2;
+	return p;
+}
+
+static void layout_derive(struct layout *l)
+{
+	l->ckpt_bytes = (l->meta_bytes * 3 / 8) & ~(uint64_t)(MiB - 1);
+	l->log_offset = l->meta_offset + 2 * l->ckpt_bytes;
+	l->log_bytes = l->meta_bytes - 2 * l->ckpt_bytes;
+}
+
+int layout_choose(uint64_t min_dev_bytes, uint64_t meta_bytes, struct layout *l)
+{
+	uint64_t data;
+
+	memset(l, 0, sizeof(*l));
+	l->meta_offset = DMIOFS_RESERVED_HEAD;
+	if (!meta_bytes) { /* 1/16 of the smallest device, 8 MiB .. 4 GiB */
+		meta_bytes = min_dev_bytes / 16;
+		if (meta_bytes < 8 * MiB)
+			meta_bytes = 8 * MiB;
+		if (meta_bytes > 4 * GiB)
+			meta_bytes = 4 * GiB;
+	}
+	l->meta_bytes = meta_bytes & ~(uint64_t)(MiB - 1);
+	if (l->meta_bytes < 8 * MiB)
+		return -EINVAL;
+	layout_derive(l);
+	l->data_offset = l->meta_offset + l->meta_bytes;
+	/* The tail keeps the backup superblock: stop 1 MiB short of the end. */
+	if (min_dev_bytes < l->data_offset + 2 * MiB + MiB)
+		return -ENOSPC;
+	data = min_dev_bytes - MiB - l->data_offset;
+	/* About 64 chunks on the smallest device, 1 MiB .. 256 MiB each. */
+	l->chunk_bytes = pow2_floor(data / 64);
+	if (l->chunk_bytes < MiB)
+		l->chunk_bytes = MiB;
+	if (l->chunk_bytes > 256 * MiB)
+		l->chunk_bytes = 256 * MiB;
+	return data >= 2 * l->chunk_bytes ? 0 : -ENOSPC;
+}
+
+uint64_t layout_min_bytes(uint64_t meta_bytes)
+{
+	uint64_t meta = meta_bytes ? meta_bytes & ~(uint64_t)(MiB - 1) : 8 * MiB;
+
+	if (meta < 8 * MiB)
+		meta = 8 * MiB;
+	/* head, metadata, two 1 MiB chunks, the tail with the backup */
+	return DMIOFS_RESERVED_HEAD + meta + 2 * MiB + MiB;
+}
+
+void layout_from_sb(const struct superblock *sb, struct layout *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->meta_offset = sb->meta_offset;
+	l->meta_bytes = sb->meta_bytes;
+	l->ckpt_bytes = sb->ckpt_bytes;
+	l->log_offset = l->meta_offset + 2 * l->ckpt_bytes;
+	l->log_bytes = l->meta_bytes - 2 * l->ckpt_bytes;
+	l->data_offset = sb->data_offset;
+	l->chunk_bytes = sb->chunk_bytes;
+}
+
+uint64_t layout_chunks(const struct layout *l, uint64_t dev_bytes)
+{
+	if (dev_bytes < l->data_offset + MiB)
+		return 0;
+	return (dev_bytes - MiB - l->data_offset) / l->chunk_bytes;
+}
+
+const char *dev_state_name(uint32_t state)
+{
+	switch (state) {
+	case DEV_HEALTHY:
+		return "healthy";
+	case DEV_FAILED:
+		return "failed";
+	case DEV_MISSING:
+		return "missing";
+	}
+	return "unknown";
+}
+
+void uuid_format(const uint8_t u[16], char out[37])
+{
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+		 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}

@@ -1,0 +1,367 @@
+/* journal.c - the metadata log: group commit by a committer thread, and
+ * replay at mount.
+ *
+ * A commit is a 64-byte header (magic, seq, payload length and CRC) and
+ * the records, padded to 4 KiB, written at the same place of the log ring
+ * on every device in one dm-io request with PREFLUSH (so the data it
+ * references is durable first) and FUA.  When the ring runs short, the
+ * committer writes a checkpoint instead, which frees the ring. */
+#include <errno.h>
+#include <string.h>
+
+#include "records.h"
+#include "store.h"
+
+#define ROUND_UP(x, a) (((x) + (a)-1) / (a) * (a))
+#define DEFAULT_INTERVAL_MS 5000
+
+struct sync_waiter {
+	struct sync_waiter *next;
+	uint64_t seq;
+	store_sync_fn fn;
+	void *ctx;
+};
+
+/* ---- writing --------------------------------------------------------------- */
+
+static void mark_failed_devices(struct store *st, unsigned long bits)
+{
+	for (uint32_t i = 0; i < st->ndevices; i++) {
+		if (!(bits & (1UL << i)) || st->dev[i].state != DEV_HEALTHY)
+			continue;
+		st->dev[i].state = DEV_FAILED;
+		st->dev[i].err.count[ERR_WRITE]++;
+		g_warning("%s: metadata write failed: device marked failed", st->dev[i].path);
+		rec_put_dev_state(st->pending, i, DEV_FAILED);
+	}
+}
+
+/* Write one commit (or a wrap marker) at the ring position; no lock. */
+static int write_at(struct store *st, uint64_t pos, const struct log_header *h, const uint8_t *payload,
+		    size_t len, unsigned long *bits)
+{
+	size_t total = ROUND_UP(LOG_HEADER_BYTES + len, DMIOFS_BLOCK);
+	uint8_t *buf = dio_alloc(total);
+	int err;
+
+	if (!buf)
+		return -ENOMEM;
+	log_header_encode(h, buf);
+	memcpy(buf + LOG_HEADER_BYTES, payload, len);
+	memset(buf + LOG_HEADER_BYTES + len, 0, total - LOG_HEADER_BYTES - len);
+	err = devs_write_same(st->client, st->dev, st->ndevices, st->layout.log_offset + pos, buf, total,
+			      DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, bits);
+	dio_free(buf);
+	return err;
+}
+
+static size_t commit_bytes(size_t payload)
+{
+	return ROUND_UP(LOG_HEADER_BYTES + payload, DMIOFS_BLOCK);
+}
+
+/* Would this commit, wrap included, take the ring past three quarters? */
+static bool ring_short(const struct store *st, size_t payload)
+{
+	uint64_t need = commit_bytes(payload);
+
+	if (st->log_pos + need > st->layout.log_bytes)
+		need += st->layout.log_bytes - st->log_pos;
+	return st->log_used + need > st->layout.log_bytes / 4 * 3;
+}
+
+/* Called with the lock held; drops it while the devices work. */
+static int commit(struct store *st)
+{
+	GByteArray *batch = st->pending;
+	struct log_header h = { .seq = st->next_seq++, .payload_bytes = batch->len };
+
+	memcpy(h.fs_uuid, st->sb.fs_uuid, 16);
+	unsigned long bits = 0;
+	uint64_t pos = st->log_pos, used = 0;
+	int err = 0;
+
+	st->pending = g_byte_array_new();
+	h.payload_crc = dmiofs_crc(batch->data, batch->len);
+	g_mutex_unlock(&st->lock);
+	if (pos + commit_bytes(batch->len) > st->layout.log_bytes) {
+		if (st->layout.log_bytes - pos >= DMIOFS_BLOCK) {
+			struct log_header wrap = { .seq = h.seq, .flags = LOG_WRAP };
+
+			memcpy(wrap.fs_uuid, st->sb.fs_uuid, 16);
+			err = write_at(st, pos, &wrap, NULL, 0, &bits);
+		}
+		used += st->layout.log_bytes - pos;
+		pos = 0;
+	}
+	if (!err)
+		err = write_at(st, pos, &h, batch->data, batch->len, &bits);
+	g_mutex_lock(&st->lock);
+	g_byte_array_free(batch, TRUE);
+	mark_failed_devices(st, bits);
+	if (err) {
+		g_critical("metadata commit %llu failed on every device: %s; the file system is now read-only",
+			   (unsigned long long)h.seq, g_strerror(-err));
+		st->broken = -EIO;
+		return err;
+	}
+	st->log_pos = pos + commit_bytes(h.payload_bytes);
+	st->log_used += used + commit_bytes(h.payload_bytes);
+	st->durable_seq = h.seq;
+	st->commits++;
+	alloc_release(&st->alloc, h.seq);
+	return 0;
+}
+
+/* Complete the waiters the durable seq covers (lock held; dropped to
+ * call them). */
+static void wake_waiters(struct store *st)
+{
+	struct sync_waiter **link = &st->waiters, *done = NULL;
+
+	while (*link) {
+		struct sync_waiter *w = *link;
+
+		if (w->seq <= st->durable_seq || st->broken) {
+			*link = w->next;
+			w->next = done;
+			done = w;
+		} else {
+			link = &w->next;
+		}
+	}
+	g_cond_broadcast(&st->durable_cond);
+	if (!done)
+		return;
+	g_mutex_unlock(&st->lock);
+	while (done) {
+		struct sync_waiter *next = done->next;
+
+		done->fn(done->seq <= st->durable_seq ? 0 : -EIO, done->ctx);
+		g_free(done);
+		done = next;
+	}
+	g_mutex_lock(&st->lock);
+}
+
+static bool work_waiting(const struct store *st)
+{
+	return st->stopping || st->sync_wanted || st->pending->len >= st->layout.log_bytes / 16;
+}
+
+static gpointer committer_main(gpointer data)
+{
+	struct store *st = data;
+	gint64 interval = (st->opt.commit_interval_ms ? st->opt.commit_interval_ms : DEFAULT_INTERVAL_MS) * 1000;
+
+	g_mutex_lock(&st->lock);
+	for (;;) {
+		gint64 deadline = g_get_monotonic_time() + interval;
+
+		while (!work_waiting(st) && g_cond_wait_until(&st->commit_cond, &st->lock, deadline))
+			;
+		st->sync_wanted = false;
+		if (st->pending->len && !st->broken) {
+			if (ring_short(st, st->pending->len)) {
+				if (checkpoint_write(st))
+					st->broken = -EIO;
+			} else {
+				commit(st);
+			}
+		}
+		wake_waiters(st);
+		if (st->stopping && (!st->pending->len || st->broken))
+			break;
+	}
+	g_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+int journal_start(struct store *st)
+{
+	st->stopping = false;
+	st->committer = g_thread_new("dmiofs-commit", committer_main, st);
+	return 0;
+}
+
+/* Commit what is pending and stop the committer. */
+void journal_stop(struct store *st)
+{
+	if (!st->committer)
+		return;
+	g_mutex_lock(&st->lock);
+	st->stopping = true;
+	g_cond_signal(&st->commit_cond);
+	g_mutex_unlock(&st->lock);
+	g_thread_join(st->committer);
+	st->committer = NULL;
+}
+
+void journal_kick(struct store *st)
+{
+	st->sync_wanted = true;
+	g_cond_signal(&st->commit_cond);
+}
+
+/* Lock held. */
+static void sync_enqueue(struct store *st, store_sync_fn fn, void *ctx, bool *now)
+{
+	uint64_t target = st->pending->len ? st->next_seq : st->next_seq - 1;
+	struct sync_waiter *w;
+
+	*now = target <= st->durable_seq || st->broken;
+	if (*now)
+		return;
+	w = g_new0(struct sync_waiter, 1);
+	w->seq = target;
+	w->fn = fn;
+	w->ctx = ctx;
+	w->next = st->waiters;
+	st->waiters = w;
+	journal_kick(st);
+}
+
+void store_sync_async(struct store *st, store_sync_fn fn, void *ctx)
+{
+	bool now;
+	int broken;
+
+	g_mutex_lock(&st->lock);
+	sync_enqueue(st, fn, ctx, &now);
+	broken = st->broken;
+	g_mutex_unlock(&st->lock);
+	if (now)
+		fn(broken, ctx);
+}
+
+struct blocking_sync {
+	GMutex lock;
+	GCond cond;
+	bool done;
+	int err;
+};
+
+static void blocking_sync_done(int err, void *ctx)
+{
+	struct blocking_sync *b = ctx;
+
+	g_mutex_lock(&b->lock);
+	b->err = err;
+	b->done = true;
+	g_cond_signal(&b->cond);
+	g_mutex_unlock(&b->lock);
+}
+
+int store_sync(struct store *st)
+{
+	struct blocking_sync b = { .done = false };
+
+	g_mutex_init(&b.lock);
+	g_cond_init(&b.cond);
+	store_sync_async(st, blocking_sync_done, &b);
+	g_mutex_lock(&b.lock);
+	while (!b.done)
+		g_cond_wait(&b.cond, &b.lock);
+	g_mutex_unlock(&b.lock);
+	g_mutex_clear(&b.lock);
+	g_cond_clear(&b.cond);
+	return b.err;
+}
+
+/* ---- replay ----------------------------------------------------------------- */
+
+/* The commit with this seq at pos, from the first device that has it
+ * intact.  0 and *payload (g_free) / *wrap set, or -ENOENT. */
+static int read_commit(struct store *st, uint64_t pos, uint64_t seq, uint8_t **payload, size_t *len, bool *wrap)
+{
+	uint8_t *block = dio_alloc(DMIOFS_BLOCK);
+	int found = -ENOENT;
+
+	if (!block)
+		return -ENOMEM;
+	for (uint32_t d = 0; d < st->ndevices && found; d++) {
+		struct log_header h;
+		size_t total;
+		uint8_t *buf;
+
+		if (!st->dev[d].bdev || st->dev[d].state != DEV_HEALTHY ||
+		    dev_read(st->client, &st->dev[d], st->layout.log_offset + pos, block, DMIOFS_BLOCK) ||
+		    log_header_decode(block, st->sb.fs_uuid, &h) || h.seq != seq)
+			continue;
+		if (h.flags & LOG_WRAP) {
+			*wrap = true;
+			found = 0;
+			break;
+		}
+		total = commit_bytes(h.payload_bytes);
+		if (pos + total > st->layout.log_bytes || !(buf = dio_alloc(total)))
+			continue;
+		if (!dev_read(st->client, &st->dev[d], st->layout.log_offset + pos, buf, total) &&
+		    dmiofs_crc(buf + LOG_HEADER_BYTES, h.payload_bytes) == h.payload_crc) {
+			*payload = g_memdup2(buf + LOG_HEADER_BYTES, h.payload_bytes);
+			*len = h.payload_bytes;
+			*wrap = false;
+			found = 0;
+		}
+		dio_free(buf);
+	}
+	dio_free(block);
+	return found;
+}
+
+static int apply_payload(struct store *st, const uint8_t *buf, size_t len)
+{
+	const uint8_t *pos = buf, *end = buf + len;
+	struct record rec;
+	int ret;
+
+	while ((ret = rec_next(&pos, end, &rec)) > 0) {
+		ret = store_apply(st, &rec);
+		if (ret)
+			return ret;
+	}
+	return ret;
+}
+
+int journal_replay(struct store *st, uint64_t pos, uint64_t seq, uint64_t *commits)
+{
+	uint64_t used = 0;
+
+	*commits = 0;
+	for (;;) {
+		uint8_t *payload = NULL;
+		size_t len = 0;
+		bool wrap = false;
+		int err;
+
+		if (pos + DMIOFS_BLOCK > st->layout.log_bytes) { /* too little room left: the writer wrapped */
+			used += st->layout.log_bytes - pos;
+			pos = 0;
+		}
+		err = read_commit(st, pos, seq, &payload, &len, &wrap);
+		if (err == -ENOENT)
+			break;
+		if (err)
+			return err;
+		if (wrap) {
+			used += st->layout.log_bytes - pos;
+			pos = 0;
+			continue;
+		}
+		err = apply_payload(st, payload, len);
+		g_free(payload);
+		if (err) {
+			g_critical("log commit %llu does not apply: %s", (unsigned long long)seq, g_strerror(-err));
+			return err;
+		}
+		pos += commit_bytes(len);
+		used += commit_bytes(len);
+		seq++;
+		(*commits)++;
+	}
+	st->log_pos = pos;
+	st->log_used = used;
+	st->next_seq = seq;
+	st->durable_seq = seq - 1;
+	return 0;
+}

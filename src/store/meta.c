@@ -1,0 +1,539 @@
+/* meta.c - applying records to the in-memory metadata (meta.h), and
+ * serialising it back into records for a checkpoint. */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "meta.h"
+
+/* Sizes a checkpoint spends per object, for meta_estimate_bytes(). */
+#define EST_INODE (REC_HEADER_BYTES + 92)
+#define EST_LINK (REC_HEADER_BYTES + 18)
+#define EST_EXTENT (REC_HEADER_BYTES + 28)
+
+static void inode_free_contents(struct meta *m, struct dinode *in);
+
+void meta_init(struct meta *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->inodes = g_hash_table_new(g_int64_hash, g_int64_equal);
+	m->next_ino = ROOT_INO + 1;
+}
+
+static void free_inode_cb(gpointer key, gpointer value, gpointer m)
+{
+	(void)key;
+	inode_free_contents(m, value);
+	g_free(value);
+}
+
+void meta_destroy(struct meta *m)
+{
+	if (!m->inodes)
+		return;
+	m->on_free = NULL;
+	g_hash_table_foreach(m->inodes, free_inode_cb, m);
+	g_hash_table_destroy(m->inodes);
+	m->inodes = NULL;
+}
+
+struct dinode *meta_inode(struct meta *m, uint64_t ino)
+{
+	return g_hash_table_lookup(m->inodes, &ino);
+}
+
+uint64_t meta_estimate_bytes(const struct meta *m)
+{
+	return 4096 + m->counts.inodes * EST_INODE + m->counts.links * EST_LINK + m->counts.name_bytes +
+	       m->counts.extents * EST_EXTENT + m->counts.blocks * 4 + m->counts.other_bytes;
+}
+
+/* ---- extents ----------------------------------------------------------- */
+
+uint32_t ext_find(const struct dinode *in, uint64_t fblock)
+{
+	uint32_t lo = 0, hi = in->next;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct extent *e = &in->u.ext[mid];
+
+		if (e->fblock + e->nblocks <= fblock)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+uint64_t ext_mapped_blocks(const struct dinode *in, uint64_t fblock, uint64_t n)
+{
+	uint64_t end = fblock + n, mapped = 0;
+
+	for (uint32_t i = ext_find(in, fblock); i < in->next && in->u.ext[i].fblock < end; i++) {
+		const struct extent *e = &in->u.ext[i];
+		uint64_t s = MAX(e->fblock, fblock), t = MIN(e->fblock + e->nblocks, end);
+
+		mapped += t - s;
+	}
+	return mapped;
+}
+
+static void ext_make_room(struct meta *m, struct dinode *in, uint32_t at)
+{
+	if (in->next == in->cap) {
+		in->cap = in->cap ? in->cap * 2 : 1;
+		in->u.ext = g_renew(struct extent, in->u.ext, in->cap);
+	}
+	memmove(&in->u.ext[at + 1], &in->u.ext[at], (in->next - at) * sizeof(struct extent));
+	in->next++;
+	m->counts.extents++;
+}
+
+static void ext_remove(struct meta *m, struct dinode *in, uint32_t at)
+{
+	g_free(in->u.ext[at].csums);
+	memmove(&in->u.ext[at], &in->u.ext[at + 1], (in->next - at - 1) * sizeof(struct extent));
+	in->next--;
+	m->counts.extents--;
+}
+
+static void give_back(struct meta *m, const struct extent *e, uint64_t from, uint64_t to)
+{
+	m->counts.blocks -= to - from;
+	if (m->on_free)
+		m->on_free(m->free_ctx, e->chunk, e->cblock + (uint32_t)(from - e->fblock), (uint32_t)(to - from));
+}
+
+/* Keep only [from, to) of extent e. */
+static void ext_trim(struct extent *e, uint64_t from, uint64_t to)
+{
+	uint32_t skip = (uint32_t)(from - e->fblock), n = (uint32_t)(to - from);
+
+	memmove(e->csums, e->csums + skip, n * sizeof(uint32_t));
+	e->csums = g_renew(uint32_t, e->csums, n);
+	e->cblock += skip;
+	e->fblock = from;
+	e->nblocks = n;
+}
+
+/* Unmap [start, end): the blocks go back through on_free. */
+static void ext_punch(struct meta *m, struct dinode *in, uint64_t start, uint64_t end)
+{
+	uint32_t i = ext_find(in, start);
+
+	while (i < in->next && in->u.ext[i].fblock < end) {
+		struct extent *e = &in->u.ext[i];
+		uint64_t es = e->fblock, ee = es + e->nblocks;
+		uint64_t cs = MAX(es, start), ce = MIN(ee, end);
+
+		give_back(m, e, cs, ce);
+		if (cs > es && ce < ee) { /* a hole in the middle: split */
+			struct extent right = *e;
+
+			right.csums = g_memdup2(e->csums + (ce - es), (ee - ce) * sizeof(uint32_t));
+			right.fblock = ce;
+			right.cblock = e->cblock + (uint32_t)(ce - es);
+			right.nblocks = (uint32_t)(ee - ce);
+			ext_trim(e, es, cs);
+			ext_make_room(m, in, i + 1);
+			in->u.ext[i + 1] = right;
+			return;
+		}
+		if (cs > es) {
+			ext_trim(e, es, cs);
+			i++;
+		} else if (ce < ee) {
+			ext_trim(e, ce, ee);
+			i++;
+		} else {
+			ext_remove(m, in, i);
+		}
+	}
+}
+
+static bool ext_contiguous(const struct extent *a, const struct extent *b)
+{
+	return a->chunk == b->chunk && a->fblock + a->nblocks == b->fblock && a->cblock + a->nblocks == b->cblock &&
+	       (uint64_t)a->nblocks + b->nblocks <= UINT32_MAX;
+}
+
+/* Append b to a (they are contiguous) and drop b's array. */
+static void ext_merge(struct extent *a, struct extent *b)
+{
+	a->csums = g_renew(uint32_t, a->csums, a->nblocks + b->nblocks);
+	memcpy(a->csums + a->nblocks, b->csums, b->nblocks * sizeof(uint32_t));
+	a->nblocks += b->nblocks;
+	g_free(b->csums);
+	b->csums = NULL;
+}
+
+static void ext_set(struct meta *m, struct dinode *in, const struct rec_extent *r)
+{
+	struct extent e = {
+		.fblock = r->fblock,
+		.nblocks = r->nblocks,
+		.chunk = r->chunk,
+		.cblock = r->cblock,
+		.csums = g_new(uint32_t, r->nblocks),
+	};
+	uint32_t at;
+
+	for (uint32_t i = 0; i < r->nblocks; i++) {
+		const uint8_t *c = r->csums + 4 * (size_t)i;
+
+		e.csums[i] = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+	}
+	ext_punch(m, in, r->fblock, r->fblock + r->nblocks);
+	m->counts.blocks += r->nblocks;
+	at = ext_find(in, r->fblock);
+	if (at > 0 && ext_contiguous(&in->u.ext[at - 1], &e)) {
+		ext_merge(&in->u.ext[at - 1], &e);
+		at--;
+	} else {
+		ext_make_room(m, in, at);
+		in->u.ext[at] = e;
+	}
+	if (at + 1 < in->next && ext_contiguous(&in->u.ext[at], &in->u.ext[at + 1])) {
+		ext_merge(&in->u.ext[at], &in->u.ext[at + 1]);
+		ext_remove(m, in, at + 1);
+	}
+}
+
+/* ---- inodes -------------------------------------------------------------- */
+
+void inode_to_rec(const struct dinode *in, struct rec_inode *r)
+{
+	r->ino = in->ino;
+	r->mode = in->mode;
+	r->uid = in->uid;
+	r->gid = in->gid;
+	r->nlink = in->nlink;
+	r->size = in->size;
+	r->rdev = in->rdev;
+	r->atime = in->atime;
+	r->mtime = in->mtime;
+	r->ctime = in->ctime;
+}
+
+static void inode_free_contents(struct meta *m, struct dinode *in)
+{
+	struct xattr *x = in->xattrs;
+
+	if (S_ISREG(in->mode)) {
+		while (in->next) {
+			give_back(m, &in->u.ext[in->next - 1], in->u.ext[in->next - 1].fblock,
+				  in->u.ext[in->next - 1].fblock + in->u.ext[in->next - 1].nblocks);
+			ext_remove(m, in, in->next - 1);
+		}
+		g_free(in->u.ext);
+	} else if (S_ISDIR(in->mode)) {
+		if (in->u.entries)
+			g_hash_table_destroy(in->u.entries);
+	} else if (S_ISLNK(in->mode)) {
+		if (in->u.target)
+			m->counts.other_bytes -= strlen(in->u.target) + REC_HEADER_BYTES + 10;
+		g_free(in->u.target);
+	}
+	while (x) {
+		struct xattr *next = x->next;
+
+		m->counts.other_bytes -= strlen(x->name) + x->len + REC_HEADER_BYTES + 14;
+		g_free(x->name);
+		g_free(x);
+		x = next;
+	}
+	g_free(in->errors);
+	m->counts.inodes--;
+}
+
+static int apply_inode(struct meta *m, const struct rec_inode *r)
+{
+	struct dinode *in = meta_inode(m, r->ino);
+
+	if (!r->ino || (r->mode & S_IFMT) == 0)
+		return -EUCLEAN;
+	if (in && (in->mode & S_IFMT) != (r->mode & S_IFMT))
+		return -EUCLEAN; /* an inode never changes type */
+	if (!in) {
+		in = g_new0(struct dinode, 1);
+		in->ino = r->ino;
+		if (S_ISDIR(r->mode))
+			in->u.entries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+		g_hash_table_insert(m->inodes, &in->ino, in);
+		m->counts.inodes++;
+		m->nfiles++;
+		if (r->ino >= m->next_ino)
+			m->next_ino = r->ino + 1;
+	}
+	in->mode = r->mode;
+	in->uid = r->uid;
+	in->gid = r->gid;
+	in->nlink = r->nlink;
+	in->size = r->size;
+	in->rdev = r->rdev;
+	in->atime = r->atime;
+	in->mtime = r->mtime;
+	in->ctime = r->ctime;
+	return 0;
+}
+
+static int apply_inode_free(struct meta *m, uint64_t ino)
+{
+	struct dinode *in = meta_inode(m, ino);
+
+	if (!in || ino == ROOT_INO)
+		return -EUCLEAN;
+	if (S_ISDIR(in->mode) && g_hash_table_size(in->u.entries))
+		return -EUCLEAN;
+	g_hash_table_remove(m->inodes, &in->ino);
+	inode_free_contents(m, in);
+	g_free(in);
+	m->nfiles--;
+	return 0;
+}
+
+static bool name_valid(const char *name, size_t len)
+{
+	if (!len || len > DMIOFS_NAME_MAX || memchr(name, '/', len) || memchr(name, '\0', len))
+		return false;
+	return !(len == 1 && name[0] == '.') && !(len == 2 && name[0] == '.' && name[1] == '.');
+}
+
+struct dinode *dir_lookup(struct dinode *dir, const char *name)
+{
+	return g_hash_table_lookup(dir->u.entries, name);
+}
+
+static int apply_link(struct meta *m, uint64_t parent_ino, uint64_t ino, const char *name, size_t len)
+{
+	struct dinode *dir = meta_inode(m, parent_ino), *child = meta_inode(m, ino);
+	char *key;
+
+	if (!dir || !child || !S_ISDIR(dir->mode) || !name_valid(name, len))
+		return -EUCLEAN;
+	key = g_strndup(name, len);
+	if (g_hash_table_contains(dir->u.entries, key)) {
+		g_free(key);
+		return -EUCLEAN;
+	}
+	g_hash_table_insert(dir->u.entries, key, child);
+	if (S_ISDIR(child->mode))
+		child->parent = dir;
+	child->unlinked = false;
+	m->counts.links++;
+	m->counts.name_bytes += len;
+	return 0;
+}
+
+static int apply_unlink(struct meta *m, uint64_t parent_ino, const char *name, size_t len)
+{
+	struct dinode *dir = meta_inode(m, parent_ino);
+	char *key = g_strndup(name, len);
+	struct dinode *child;
+	int err = 0;
+
+	if (!dir || !S_ISDIR(dir->mode) || !(child = g_hash_table_lookup(dir->u.entries, key))) {
+		err = -EUCLEAN;
+	} else {
+		g_hash_table_remove(dir->u.entries, key);
+		m->counts.links--;
+		m->counts.name_bytes -= len;
+	}
+	g_free(key);
+	return err;
+}
+
+static int apply_extent(struct meta *m, const struct record *rec)
+{
+	const struct rec_extent *r = &rec->u.extent;
+	struct dinode *in = meta_inode(m, r->ino);
+
+	if (!in || !S_ISREG(in->mode) || !r->nblocks || r->fblock + r->nblocks < r->fblock)
+		return -EUCLEAN;
+	if (rec->type == REC_EXTENT)
+		ext_set(m, in, r);
+	else
+		ext_punch(m, in, r->fblock, r->fblock + r->nblocks);
+	return 0;
+}
+
+static int apply_symlink(struct meta *m, uint64_t ino, const char *target, size_t len)
+{
+	struct dinode *in = meta_inode(m, ino);
+
+	if (!in || !S_ISLNK(in->mode) || !len || in->u.target)
+		return -EUCLEAN;
+	in->u.target = g_strndup(target, len);
+	m->counts.other_bytes += len + REC_HEADER_BYTES + 10;
+	return 0;
+}
+
+static struct xattr **xattr_find(struct dinode *in, const char *name, size_t len)
+{
+	struct xattr **link;
+
+	for (link = &in->xattrs; *link; link = &(*link)->next)
+		if (strlen((*link)->name) == len && !memcmp((*link)->name, name, len))
+			return link;
+	return link;
+}
+
+static int apply_xattr(struct meta *m, const struct record *rec)
+{
+	struct dinode *in = meta_inode(m, rec->u.xattr.ino);
+	struct xattr **link, *old, *x;
+
+	if (!in || !rec->u.xattr.name_len)
+		return -EUCLEAN;
+	link = xattr_find(in, rec->u.xattr.name, rec->u.xattr.name_len);
+	old = *link;
+	if (old) {
+		*link = old->next;
+		m->counts.other_bytes -= strlen(old->name) + old->len + REC_HEADER_BYTES + 14;
+		g_free(old->name);
+		g_free(old);
+	} else if (rec->type == REC_XATTR_DEL) {
+		return -EUCLEAN;
+	}
+	if (rec->type == REC_XATTR_DEL)
+		return 0;
+	x = g_malloc(sizeof(*x) + rec->u.xattr.value_len);
+	x->name = g_strndup(rec->u.xattr.name, rec->u.xattr.name_len);
+	x->len = rec->u.xattr.value_len;
+	memcpy(x->value, rec->u.xattr.value, x->len);
+	x->next = in->xattrs;
+	in->xattrs = x;
+	m->counts.other_bytes += rec->u.xattr.name_len + x->len + REC_HEADER_BYTES + 14;
+	return 0;
+}
+
+static int apply_file_errors(struct meta *m, const struct rec_counters *c)
+{
+	struct dinode *in = meta_inode(m, c->id);
+
+	if (!in)
+		return -EUCLEAN;
+	if (!in->errors) {
+		in->errors = g_new0(struct rec_counters, 1);
+		m->counts.other_bytes += REC_HEADER_BYTES + 60;
+	}
+	*in->errors = *c;
+	return 0;
+}
+
+int meta_apply(struct meta *m, const struct record *rec)
+{
+	switch (rec->type) {
+	case REC_INODE:
+		return apply_inode(m, &rec->u.inode);
+	case REC_INODE_FREE:
+		return apply_inode_free(m, rec->u.ino);
+	case REC_LINK:
+		return apply_link(m, rec->u.link.parent, rec->u.link.ino, rec->u.link.name, rec->u.link.name_len);
+	case REC_UNLINK:
+		return apply_unlink(m, rec->u.link.parent, rec->u.link.name, rec->u.link.name_len);
+	case REC_EXTENT:
+	case REC_PUNCH:
+		return apply_extent(m, rec);
+	case REC_SYMLINK:
+		return apply_symlink(m, rec->u.symlink.ino, rec->u.symlink.target, rec->u.symlink.len);
+	case REC_XATTR_SET:
+	case REC_XATTR_DEL:
+		return apply_xattr(m, rec);
+	case REC_FILE_ERRORS:
+		return apply_file_errors(m, &rec->u.counters);
+	case REC_NEXT_INO:
+		if (rec->u.ino > m->next_ino)
+			m->next_ino = rec->u.ino;
+		return 0;
+	default:
+		return -EUCLEAN;
+	}
+}
+
+int meta_apply_all(struct meta *m, const uint8_t *buf, size_t len)
+{
+	const uint8_t *pos = buf, *end = buf + len;
+	struct record rec;
+	int ret;
+
+	while ((ret = rec_next(&pos, end, &rec)) > 0) {
+		ret = meta_apply(m, &rec);
+		if (ret)
+			return ret;
+	}
+	return ret;
+}
+
+/* ---- checkpoint serialisation -------------------------------------------- */
+
+struct ser {
+	GByteArray *out;
+	size_t flush_at;
+	meta_flush_fn flush;
+	void *ctx;
+	int err;
+};
+
+static void ser_maybe_flush(struct ser *s)
+{
+	if (!s->err && s->out->len >= s->flush_at)
+		s->err = s->flush(s->ctx, s->out);
+}
+
+static void ser_inode(gpointer key, gpointer value, gpointer data)
+{
+	struct dinode *in = value;
+	struct ser *s = data;
+	struct rec_inode r;
+
+	(void)key;
+	if (s->err)
+		return;
+	inode_to_rec(in, &r);
+	rec_put_inode(s->out, &r);
+	if (S_ISLNK(in->mode) && in->u.target)
+		rec_put_symlink(s->out, in->ino, in->u.target, strlen(in->u.target));
+	for (struct xattr *x = in->xattrs; x; x = x->next)
+		rec_put_xattr_set(s->out, in->ino, x->name, strlen(x->name), x->value, x->len);
+	if (S_ISREG(in->mode)) {
+		for (uint32_t i = 0; i < in->next; i++) {
+			const struct extent *e = &in->u.ext[i];
+
+			rec_put_extent(s->out, in->ino, e->fblock, e->nblocks, e->chunk, e->cblock, e->csums);
+			ser_maybe_flush(s);
+		}
+	}
+	if (in->errors)
+		rec_put_counters(s->out, REC_FILE_ERRORS, in->errors);
+	ser_maybe_flush(s);
+}
+
+static void ser_dir(gpointer key, gpointer value, gpointer data)
+{
+	struct dinode *dir = value;
+	struct ser *s = data;
+	GHashTableIter it;
+	gpointer name, child;
+
+	(void)key;
+	if (s->err || !S_ISDIR(dir->mode))
+		return;
+	g_hash_table_iter_init(&it, dir->u.entries);
+	while (!s->err && g_hash_table_iter_next(&it, &name, &child)) {
+		rec_put_link(s->out, REC_LINK, dir->ino, ((struct dinode *)child)->ino, name, strlen(name));
+		ser_maybe_flush(s);
+	}
+}
+
+int meta_serialize(struct meta *m, GByteArray *out, size_t flush_at, meta_flush_fn flush, void *ctx)
+{
+	struct ser s = { out, flush_at, flush, ctx, 0 };
+
+	rec_put_ino(out, REC_NEXT_INO, m->next_ino);
+	/* Every inode first, so that every name finds its inode. */
+	g_hash_table_foreach(m->inodes, ser_inode, &s);
+	g_hash_table_foreach(m->inodes, ser_dir, &s);
+	return s.err;
+}

@@ -1,0 +1,97 @@
+/* meta.h - the file system's metadata, held in memory: inodes, directory
+ * entries, extents with per-block checksums, symlink targets, xattrs and
+ * per-file error records.  It changes only by applying records
+ * (records.h), the same way live and at replay, so what the log says and
+ * what memory holds cannot drift apart. */
+#ifndef DMIOFS_META_H
+#define DMIOFS_META_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "records.h"
+
+#define ROOT_INO 1
+
+/* File blocks [fblock, fblock + nblocks) live at chunk blocks
+ * [cblock, cblock + nblocks) of chunk, with one CRC32C per block. */
+struct extent {
+	uint64_t fblock;
+	uint32_t nblocks;
+	uint32_t chunk;
+	uint32_t cblock;
+	uint32_t *csums;
+};
+
+struct xattr {
+	struct xattr *next;
+	uint32_t len;
+	char *name;
+	uint8_t value[];
+};
+
+struct dinode {
+	uint64_t ino;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size, rdev;
+	struct rec_time atime, mtime, ctime;
+	uint64_t nlookup;  /* references the kernel holds */
+	uint32_t nopen;    /* open file handles */
+	uint32_t next, cap; /* extents in use and allocated (regular files) */
+	union {
+		struct extent *ext;  /* regular files, sorted by fblock */
+		GHashTable *entries; /* directories: name -> struct dinode * */
+		char *target;        /* symlinks */
+	} u;
+	struct dinode *parent;   /* directories: their one parent */
+	struct xattr *xattrs;
+	struct rec_counters *errors; /* NULL until an I/O error touched it */
+	bool unlinked;           /* no name left; freed on last close/forget */
+};
+
+/* Called for blocks an extent change lets go of. */
+typedef void (*meta_free_fn)(void *ctx, uint32_t chunk, uint32_t cblock, uint32_t nblocks);
+
+/* What a checkpoint would hold, counted as records are applied. */
+struct meta_counts {
+	uint64_t inodes, links, name_bytes, extents, blocks, other_bytes;
+};
+
+struct meta {
+	GHashTable *inodes; /* ino -> struct dinode * */
+	struct meta_counts counts;
+	uint64_t next_ino;
+	uint64_t nfiles;    /* inodes */
+	meta_free_fn on_free;
+	void *free_ctx;
+};
+
+void meta_init(struct meta *m);
+void meta_destroy(struct meta *m);
+struct dinode *meta_inode(struct meta *m, uint64_t ino);
+
+/* Apply one record.  -EUCLEAN when it does not fit what memory holds
+ * (a corrupt log or checkpoint). */
+int meta_apply(struct meta *m, const struct record *rec);
+/* Apply every record of a buffer. */
+int meta_apply_all(struct meta *m, const uint8_t *buf, size_t len);
+
+void inode_to_rec(const struct dinode *in, struct rec_inode *r);
+struct dinode *dir_lookup(struct dinode *dir, const char *name);
+
+/* Extents: the index of the first extent ending after fblock. */
+uint32_t ext_find(const struct dinode *in, uint64_t fblock);
+/* Blocks mapped in [fblock, fblock + n). */
+uint64_t ext_mapped_blocks(const struct dinode *in, uint64_t fblock, uint64_t n);
+
+/* Emit the records that rebuild m (a checkpoint), calling flush whenever
+ * out holds at least flush_at bytes; returns the first error of flush. */
+typedef int (*meta_flush_fn)(void *ctx, GByteArray *out);
+int meta_serialize(struct meta *m, GByteArray *out, size_t flush_at, meta_flush_fn flush, void *ctx);
+
+/* Bytes a checkpoint of m would take, kept up to date cheaply. */
+uint64_t meta_estimate_bytes(const struct meta *m);
+
+#endif

@@ -1,0 +1,126 @@
+/* records.h - the metadata records that make up both the log and the
+ * checkpoint.  A checkpoint is the records that rebuild the file system
+ * from nothing; a log commit is the records of the operations since.
+ *
+ * Framing: u16 type, u16 reserved, u32 payload length, then the payload. */
+#ifndef DMIOFS_RECORDS_H
+#define DMIOFS_RECORDS_H
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "format.h"
+
+enum rec_type {
+	REC_INODE = 1,        /* an inode's attributes, created or changed */
+	REC_INODE_FREE = 2,   /* an inode is gone */
+	REC_LINK = 3,         /* a name in a directory */
+	REC_UNLINK = 4,       /* a name removed */
+	REC_EXTENT = 5,       /* file blocks mapped to chunk blocks, with checksums */
+	REC_PUNCH = 6,        /* file blocks unmapped (a hole) */
+	REC_SYMLINK = 7,      /* a symlink's target */
+	REC_XATTR_SET = 8,
+	REC_XATTR_DEL = 9,
+	REC_CHUNK = 10,       /* a chunk and its stripes */
+	REC_DEV_STATE = 11,
+	REC_DEV_COUNTERS = 12,
+	REC_FILE_ERRORS = 13,
+	REC_NEXT_INO = 14,
+};
+
+#define REC_HEADER_BYTES 8
+
+struct rec_time {
+	int64_t sec;
+	uint32_t nsec;
+};
+
+struct rec_inode {
+	uint64_t ino;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size, rdev;
+	struct rec_time atime, mtime, ctime;
+};
+
+struct rec_extent {
+	uint64_t ino;
+	uint64_t fblock;
+	uint32_t nblocks;
+	uint32_t chunk;
+	uint32_t cblock;
+	const uint8_t *csums; /* nblocks little-endian u32, into the record */
+};
+
+struct rec_stripe {
+	uint32_t dev;
+	uint64_t offset; /* bytes on the device */
+};
+
+struct rec_chunk {
+	uint32_t id;
+	uint32_t ncopies;
+	struct rec_stripe stripes[DMIOFS_MAX_COPIES];
+};
+
+/* Error counters, per device or per file. */
+enum { ERR_READ, ERR_WRITE, ERR_FLUSH, ERR_CSUM, ERR_REPAIRED, ERR_KINDS };
+
+struct rec_counters {
+	uint64_t id; /* device index or inode */
+	uint64_t count[ERR_KINDS];
+	uint64_t last_bits; /* dm-io error bits of the last failed I/O (files) */
+	uint32_t last_op;   /* 0 none, 1 read, 2 write */
+};
+
+/* A decoded record; pointers point into the buffer it came from. */
+struct record {
+	enum rec_type type;
+	union {
+		struct rec_inode inode;
+		uint64_t ino;       /* INODE_FREE, NEXT_INO */
+		struct {
+			uint64_t parent, ino;
+			const char *name;
+			size_t name_len;
+		} link;             /* LINK, UNLINK (ino unused) */
+		struct rec_extent extent; /* EXTENT, PUNCH (no chunk, csums) */
+		struct {
+			uint64_t ino;
+			const char *target;
+			size_t len;
+		} symlink;
+		struct {
+			uint64_t ino;
+			const char *name;
+			size_t name_len;
+			const uint8_t *value;
+			uint32_t value_len;
+		} xattr;
+		struct rec_chunk chunk;
+		struct {
+			uint32_t dev, state;
+		} dev_state;
+		struct rec_counters counters; /* DEV_COUNTERS, FILE_ERRORS */
+	} u;
+};
+
+void rec_put_inode(GByteArray *out, const struct rec_inode *in);
+void rec_put_ino(GByteArray *out, enum rec_type type, uint64_t ino);
+void rec_put_link(GByteArray *out, enum rec_type type, uint64_t parent, uint64_t ino, const char *name,
+		  size_t len);
+void rec_put_extent(GByteArray *out, uint64_t ino, uint64_t fblock, uint32_t nblocks, uint32_t chunk,
+		    uint32_t cblock, const uint32_t *csums);
+void rec_put_punch(GByteArray *out, uint64_t ino, uint64_t fblock, uint64_t nblocks);
+void rec_put_symlink(GByteArray *out, uint64_t ino, const char *target, size_t len);
+void rec_put_xattr_set(GByteArray *out, uint64_t ino, const char *name, size_t name_len, const void *value,
+		       uint32_t value_len);
+void rec_put_xattr_del(GByteArray *out, uint64_t ino, const char *name, size_t name_len);
+void rec_put_chunk(GByteArray *out, const struct rec_chunk *c);
+void rec_put_dev_state(GByteArray *out, uint32_t dev, uint32_t state);
+void rec_put_counters(GByteArray *out, enum rec_type type, const struct rec_counters *c);
+
+/* Walk the records of buf: returns 1 and fills *rec while records remain,
+ * 0 at the end, -EUCLEAN on a malformed record. */
+int rec_next(const uint8_t **pos, const uint8_t *end, struct record *rec);
+
+#endif

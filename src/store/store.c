@@ -1,0 +1,280 @@
+/* store.c - mounting and unmounting a dmiofs file system (store.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+
+#include "store.h"
+
+#define CLIENT_PAGES 1024 /* 4 MiB of bounce pages for the store's own I/O */
+
+int store_apply(struct store *st, const struct record *rec)
+{
+	switch (rec->type) {
+	case REC_CHUNK:
+		return alloc_apply_chunk(&st->alloc, &rec->u.chunk);
+	case REC_DEV_STATE:
+		if (rec->u.dev_state.dev >= st->ndevices || rec->u.dev_state.state > DEV_MISSING)
+			return -EUCLEAN;
+		st->dev[rec->u.dev_state.dev].state = rec->u.dev_state.state;
+		st->alloc.dev_usable[rec->u.dev_state.dev] = rec->u.dev_state.state == DEV_HEALTHY;
+		return 0;
+	case REC_DEV_COUNTERS:
+		if (rec->u.counters.id >= st->ndevices)
+			return -EUCLEAN;
+		st->dev[rec->u.counters.id].err = rec->u.counters;
+		return 0;
+	default:
+		return meta_apply(&st->meta, rec);
+	}
+}
+
+int store_log(struct store *st, GByteArray *records)
+{
+	const uint8_t *pos = records->data, *end = records->data + records->len;
+	struct record rec;
+	int ret;
+
+	if (st->broken)
+		return st->broken;
+	if (st->opt.read_only)
+		return -EROFS;
+	while ((ret = rec_next(&pos, end, &rec)) > 0) {
+		ret = store_apply(st, &rec);
+		if (ret) {
+			/* Operations check before they build records, so this is a bug:
+			 * stop writing rather than persist something inconsistent. */
+			g_critical("record %d does not apply: %s; the file system is now read-only", rec.type,
+				   g_strerror(-ret));
+			st->broken = -EIO;
+			return -EIO;
+		}
+	}
+	g_byte_array_append(st->pending, records->data, records->len);
+	if (st->pending->len >= st->layout.log_bytes / 16)
+		g_cond_signal(&st->commit_cond);
+	return 0;
+}
+
+static void free_after_commit(void *ctx, uint32_t chunk, uint32_t cblock, uint32_t n)
+{
+	struct store *st = ctx;
+
+	alloc_free_after(&st->alloc, st->next_seq, chunk, cblock, n);
+}
+
+/* ---- mount ------------------------------------------------------------------ */
+
+static int open_devices(struct store *st, const char *const *paths, uint32_t n, GString *why)
+{
+	struct sdev given[DMIOFS_MAX_DEVICES];
+	int flags = st->opt.read_only ? O_RDONLY : O_RDWR;
+	uint32_t opened = 0;
+	int err = 0;
+
+	if (!n || n > DMIOFS_MAX_DEVICES) {
+		g_string_append_printf(why, "%u devices given: a file system has 1 to %u", n, DMIOFS_MAX_DEVICES);
+		return -EINVAL;
+	}
+	memset(given, 0, sizeof(given));
+	for (; opened < n && !err; opened++) {
+		err = dev_open(&given[opened], paths[opened], flags, why);
+		if (!err)
+			err = dev_read_sb(st->client, &given[opened], why);
+	}
+	if (!err) {
+		uint32_t newest = 0;
+
+		for (uint32_t i = 1; i < n; i++)
+			if (given[i].sb.generation > given[newest].sb.generation)
+				newest = i;
+		/* The newest superblock speaks for the file system. */
+		if (newest) {
+			struct sdev t = given[0];
+
+			given[0] = given[newest];
+			given[newest] = t;
+		}
+		err = devs_assemble(given, n, st->dev, why);
+	}
+	if (err) {
+		for (uint32_t i = 0; i < opened; i++)
+			dev_close(&given[i]);
+		memset(st->dev, 0, sizeof(st->dev));
+		return err;
+	}
+	st->sb = given[0].sb;
+	st->ndevices = st->sb.ndevices;
+	st->copies = st->sb.copies;
+	for (uint32_t i = 0; i < st->ndevices; i++)
+		st->dev[i].state = st->sb.devs[i].state;
+	return 0;
+}
+
+struct mark_ctx {
+	struct store *st;
+	int err;
+	uint64_t bad_ino;
+};
+
+static void mark_inode_blocks(gpointer key, gpointer value, gpointer data)
+{
+	struct dinode *in = value;
+	struct mark_ctx *m = data;
+
+	(void)key;
+	if (m->err || !S_ISREG(in->mode))
+		return;
+	for (uint32_t i = 0; i < in->next && !m->err; i++) {
+		m->err = alloc_mark_used(&m->st->alloc, in->u.ext[i].chunk, in->u.ext[i].cblock, in->u.ext[i].nblocks);
+		if (m->err)
+			m->bad_ino = in->ino;
+	}
+}
+
+/* Inodes with no name left when mounting were open-unlinked at a crash. */
+static void collect_orphans(gpointer key, gpointer value, gpointer data)
+{
+	struct dinode *in = value;
+
+	(void)key;
+	if (!in->nlink && in->ino != ROOT_INO)
+		rec_put_ino(data, REC_INODE_FREE, in->ino);
+}
+
+static int load_metadata(struct store *st, GString *why, bool *dirty)
+{
+	struct ckpt_header h;
+	struct mark_ctx mark = { st, 0, 0 };
+	uint64_t commits = 0;
+	GByteArray *orphans;
+	int err;
+
+	layout_from_sb(&st->sb, &st->layout);
+	meta_init(&st->meta);
+	{
+		uint64_t bytes[DMIOFS_MAX_DEVICES];
+
+		for (uint32_t i = 0; i < st->ndevices; i++)
+			bytes[i] = st->sb.devs[i].bytes;
+		alloc_init(&st->alloc, &st->layout, st->ndevices, st->copies, bytes);
+		for (uint32_t i = 0; i < st->ndevices; i++)
+			st->alloc.dev_usable[i] = st->dev[i].state == DEV_HEALTHY;
+	}
+	err = checkpoint_load(st, &h, why);
+	if (err)
+		return err;
+	err = journal_replay(st, h.log_pos, h.seq + 1, &commits);
+	if (err) {
+		g_string_append_printf(why, "the metadata log does not replay: %s", g_strerror(-err));
+		return err;
+	}
+	if (!meta_inode(&st->meta, ROOT_INO)) {
+		g_string_append(why, "the metadata has no root directory");
+		return -EUCLEAN;
+	}
+	g_hash_table_foreach(st->meta.inodes, mark_inode_blocks, &mark);
+	if (mark.err) {
+		g_string_append_printf(why, "inode %llu maps blocks another file or chunk does not allow; run fsck.dmiofs",
+				       (unsigned long long)mark.bad_ino);
+		return mark.err;
+	}
+	st->meta.on_free = free_after_commit;
+	st->meta.free_ctx = st;
+	orphans = g_byte_array_new();
+	g_hash_table_foreach(st->meta.inodes, collect_orphans, orphans);
+	*dirty = commits > 0 || orphans->len > 0;
+	if (orphans->len && !st->opt.read_only)
+		err = store_log(st, orphans);
+	g_byte_array_free(orphans, TRUE);
+	if (st->opt.verbose)
+		g_message("loaded checkpoint %llu and %llu log commit(s)", (unsigned long long)h.seq,
+			  (unsigned long long)commits);
+	return err;
+}
+
+static bool superblocks_need_rewrite(const struct store *st)
+{
+	for (uint32_t i = 0; i < st->ndevices; i++)
+		if (st->dev[i].bdev && st->dev[i].state == DEV_HEALTHY &&
+		    (!st->dev[i].sb_primary_ok || !st->dev[i].sb_backup_ok))
+			return true;
+	return false;
+}
+
+static void store_free(struct store *st)
+{
+	for (uint32_t i = 0; i < DMIOFS_MAX_DEVICES; i++)
+		dev_close(&st->dev[i]);
+	meta_destroy(&st->meta);
+	alloc_destroy(&st->alloc);
+	if (st->pending)
+		g_byte_array_free(st->pending, TRUE);
+	if (st->client)
+		dm_io_client_destroy(st->client);
+	g_mutex_clear(&st->lock);
+	g_cond_clear(&st->commit_cond);
+	g_cond_clear(&st->durable_cond);
+	g_free(st);
+}
+
+int store_open(const char *const *paths, uint32_t n, const struct store_options *opt, struct store **out,
+	       GString *why)
+{
+	struct store *st = g_new0(struct store, 1);
+	bool dirty = false;
+	int err;
+
+	g_mutex_init(&st->lock);
+	g_cond_init(&st->commit_cond);
+	g_cond_init(&st->durable_cond);
+	if (opt)
+		st->opt = *opt;
+	st->pending = g_byte_array_new();
+	st->client = dm_io_client_create(CLIENT_PAGES);
+	if (!st->client) {
+		err = -errno;
+		g_string_append_printf(why, "cannot start libdmio: %s", g_strerror(errno));
+		store_free(st);
+		return err;
+	}
+	err = open_devices(st, paths, n, why);
+	if (!err)
+		err = load_metadata(st, why, &dirty);
+	if (!err && !st->opt.read_only) {
+		g_mutex_lock(&st->lock);
+		/* After a crash: one checkpoint on every device, so all agree. */
+		if (dirty)
+			err = checkpoint_write(st);
+		if (!err && (dirty || superblocks_need_rewrite(st) || (st->sb.flags & SB_CLEAN)))
+			err = store_write_superblocks(st, false);
+		g_mutex_unlock(&st->lock);
+		if (err)
+			g_string_append_printf(why, "cannot write to the devices: %s", g_strerror(-err));
+	}
+	if (err) {
+		store_free(st);
+		return err;
+	}
+	if (!st->opt.read_only)
+		journal_start(st);
+	*out = st;
+	return 0;
+}
+
+int store_close(struct store *st)
+{
+	int err = 0;
+
+	if (!st->opt.read_only) {
+		journal_stop(st);
+		g_mutex_lock(&st->lock);
+		err = st->broken;
+		if (!err)
+			err = checkpoint_write(st);
+		if (!err)
+			err = store_write_superblocks(st, true);
+		g_mutex_unlock(&st->lock);
+	}
+	store_free(st);
+	return err;
+}

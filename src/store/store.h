@@ -1,0 +1,87 @@
+/* store.h - the mirrored store: a mounted dmiofs file system without FUSE.
+ *
+ * Metadata lives in memory (meta.h) under one lock; every change is a set
+ * of records applied to memory and appended to the log, which a committer
+ * thread writes to every device (group commit).  File data is written
+ * copy-on-write through libdmio to every copy of a chunk, and referenced
+ * by the log only once every copy is on its device. */
+#ifndef DMIOFS_STORE_H
+#define DMIOFS_STORE_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "alloc.h"
+#include "devices.h"
+#include "format.h"
+#include "meta.h"
+
+struct store_options {
+	bool read_only;
+	unsigned int commit_interval_ms; /* 0: 5000 */
+	bool verbose;
+};
+
+typedef void (*store_sync_fn)(int err, void *ctx);
+
+struct sync_waiter;
+
+struct store {
+	GMutex lock; /* metadata, allocator, log buffer, device states */
+	struct dm_io_client *client;
+	struct store_options opt;
+	uint32_t ndevices, copies;
+	struct sdev dev[DMIOFS_MAX_DEVICES];
+	struct superblock sb; /* the file system's fields (per-device ones: device 0) */
+	struct layout layout;
+	struct meta meta;
+	struct alloc alloc;
+
+	/* the log */
+	GByteArray *pending;   /* records applied in memory, not yet committed */
+	uint64_t next_seq;     /* the seq the pending records will commit as */
+	uint64_t durable_seq;  /* the newest commit on stable storage */
+	uint64_t log_pos;      /* ring offset of the next commit */
+	uint64_t log_used;     /* ring bytes the newest checkpoint still needs */
+	uint32_t ckpt_slot;    /* slot of the newest checkpoint */
+	uint64_t ckpt_seq;
+	bool sync_wanted, stopping;
+	GCond commit_cond;     /* the committer waits for work */
+	GCond durable_cond;    /* syncs wait for the committer */
+	GThread *committer;
+	struct sync_waiter *waiters;
+	int broken;            /* -EIO once metadata cannot be written */
+	uint64_t commits, checkpoints;
+};
+
+/* Mount: open and check the devices, load the newest checkpoint, replay
+ * the log.  On failure *why says which device and what is wrong. */
+int store_open(const char *const *paths, uint32_t n, const struct store_options *opt, struct store **out,
+	       GString *why);
+/* Unmount: commit, checkpoint, mark clean. */
+int store_close(struct store *st);
+
+/* Apply records to memory and append them to the log (lock held). */
+int store_log(struct store *st, GByteArray *records);
+/* Apply one record read from disk (checkpoint or log). */
+int store_apply(struct store *st, const struct record *rec);
+
+/* Durability: every record appended so far. */
+int store_sync(struct store *st);
+void store_sync_async(struct store *st, store_sync_fn fn, void *ctx);
+
+/* journal.c */
+int journal_replay(struct store *st, uint64_t from_pos, uint64_t from_seq, uint64_t *commits);
+int journal_start(struct store *st);
+void journal_stop(struct store *st);
+void journal_kick(struct store *st);
+
+/* checkpoint.c: lock held; a new checkpoint of everything in memory. */
+int checkpoint_write(struct store *st);
+int checkpoint_load(struct store *st, struct ckpt_header *h, GString *why);
+int store_write_superblocks(struct store *st, bool clean);
+
+#endif

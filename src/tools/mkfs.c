@@ -1,0 +1,248 @@
+/* mkfs.dmiofs - make a mirrored dmiofs file system on image files or
+ * block devices.  Every device is probed first (libblkid, and our own
+ * superblocks): one that holds a file system, a partition table or another
+ * dmiofs is refused unless --force, and so are duplicates and devices too
+ * small.  Nothing is written until every device has passed. */
+#define _GNU_SOURCE
+#include <blkid/blkid.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "../store/format.h"
+#include "../store/mkfs.h"
+#include "size.h"
+
+struct options {
+	gint copies;
+	gchar *label;
+	gchar *meta_size;
+	gboolean force;
+	gboolean quiet;
+};
+
+/* What is on the device now, or NULL when it looks unused. */
+static char *existing_dmiofs(const char *path)
+{
+	uint8_t block[DMIOFS_BLOCK];
+	struct superblock sb;
+	struct stat st;
+	char uuid[37];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t size;
+	int found = -1;
+
+	if (fd < 0 || fstat(fd, &st)) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	size = lseek(fd, 0, SEEK_END);
+	if (pread(fd, block, sizeof(block), 0) == (ssize_t)sizeof(block))
+		found = sb_decode(block, &sb);
+	if (found && size >= 2 * (off_t)DMIOFS_BLOCK &&
+	    pread(fd, block, sizeof(block), (off_t)sb_backup_offset((uint64_t)size)) == (ssize_t)sizeof(block))
+		found = sb_decode(block, &sb);
+	close(fd);
+	if (found)
+		return NULL;
+	uuid_format(sb.fs_uuid, uuid);
+	return g_strdup_printf("dmiofs (file system %s, device %u of %u)", uuid, sb.dev_index + 1, sb.ndevices);
+}
+
+/* A file system or partition table libblkid recognises, or NULL. */
+static char *existing_signature(const char *path)
+{
+	blkid_probe pr = blkid_new_probe_from_filename(path);
+	const char *type = NULL;
+	char *what = NULL;
+
+	if (!pr)
+		return NULL;
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_LABEL);
+	blkid_probe_enable_partitions(pr, 1);
+	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_MAGIC);
+	switch (blkid_do_safeprobe(pr)) {
+	case 0:
+		if (!blkid_probe_lookup_value(pr, "TYPE", &type, NULL))
+			what = g_strdup_printf("a file system (%s)", type);
+		else if (!blkid_probe_lookup_value(pr, "PTTYPE", &type, NULL))
+			what = g_strdup_printf("a partition table (%s)", type);
+		else
+			what = g_strdup("a signature libblkid recognises");
+		break;
+	case -2:
+		what = g_strdup("several conflicting signatures");
+		break;
+	default:
+		break;
+	}
+	blkid_free_probe(pr);
+	return what;
+}
+
+/* Remove every signature libblkid finds, as wipefs(8) would. */
+static int wipe_signatures(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	blkid_probe pr;
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	pr = blkid_new_probe();
+	if (!pr || blkid_probe_set_device(pr, fd, 0, 0)) {
+		err = -EIO;
+	} else {
+		blkid_probe_enable_superblocks(pr, 1);
+		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_MAGIC);
+		blkid_probe_enable_partitions(pr, 1);
+		blkid_probe_set_partitions_flags(pr, BLKID_PARTS_MAGIC);
+		while (blkid_do_probe(pr) == 0)
+			if (blkid_do_wipe(pr, 0)) {
+				err = -EIO;
+				break;
+			}
+	}
+	if (pr)
+		blkid_free_probe(pr);
+	if (!err && fsync(fd))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* Refuse what cannot or must not be formatted; 0 when every device passes. */
+static int vet_devices(char **paths, int n, gboolean force)
+{
+	GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	int bad = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+		char *key, *what;
+
+		if (stat(paths[i], &st)) {
+			fprintf(stderr, "mkfs.dmiofs: %s: %s\n", paths[i], g_strerror(errno));
+			bad++;
+			continue;
+		}
+		if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+			fprintf(stderr, "mkfs.dmiofs: %s: not a block device or a regular file\n", paths[i]);
+			bad++;
+			continue;
+		}
+		key = S_ISBLK(st.st_mode) ? g_strdup_printf("b%lu", (unsigned long)st.st_rdev)
+					  : g_strdup_printf("f%lu:%lu", (unsigned long)st.st_dev, (unsigned long)st.st_ino);
+		if (g_hash_table_contains(seen, key)) {
+			fprintf(stderr, "mkfs.dmiofs: %s: the same device as %s; every copy needs its own device\n",
+				paths[i], (char *)g_hash_table_lookup(seen, key));
+			g_free(key);
+			bad++;
+			continue;
+		}
+		g_hash_table_insert(seen, key, g_strdup(paths[i]));
+		what = existing_dmiofs(paths[i]);
+		if (!what)
+			what = existing_signature(paths[i]);
+		if (what && !force) {
+			fprintf(stderr, "mkfs.dmiofs: %s holds %s; refusing to overwrite it (use --force to destroy it)\n",
+				paths[i], what);
+			bad++;
+		} else if (what) {
+			fprintf(stderr, "mkfs.dmiofs: %s: overwriting %s (--force)\n", paths[i], what);
+		}
+		g_free(what);
+	}
+	g_hash_table_destroy(seen);
+	return bad ? -EINVAL : 0;
+}
+
+static void print_report(const struct format_report *r, char **paths, const char *label)
+{
+	char uuid[37], *cap = g_format_size_full(r->capacity, G_FORMAT_SIZE_IEC_UNITS);
+
+	uuid_format(r->fs_uuid, uuid);
+	printf("dmiofs: created file system %s%s%s%s\n", uuid, label && *label ? " (label \"" : "",
+	       label && *label ? label : "", label && *label ? "\")" : "");
+	printf("  copies:   %u (every block is stored on %u distinct devices)\n", r->copies, r->copies);
+	printf("  devices:  %u\n", r->ndevices);
+	for (uint32_t i = 0; i < r->ndevices; i++) {
+		char *size = g_format_size_full(r->dev_bytes[i], G_FORMAT_SIZE_IEC_UNITS);
+
+		uuid_format(r->dev_uuid[i], uuid);
+		printf("    %u  %s  %s  device %s\n", i, paths[i], size, uuid);
+		g_free(size);
+	}
+	printf("  capacity: %s usable\n", cap);
+	g_free(cap);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	GOptionEntry entries[] = {
+		{ "copies", 'k', 0, G_OPTION_ARG_INT, &o.copies, "copies of every block (default 2; 1 with one device)", "K" },
+		{ "label", 'L', 0, G_OPTION_ARG_STRING, &o.label, "a label for the file system (up to 63 bytes)", "L" },
+		{ "force", 'f', 0, G_OPTION_ARG_NONE, &o.force, "overwrite devices that hold a file system or partition table", NULL },
+		{ "meta-size", 'm', 0, G_OPTION_ARG_STRING, &o.meta_size, "metadata area per device (default 1/16 of the smallest, 8M..4G)", "SIZE" },
+		{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet, "print nothing on success", NULL },
+		{ NULL },
+	};
+	GOptionContext *ctx = g_option_context_new("DEVICE... - make a mirrored dmiofs file system");
+	struct format_options fo = { 0 };
+	struct format_report report;
+	GError *error = NULL;
+	GString *why = g_string_new(NULL);
+	int n, err;
+
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	g_option_context_set_description(ctx, "See mkfs.dmiofs(8).");
+	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+		fprintf(stderr, "mkfs.dmiofs: %s\n", error->message);
+		return 2;
+	}
+	g_option_context_free(ctx);
+	n = argc - 1;
+	if (n < 1) {
+		fprintf(stderr, "usage: mkfs.dmiofs [--copies K] [--label L] [--force] DEVICE...\n");
+		return 2;
+	}
+	if (o.copies < 0 || (o.copies && o.copies > n)) {
+		fprintf(stderr, "mkfs.dmiofs: %d copies need %d distinct devices; %d given\n", o.copies, o.copies, n);
+		return 2;
+	}
+	if (o.meta_size && parse_size(o.meta_size, &fo.meta_bytes)) {
+		fprintf(stderr, "mkfs.dmiofs: --meta-size %s: not a size (e.g. 64M, 1G)\n", o.meta_size);
+		return 2;
+	}
+	if (vet_devices(argv + 1, n, o.force))
+		return 1;
+	if (o.force)
+		for (int i = 0; i < n; i++)
+			if ((err = wipe_signatures(argv[i + 1])))
+				fprintf(stderr, "mkfs.dmiofs: %s: wiping old signatures failed: %s\n", argv[i + 1],
+					g_strerror(-err));
+	fo.copies = (uint32_t)o.copies;
+	fo.label = o.label;
+	fo.uid = getuid();
+	fo.gid = getgid();
+	err = store_format((const char *const *)argv + 1, (uint32_t)n, &fo, &report, why);
+	if (err) {
+		fprintf(stderr, "mkfs.dmiofs: %s\n", why->str);
+		return 1;
+	}
+	if (!o.quiet)
+		print_report(&report, argv + 1, o.label);
+	g_string_free(why, TRUE);
+	g_free(o.label);
+	g_free(o.meta_size);
+	return 0;
+}

@@ -1,0 +1,40 @@
+/* size.h - sizes as people write them: 64M, 1G, 4096. */
+#ifndef DMIOFS_SIZE_H
+#define DMIOFS_SIZE_H
+
+#include <errno.h>
+#include <glib.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Bytes, with an optional K, M, G or T suffix (powers of 1024). */
+static inline int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	guint64 v;
+	int shift = 0;
+
+	if (!g_ascii_isdigit(*s))
+		return -EINVAL;
+	errno = 0;
+	v = g_ascii_strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (g_ascii_toupper(*end)) {
+	case 'K': shift = 10; end++; break;
+	case 'M': shift = 20; end++; break;
+	case 'G': shift = 30; end++; break;
+	case 'T': shift = 40; end++; break;
+	default: break;
+	}
+	if ((*end == 'i' || *end == 'I') && shift)
+		end++;
+	if ((*end == 'B' || *end == 'b') && end[-1] != *end)
+		end++;
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+#endif
