@@ -117,8 +117,9 @@ int alloc_mark_used(struct alloc *a, uint32_t id, uint32_t cblock, uint32_t n)
 	return 0;
 }
 
-/* The longest free run (up to want) at or after the hint, wrapping once. */
-static bool chunk_take(struct chunk *c, uint32_t want, uint32_t *cblock, uint32_t *got)
+/* A free run in the chunk: the first of at least `need` blocks (taking
+ * up to want of it), searching from the hint and wrapping once. */
+static bool chunk_take(struct chunk *c, uint32_t need, uint32_t want, uint32_t *cblock, uint32_t *got)
 {
 	for (uint32_t pass = 0; pass < 2; pass++) {
 		uint32_t i = pass ? 0 : c->hint, stop = pass ? c->hint : c->nblocks;
@@ -126,12 +127,20 @@ static bool chunk_take(struct chunk *c, uint32_t want, uint32_t *cblock, uint32_
 		while (i < stop) {
 			uint32_t run = 0;
 
+			if (c->bitmap[i / 64] == ~0ull) { /* a full word: skip it whole */
+				i = (i / 64 + 1) * 64;
+				continue;
+			}
 			if (bit_test(c->bitmap, i)) {
 				i++;
 				continue;
 			}
 			while (i + run < c->nblocks && run < want && !bit_test(c->bitmap, i + run))
 				run++;
+			if (run < need) {
+				i += run;
+				continue;
+			}
 			*cblock = i;
 			*got = run;
 			bits_set(c->bitmap, i, run, true);
@@ -187,33 +196,52 @@ static int new_chunk(struct alloc *a, GByteArray *records, uint32_t *id)
 	return 0;
 }
 
-int alloc_blocks(struct alloc *a, uint32_t want, uint32_t *chunk, uint32_t *cblock, uint32_t *got,
-		 GByteArray *records)
+/* Try every chunk, the current one first, for a run of at least need. */
+static bool take_from_chunks(struct alloc *a, uint32_t need, uint32_t want, uint32_t *chunk, uint32_t *cblock,
+			     uint32_t *got)
 {
 	uint32_t nchunks = a->chunks->len;
 
-	if (!want)
-		return -EINVAL;
-	/* The current chunk first, then any other with room, then a new one. */
-	for (uint32_t k = 0; k <= nchunks; k++) {
-		uint32_t id = nchunks ? (a->current + k) % nchunks : 0;
-		struct chunk *c;
+	for (uint32_t k = 0; k < nchunks; k++) {
+		uint32_t id = (a->current + k) % nchunks;
+		struct chunk *c = alloc_chunk(a, id);
 
-		if (k == nchunks) {
-			int err = new_chunk(a, records, &id);
-
-			if (err)
-				return err;
-		}
-		c = alloc_chunk(a, id);
-		if (c && c->used < c->nblocks && chunk_take(c, want, cblock, got)) {
+		if (!c || c->nblocks - c->used < need)
+			continue;
+		if (chunk_take(c, need, want, cblock, got)) {
 			a->current = id;
 			*chunk = id;
-			a->free_blocks -= *got;
-			return 0;
+			return true;
 		}
 	}
-	return -ENOSPC;
+	return false;
+}
+
+int alloc_blocks(struct alloc *a, uint32_t want, uint32_t *chunk, uint32_t *cblock, uint32_t *got,
+		 GByteArray *records)
+{
+	uint32_t per_chunk = (uint32_t)(a->layout.chunk_bytes / DMIOFS_BLOCK);
+	uint32_t whole = want < per_chunk ? want : per_chunk;
+	uint32_t id;
+
+	if (!want)
+		return -EINVAL;
+	/* Keep a request in one piece where any chunk can; then a new chunk;
+	 * only then split it over whatever space is left. */
+	if (!take_from_chunks(a, whole, want, chunk, cblock, got)) {
+		if (!new_chunk(a, records, &id)) {
+			struct chunk *c = alloc_chunk(a, id);
+
+			if (!chunk_take(c, 1, want, cblock, got))
+				return -ENOSPC;
+			a->current = id;
+			*chunk = id;
+		} else if (!take_from_chunks(a, 1, want, chunk, cblock, got)) {
+			return -ENOSPC;
+		}
+	}
+	a->free_blocks -= *got;
+	return 0;
 }
 
 void alloc_free_now(struct alloc *a, uint32_t id, uint32_t cblock, uint32_t n)

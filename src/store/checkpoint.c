@@ -51,7 +51,7 @@ static int writer_flush(struct ckpt_writer *w, GByteArray *out, bool last)
 	}
 	if (padded > len)
 		g_byte_array_set_size(out, (guint)padded), memset(out->data + len, 0, padded - len);
-	err = devs_write_same(w->st->client, w->st->dev, w->st->ndevices, w->offset, out->data, padded, 0, &bits);
+	err = devs_write_same(w->st->meta_client, w->st->dev, w->st->ndevices, w->offset, out->data, padded, 0, &bits);
 	mark_failed(w->st, bits);
 	if (err)
 		return w->err = err;
@@ -105,7 +105,7 @@ int checkpoint_write(struct store *st)
 	if (!block)
 		return -ENOMEM;
 	ckpt_header_encode(&h, block);
-	err = devs_write_same(st->client, st->dev, st->ndevices, base, block, DMIOFS_BLOCK,
+	err = devs_write_same(st->meta_client, st->dev, st->ndevices, base, block, DMIOFS_BLOCK,
 			      DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, &bits);
 	dio_free(block);
 	mark_failed(st, bits);
@@ -138,7 +138,7 @@ static int newest_header(struct store *st, int skip_slot, struct ckpt_header *be
 			struct ckpt_header h;
 
 			if (!st->dev[d].bdev ||
-			    dev_read(st->client, &st->dev[d], st->layout.meta_offset + slot * st->layout.ckpt_bytes,
+			    dev_read(st->meta_client, &st->dev[d], st->layout.meta_offset + slot * st->layout.ckpt_bytes,
 				     block, DMIOFS_BLOCK) ||
 			    ckpt_header_decode(block, st->sb.fs_uuid, &h))
 				continue;
@@ -166,7 +166,7 @@ static int read_payload(struct store *st, uint32_t slot, const struct ckpt_heade
 	if (!buf)
 		return -ENOMEM;
 	for (uint32_t d = 0; d < st->ndevices; d++) {
-		if (!st->dev[d].bdev || (padded && dev_read(st->client, &st->dev[d], offset, buf, padded)))
+		if (!st->dev[d].bdev || (padded && dev_read(st->meta_client, &st->dev[d], offset, buf, padded)))
 			continue;
 		if (dmiofs_crc(buf, h->payload_bytes) == h->payload_crc) {
 			*out = buf;
@@ -243,7 +243,7 @@ int store_write_superblocks(struct store *st, bool clean)
 			sb.flags = clean ? SB_CLEAN : 0;
 			for (uint32_t k = 0; k < st->ndevices; k++)
 				sb.devs[k].state = st->dev[k].state;
-			if (!dev_write_sb(st->client, d, &sb, backup)) {
+			if (!dev_write_sb(st->meta_client, d, &sb, backup)) {
 				written++;
 				d->sb = sb;
 			} else {

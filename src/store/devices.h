@@ -19,6 +19,7 @@ struct sdev {
 	bool sb_primary_ok, sb_backup_ok;
 	uint32_t state;        /* enum dev_state */
 	struct rec_counters err; /* persistent error counters (ERR_*) */
+	uint64_t next_read;      /* where a sequential stream on it would read next */
 };
 
 /* Aligned buffers for direct I/O. */

@@ -49,7 +49,7 @@ static int write_at(struct store *st, uint64_t pos, const struct log_header *h, 
 	log_header_encode(h, buf);
 	memcpy(buf + LOG_HEADER_BYTES, payload, len);
 	memset(buf + LOG_HEADER_BYTES + len, 0, total - LOG_HEADER_BYTES - len);
-	err = devs_write_same(st->client, st->dev, st->ndevices, st->layout.log_offset + pos, buf, total,
+	err = devs_write_same(st->meta_client, st->dev, st->ndevices, st->layout.log_offset + pos, buf, total,
 			      DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, bits);
 	dio_free(buf);
 	return err;
@@ -285,7 +285,7 @@ static int read_commit(struct store *st, uint64_t pos, uint64_t seq, uint8_t **p
 		uint8_t *buf;
 
 		if (!st->dev[d].bdev || st->dev[d].state != DEV_HEALTHY ||
-		    dev_read(st->client, &st->dev[d], st->layout.log_offset + pos, block, DMIOFS_BLOCK) ||
+		    dev_read(st->meta_client, &st->dev[d], st->layout.log_offset + pos, block, DMIOFS_BLOCK) ||
 		    log_header_decode(block, st->sb.fs_uuid, &h) || h.seq != seq)
 			continue;
 		if (h.flags & LOG_WRAP) {
@@ -296,7 +296,7 @@ static int read_commit(struct store *st, uint64_t pos, uint64_t seq, uint8_t **p
 		total = commit_bytes(h.payload_bytes);
 		if (pos + total > st->layout.log_bytes || !(buf = dio_alloc(total)))
 			continue;
-		if (!dev_read(st->client, &st->dev[d], st->layout.log_offset + pos, buf, total) &&
+		if (!dev_read(st->meta_client, &st->dev[d], st->layout.log_offset + pos, buf, total) &&
 		    dmiofs_crc(buf + LOG_HEADER_BYTES, h.payload_bytes) == h.payload_crc) {
 			*payload = g_memdup2(buf + LOG_HEADER_BYTES, h.payload_bytes);
 			*len = h.payload_bytes;

@@ -98,9 +98,10 @@ static void ext_remove(struct meta *m, struct dinode *in, uint32_t at)
 	m->counts.extents--;
 }
 
-static void give_back(struct meta *m, const struct extent *e, uint64_t from, uint64_t to)
+static void give_back(struct meta *m, struct dinode *in, const struct extent *e, uint64_t from, uint64_t to)
 {
 	m->counts.blocks -= to - from;
+	in->blocks -= to - from;
 	if (m->on_free)
 		m->on_free(m->free_ctx, e->chunk, e->cblock + (uint32_t)(from - e->fblock), (uint32_t)(to - from));
 }
@@ -127,7 +128,7 @@ static void ext_punch(struct meta *m, struct dinode *in, uint64_t start, uint64_
 		uint64_t es = e->fblock, ee = es + e->nblocks;
 		uint64_t cs = MAX(es, start), ce = MIN(ee, end);
 
-		give_back(m, e, cs, ce);
+		give_back(m, in, e, cs, ce);
 		if (cs > es && ce < ee) { /* a hole in the middle: split */
 			struct extent right = *e;
 
@@ -186,6 +187,7 @@ static void ext_set(struct meta *m, struct dinode *in, const struct rec_extent *
 	}
 	ext_punch(m, in, r->fblock, r->fblock + r->nblocks);
 	m->counts.blocks += r->nblocks;
+	in->blocks += r->nblocks;
 	at = ext_find(in, r->fblock);
 	if (at > 0 && ext_contiguous(&in->u.ext[at - 1], &e)) {
 		ext_merge(&in->u.ext[at - 1], &e);
@@ -222,7 +224,7 @@ static void inode_free_contents(struct meta *m, struct dinode *in)
 
 	if (S_ISREG(in->mode)) {
 		while (in->next) {
-			give_back(m, &in->u.ext[in->next - 1], in->u.ext[in->next - 1].fblock,
+			give_back(m, in, &in->u.ext[in->next - 1], in->u.ext[in->next - 1].fblock,
 				  in->u.ext[in->next - 1].fblock + in->u.ext[in->next - 1].nblocks);
 			ext_remove(m, in, in->next - 1);
 		}

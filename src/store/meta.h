@@ -25,6 +25,8 @@ struct extent {
 	uint32_t *csums;
 };
 
+struct inode_io;
+
 struct xattr {
 	struct xattr *next;
 	uint32_t len;
@@ -37,6 +39,7 @@ struct dinode {
 	uint32_t mode, uid, gid, nlink;
 	uint64_t size, rdev;
 	struct rec_time atime, mtime, ctime;
+	uint64_t blocks;   /* blocks mapped (regular files) */
 	uint64_t nlookup;  /* references the kernel holds */
 	uint32_t nopen;    /* open file handles */
 	uint32_t next, cap; /* extents in use and allocated (regular files) */
@@ -48,6 +51,7 @@ struct dinode {
 	struct dinode *parent;   /* directories: their one parent */
 	struct xattr *xattrs;
 	struct rec_counters *errors; /* NULL until an I/O error touched it */
+	struct inode_io *io;     /* data I/O in flight (data.c), NULL when idle */
 	bool unlinked;           /* no name left; freed on last close/forget */
 };
 

@@ -162,6 +162,7 @@ int store_format(const char *const *paths, uint32_t n, const struct format_optio
 	}
 	st->pending = g_byte_array_new();
 	st->client = dm_io_client_create(256);
+	st->meta_client = st->client;
 	if (!st->client) {
 		err = -errno;
 		goto out;

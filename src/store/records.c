@@ -138,13 +138,14 @@ void rec_put_dev_state(GByteArray *out, uint32_t dev, uint32_t state)
 
 void rec_put_counters(GByteArray *out, enum rec_type type, const struct rec_counters *c)
 {
-	struct wbuf w = rec_begin(out, type, 8 + 8 * ERR_KINDS + 8 + 4);
+	struct wbuf w = rec_begin(out, type, 8 + 8 * ERR_KINDS + 8 + 4 + 4);
 
 	put_u64(&w, c->id);
 	for (int i = 0; i < ERR_KINDS; i++)
 		put_u64(&w, c->count[i]);
 	put_u64(&w, c->last_bits);
 	put_u32(&w, c->last_op);
+	put_u32(&w, c->last_chunk);
 }
 
 static void decode_payload(struct rbuf *r, struct record *rec)
@@ -230,6 +231,7 @@ static void decode_payload(struct rbuf *r, struct record *rec)
 			rec->u.counters.count[i] = get_u64(r);
 		rec->u.counters.last_bits = get_u64(r);
 		rec->u.counters.last_op = get_u32(r);
+		rec->u.counters.last_chunk = get_u32(r);
 		break;
 	default:
 		r->overflow = true;

@@ -68,8 +68,9 @@ enum { ERR_READ, ERR_WRITE, ERR_FLUSH, ERR_CSUM, ERR_REPAIRED, ERR_KINDS };
 struct rec_counters {
 	uint64_t id; /* device index or inode */
 	uint64_t count[ERR_KINDS];
-	uint64_t last_bits; /* dm-io error bits of the last failed I/O (files) */
+	uint64_t last_bits; /* files: last failed I/O, bit i = copy i of its chunk */
 	uint32_t last_op;   /* 0 none, 1 read, 2 write */
+	uint32_t last_chunk;
 };
 
 /* A decoded record; pointers point into the buffer it came from. */

@@ -55,6 +55,16 @@ int store_log(struct store *st, GByteArray *records)
 	return 0;
 }
 
+int store_append(struct store *st, GByteArray *records)
+{
+	if (st->broken)
+		return st->broken;
+	if (st->opt.read_only)
+		return -EROFS;
+	g_byte_array_append(st->pending, records->data, records->len);
+	return 0;
+}
+
 static void free_after_commit(void *ctx, uint32_t chunk, uint32_t cblock, uint32_t n)
 {
 	struct store *st = ctx;
@@ -79,7 +89,7 @@ static int open_devices(struct store *st, const char *const *paths, uint32_t n, 
 	for (; opened < n && !err; opened++) {
 		err = dev_open(&given[opened], paths[opened], flags, why);
 		if (!err)
-			err = dev_read_sb(st->client, &given[opened], why);
+			err = dev_read_sb(st->meta_client, &given[opened], why);
 	}
 	if (!err) {
 		uint32_t newest = 0;
@@ -211,6 +221,10 @@ static void store_free(struct store *st)
 		g_byte_array_free(st->pending, TRUE);
 	if (st->client)
 		dm_io_client_destroy(st->client);
+	if (st->meta_client)
+		dm_io_client_destroy(st->meta_client);
+	if (st->buffers.size)
+		bufpool_destroy(&st->buffers);
 	g_mutex_clear(&st->lock);
 	g_cond_clear(&st->commit_cond);
 	g_cond_clear(&st->durable_cond);
@@ -230,8 +244,10 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	if (opt)
 		st->opt = *opt;
 	st->pending = g_byte_array_new();
+	bufpool_init(&st->buffers, (1u << 20) + 2 * DMIOFS_BLOCK, 32);
 	st->client = dm_io_client_create(CLIENT_PAGES);
-	if (!st->client) {
+	st->meta_client = dm_io_client_create(256);
+	if (!st->client || !st->meta_client) {
 		err = -errno;
 		g_string_append_printf(why, "cannot start libdmio: %s", g_strerror(errno));
 		store_free(st);

@@ -15,6 +15,7 @@
 #include <sys/statvfs.h>
 
 #include "alloc.h"
+#include "bufpool.h"
 #include "devices.h"
 #include "format.h"
 #include "meta.h"
@@ -31,7 +32,8 @@ struct sync_waiter;
 
 struct store {
 	GMutex lock; /* metadata, allocator, log buffer, device states */
-	struct dm_io_client *client;
+	struct dm_io_client *client;      /* file data */
+	struct dm_io_client *meta_client; /* superblocks, checkpoints, the log: never behind data */
 	struct store_options opt;
 	uint32_t ndevices, copies;
 	struct sdev dev[DMIOFS_MAX_DEVICES];
@@ -54,6 +56,7 @@ struct store {
 	GThread *committer;
 	struct sync_waiter *waiters;
 	int broken;            /* -EIO once metadata cannot be written */
+	struct bufpool buffers; /* data I/O buffers */
 	uint64_t commits, checkpoints;
 };
 
@@ -66,6 +69,8 @@ int store_close(struct store *st);
 
 /* Apply records to memory and append them to the log (lock held). */
 int store_log(struct store *st, GByteArray *records);
+/* Append records already applied to memory (the allocator's chunks). */
+int store_append(struct store *st, GByteArray *records);
 /* Apply one record read from disk (checkpoint or log). */
 int store_apply(struct store *st, const struct record *rec);
 

@@ -1,0 +1,347 @@
+/* dmiofs - mount a mirrored dmiofs file system with FUSE.
+ *
+ *   dmiofs [-f] [-o OPTIONS] DEV[:DEV...] MOUNTPOINT
+ *
+ * Also usable from /etc/fstab through mount.fuse3:
+ *   /dev/sdb:/dev/sdc  /srv/data  fuse.dmiofs  defaults  0 0
+ *
+ * In the background (the default) the parent waits until the file system
+ * is mounted, or prints why it could not be, so errors reach the user. */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "../store/data.h"
+#include "dmiofs.h"
+
+struct options {
+	char *devices;
+	char *mountpoint;
+	int foreground;
+	int debug;
+	int single_thread;
+	int read_only;
+	int verbose;
+	int no_writeback;
+	unsigned int commit_ms;
+	int show_help;
+	int show_version;
+};
+
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP };
+
+#define OPT(t, p, v) { t, offsetof(struct options, p), v }
+
+static const struct fuse_opt option_spec[] = {
+	OPT("ro", read_only, 1),
+	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
+	OPT("verbose", verbose, 1),
+	OPT("no_writeback", no_writeback, 1),
+	OPT("commit=%u", commit_ms, 0),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	/* mount(8) and fstab words that mean nothing to FUSE */
+	FUSE_OPT_KEY("defaults", KEY_DROP),
+	FUSE_OPT_KEY("auto", KEY_DROP),
+	FUSE_OPT_KEY("noauto", KEY_DROP),
+	FUSE_OPT_KEY("user", KEY_DROP),
+	FUSE_OPT_KEY("nouser", KEY_DROP),
+	FUSE_OPT_KEY("users", KEY_DROP),
+	FUSE_OPT_KEY("_netdev", KEY_DROP),
+	FUSE_OPT_KEY("nofail", KEY_DROP),
+	FUSE_OPT_KEY("rw", KEY_DROP),
+	FUSE_OPT_KEY("x-systemd.", KEY_DROP),
+	FUSE_OPT_KEY("comment=", KEY_DROP),
+	FUSE_OPT_END
+};
+
+static int handle_option(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+
+	(void)outargs;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->devices) {
+			o->devices = g_strdup(arg);
+			return 0;
+		}
+		if (!o->mountpoint) {
+			o->mountpoint = g_strdup(arg);
+			return 0;
+		}
+		fprintf(stderr, "dmiofs: unexpected argument '%s'\n", arg);
+		return -1;
+	case KEY_HELP:
+		o->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->show_version = 1;
+		return 0;
+	case KEY_FOREGROUND:
+		o->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		o->debug = 1;
+		o->foreground = 1;
+		return 1; /* libfuse prints the requests too */
+	case KEY_SINGLE:
+		o->single_thread = 1;
+		return 0;
+	case KEY_DROP:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static void usage(void)
+{
+	printf("usage: dmiofs [-f] [-o OPTIONS] DEV[:DEV...] MOUNTPOINT\n\n"
+	       "Mount the dmiofs file system on DEV... (block devices or image files) at MOUNTPOINT.\n\n"
+	       "  -f                 stay in the foreground\n"
+	       "  -d, -o debug       foreground, and print every FUSE request\n"
+	       "  -s                 one thread\n"
+	       "  -o ro              read-only: nothing is written to the devices\n"
+	       "  -o commit=MS       commit metadata at least every MS milliseconds (default 5000)\n"
+	       "  -o no_writeback    no kernel writeback cache\n"
+	       "  -o verbose         say what mounting found\n"
+	       "  -o OPTION          other FUSE mount options (allow_other, ...)\n\n"
+	       "See dmiofs(8).\n");
+}
+
+/* ---- messages: the terminal in the foreground, syslog behind ------------ */
+
+static bool to_syslog;
+
+static void glib_to_log(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer data)
+{
+	(void)domain;
+	(void)data;
+	if (to_syslog)
+		syslog(level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL) ? LOG_ERR
+		       : level & G_LOG_LEVEL_WARNING				 ? LOG_WARNING
+										 : LOG_NOTICE,
+		       "%s", message);
+	else
+		fprintf(stderr, "dmiofs: %s\n", message);
+}
+
+static void dmio_to_log(int level, const char *message, void *context)
+{
+	(void)context;
+	if (to_syslog)
+		syslog(level, "libdmio: %s", message);
+	else
+		fprintf(stderr, "dmiofs: libdmio: %s\n", message);
+}
+
+/* ---- background ----------------------------------------------------------- */
+
+/* Fork before any thread exists; the parent waits for a word from the
+ * child: "" when mounted, or the reason it failed. */
+static int fork_and_wait(int *report_fd)
+{
+	int pipefd[2];
+	pid_t pid;
+	char msg[1024];
+	ssize_t n, got = 0;
+
+	if (pipe2(pipefd, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		close(pipefd[0]);
+		setsid();
+		*report_fd = pipefd[1];
+		return 0;
+	}
+	close(pipefd[1]);
+	while ((n = read(pipefd[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0)
+		got += n;
+	msg[got] = '\0';
+	if (got == 0) {
+		fprintf(stderr, "dmiofs: the daemon exited before mounting\n");
+		_exit(1);
+	}
+	if (strcmp(msg, "ok")) {
+		fprintf(stderr, "dmiofs: %s\n", msg);
+		_exit(1);
+	}
+	_exit(0);
+}
+
+static void report(int fd, const char *msg)
+{
+	if (fd < 0) {
+		if (strcmp(msg, "ok"))
+			fprintf(stderr, "dmiofs: %s\n", msg);
+		return;
+	}
+	if (write(fd, msg, strlen(msg)) < 0)
+		return;
+	close(fd);
+}
+
+static void detach_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (fd < 0)
+		return;
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	if (fd > 2)
+		close(fd);
+	if (chdir("/"))
+		return;
+}
+
+/* ---- mounting --------------------------------------------------------------- */
+
+static char **split_devices(const char *spec, uint32_t *n)
+{
+	char **paths = g_strsplit(spec, ":", -1);
+
+	*n = g_strv_length(paths);
+	return paths;
+}
+
+static void add_mount_options(struct fuse_args *args, const char *devices, bool read_only)
+{
+	char *devs = g_strdup(devices);
+	char *fsname;
+
+	g_strdelimit(devs, ",", ';'); /* a comma would end the option */
+	fsname = g_strdup_printf("-ofsname=dmiofs:%s", devs);
+	fuse_opt_add_arg(args, fsname);
+	fuse_opt_add_arg(args, "-osubtype=dmiofs");
+	fuse_opt_add_arg(args, "-odefault_permissions");
+	/* The kernel checks permissions, so letting others in is safe; a
+	 * root-mounted store is for every user. */
+	if (getuid() == 0)
+		fuse_opt_add_arg(args, "-oallow_other");
+	if (read_only)
+		fuse_opt_add_arg(args, "-oro");
+	g_free(fsname);
+	g_free(devs);
+}
+
+static int run(struct options *o, struct fuse_args *args, int report_fd)
+{
+	struct store_options so = { .read_only = o->read_only, .commit_interval_ms = o->commit_ms, .verbose = o->verbose };
+	struct dmiofs fs = { .writeback = !o->no_writeback && !o->read_only, .timeout = 86400.0 };
+	GString *why = g_string_new(NULL);
+	uint32_t n;
+	char **paths = split_devices(o->devices, &n);
+	struct fuse_loop_config *cfg;
+	int err, ret = 1;
+
+	err = store_open((const char *const *)paths, n, &so, &fs.st, why);
+	g_strfreev(paths);
+	if (err) {
+		report(report_fd, why->str);
+		g_string_free(why, TRUE);
+		return 1;
+	}
+	add_mount_options(args, o->devices, o->read_only);
+	fs.se = fuse_session_new(args, &dmiofs_ops, sizeof(dmiofs_ops), &fs);
+	if (!fs.se) {
+		report(report_fd, "cannot start a FUSE session (bad mount options?)");
+		goto close_store;
+	}
+	if (fuse_set_signal_handlers(fs.se)) {
+		report(report_fd, "cannot set signal handlers");
+		goto destroy;
+	}
+	if (fuse_session_mount(fs.se, o->mountpoint)) {
+		g_string_printf(why, "cannot mount on %s (does it exist, and is /dev/fuse usable?)", o->mountpoint);
+		report(report_fd, why->str);
+		goto remove_handlers;
+	}
+	report(report_fd, "ok");
+	if (report_fd >= 0)
+		detach_stdio();
+	if (o->single_thread) {
+		ret = fuse_session_loop(fs.se);
+	} else {
+		cfg = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(cfg, 1);
+		fuse_loop_cfg_set_idle_threads(cfg, 16);
+		fuse_loop_cfg_set_max_threads(cfg, 64);
+		ret = fuse_session_loop_mt(fs.se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+	}
+	fuse_session_unmount(fs.se);
+	dmiofs_drain(&fs);
+remove_handlers:
+	fuse_remove_signal_handlers(fs.se);
+destroy:
+	fuse_session_destroy(fs.se);
+close_store:
+	err = store_close(fs.st);
+	if (err) {
+		g_critical("unmounting left the file system unclean: %s", g_strerror(-err));
+		ret = 1;
+	}
+	g_string_free(why, TRUE);
+	return ret ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = { 0 };
+	int report_fd = -1, ret;
+
+	if (fuse_opt_parse(&args, &o, option_spec, handle_option)) {
+		fprintf(stderr, "dmiofs: bad arguments (see dmiofs --help)\n");
+		return 2;
+	}
+	if (o.show_help) {
+		usage();
+		return 0;
+	}
+	if (o.show_version) {
+		printf("dmiofs %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (!o.devices || !o.mountpoint) {
+		usage();
+		return 2;
+	}
+	g_log_set_default_handler(glib_to_log, NULL);
+	dmio_set_log_fn(dmio_to_log, NULL);
+	if (!o.foreground) {
+		int err = fork_and_wait(&report_fd);
+
+		if (err) {
+			fprintf(stderr, "dmiofs: cannot go to the background: %s\n", g_strerror(-err));
+			return 1;
+		}
+		openlog("dmiofs", LOG_PID, LOG_DAEMON);
+		to_syslog = true;
+	}
+	ret = run(&o, &args, report_fd);
+	fuse_opt_free_args(&args);
+	g_free(o.devices);
+	g_free(o.mountpoint);
+	return ret;
+}

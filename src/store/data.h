@@ -1,0 +1,34 @@
+/* data.h - file data: copy-on-write writes to every copy of a chunk,
+ * checksummed reads from one copy with fail-over and repair. */
+#ifndef DMIOFS_DATA_H
+#define DMIOFS_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "store.h"
+
+/* Reads hand their buffer to fn, valid only during the call. */
+typedef void (*data_read_fn)(void *ctx, int err, const char *buf, size_t len);
+typedef void (*data_write_fn)(void *ctx, ssize_t result);
+
+/* Start a read or a write; fn runs exactly once, possibly before the call
+ * returns, usually on libdmio's completion thread.  The write copies the
+ * caller's memory before it returns. */
+void data_read(struct store *st, uint64_t ino, uint64_t off, size_t size, data_read_fn fn, void *ctx);
+void data_write(struct store *st, uint64_t ino, uint64_t off, const struct iovec *iov, int iovcnt,
+		data_write_fn fn, void *ctx);
+
+/* Synchronous, for the metadata side. */
+int data_truncate(struct store *st, uint64_t ino, uint64_t size);
+int data_fallocate(struct store *st, uint64_t ino, int mode, uint64_t off, uint64_t len);
+/* SEEK_DATA / SEEK_HOLE. */
+int data_seek(struct store *st, uint64_t ino, uint64_t off, int whence, uint64_t *out);
+
+/* namei.c, used here */
+void fs_maybe_free(struct store *st, struct dinode *in);
+void fs_stat_of(const struct dinode *in, struct stat *st);
+
+#endif

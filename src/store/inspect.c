@@ -1,0 +1,142 @@
+/* inspect.c - see inspect.h. */
+#include <errno.h>
+#include <string.h>
+
+#include "inspect.h"
+
+bool inspect_is_virtual(const char *name)
+{
+	return !strncmp(name, "user.dmio.", 10);
+}
+
+const char *inspect_health(struct store *st)
+{
+	for (uint32_t i = 0; i < st->ndevices; i++)
+		if (st->dev[i].state != DEV_HEALTHY)
+			return "degraded";
+	return "healthy";
+}
+
+static void put_region(GString *s, struct store *st, uint32_t extent, uint32_t copy, const struct rec_stripe *sp,
+		       uint32_t cblock, uint32_t n)
+{
+	const struct sdev *d = &st->dev[sp->dev];
+	uint64_t offset = sp->offset + (uint64_t)cblock * DMIOFS_BLOCK;
+
+	g_string_append_printf(s, "region extent=%u copy=%u device=%u state=%s sector=%llu count=%llu path=%s\n",
+			       extent, copy, sp->dev, dev_state_name(d->state),
+			       (unsigned long long)(offset >> 9), (unsigned long long)n * (DMIOFS_BLOCK >> 9),
+			       d->path ? d->path : "");
+}
+
+static void layout_of(struct store *st, struct dinode *in, GString *s)
+{
+	g_string_append_printf(s, "size=%llu blocks=%llu extents=%u copies=%u\n", (unsigned long long)in->size,
+			       (unsigned long long)in->blocks, in->next, st->copies);
+	for (uint32_t i = 0; i < in->next; i++) {
+		const struct extent *e = &in->u.ext[i];
+		struct chunk *c = alloc_chunk(&st->alloc, e->chunk);
+
+		g_string_append_printf(s, "extent index=%u offset=%llu length=%llu chunk=%u copies=%u\n", i,
+				       (unsigned long long)e->fblock * DMIOFS_BLOCK,
+				       (unsigned long long)e->nblocks * DMIOFS_BLOCK, e->chunk, c ? c->ncopies : 0);
+		for (uint32_t k = 0; c && k < c->ncopies; k++)
+			put_region(s, st, i, k, &c->stripes[k], e->cblock, e->nblocks);
+	}
+}
+
+static void counters_of(const struct rec_counters *c, GString *s)
+{
+	g_string_append_printf(s, "read_errors=%llu\nwrite_errors=%llu\nchecksum_errors=%llu\nrepaired=%llu\n",
+			       (unsigned long long)c->count[ERR_READ], (unsigned long long)c->count[ERR_WRITE],
+			       (unsigned long long)c->count[ERR_CSUM], (unsigned long long)c->count[ERR_REPAIRED]);
+}
+
+static void errors_of(struct store *st, struct dinode *in, GString *s)
+{
+	struct rec_counters none = { 0 };
+	const struct rec_counters *c = in->errors ? in->errors : &none;
+	struct chunk *chunk;
+
+	counters_of(c, s);
+	if (!c->last_op) {
+		g_string_append(s, "last_op=none\n");
+		return;
+	}
+	g_string_append_printf(s, "last_op=%s\nlast_chunk=%u\nlast_bits=0x%llx\n",
+			       c->last_op == 1 ? "read" : "write", c->last_chunk, (unsigned long long)c->last_bits);
+	chunk = alloc_chunk(&st->alloc, c->last_chunk);
+	for (uint32_t k = 0; chunk && k < chunk->ncopies; k++)
+		if (c->last_bits & (1ull << k))
+			g_string_append_printf(s, "last_failed copy=%u device=%u path=%s\n", k, chunk->stripes[k].dev,
+					       st->dev[chunk->stripes[k].dev].path ? st->dev[chunk->stripes[k].dev].path : "");
+}
+
+static void devices_of(struct store *st, GString *s)
+{
+	for (uint32_t i = 0; i < st->ndevices; i++) {
+		const struct sdev *d = &st->dev[i];
+		const struct rec_counters *c = &d->err;
+		char uuid[37];
+
+		uuid_format(d->sb.dev_uuid, uuid);
+		g_string_append_printf(s,
+				       "device=%u state=%s size=%llu used=%llu read_errors=%llu write_errors=%llu "
+				       "flush_errors=%llu checksum_errors=%llu repaired=%llu uuid=%s path=%s\n",
+				       i, dev_state_name(d->state), (unsigned long long)d->sb.dev_bytes,
+				       (unsigned long long)alloc_dev_used_bytes(&st->alloc, i),
+				       (unsigned long long)c->count[ERR_READ], (unsigned long long)c->count[ERR_WRITE],
+				       (unsigned long long)c->count[ERR_FLUSH], (unsigned long long)c->count[ERR_CSUM],
+				       (unsigned long long)c->count[ERR_REPAIRED], uuid, d->path ? d->path : "");
+	}
+}
+
+static void status_of(struct store *st, GString *s)
+{
+	uint64_t total, avail;
+	uint32_t healthy = 0;
+	char uuid[37];
+
+	alloc_space(&st->alloc, &total, &avail);
+	for (uint32_t i = 0; i < st->ndevices; i++)
+		healthy += st->dev[i].state == DEV_HEALTHY;
+	uuid_format(st->sb.fs_uuid, uuid);
+	g_string_append_printf(s,
+			       "status=%s\nuuid=%s\nlabel=%s\ncopies=%u\ndevices=%u\nhealthy_devices=%u\n"
+			       "capacity=%llu\nused=%llu\nfree=%llu\nfiles=%llu\nmetadata_used=%llu\nmetadata_capacity=%llu\n"
+			       "generation=%llu\nread_only=%s\n",
+			       inspect_health(st), uuid, st->sb.label, st->copies, st->ndevices, healthy,
+			       (unsigned long long)(total * DMIOFS_BLOCK), (unsigned long long)((total - avail) * DMIOFS_BLOCK),
+			       (unsigned long long)(avail * DMIOFS_BLOCK), (unsigned long long)st->meta.nfiles,
+			       (unsigned long long)meta_estimate_bytes(&st->meta), (unsigned long long)st->layout.ckpt_bytes,
+			       (unsigned long long)st->durable_seq, st->opt.read_only ? "yes" : "no");
+}
+
+int inspect_xattr(struct store *st, uint64_t ino, const char *name, char **out)
+{
+	GString *s = g_string_new(NULL);
+	struct dinode *in;
+	int err = 0;
+
+	g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, ino);
+	if (!in)
+		err = -ENOENT;
+	else if (!strcmp(name, XATTR_LAYOUT) && S_ISREG(in->mode))
+		layout_of(st, in, s);
+	else if (!strcmp(name, XATTR_ERRORS))
+		errors_of(st, in, s);
+	else if (!strcmp(name, XATTR_DEVICES) && ino == ROOT_INO)
+		devices_of(st, s);
+	else if (!strcmp(name, XATTR_STATUS) && ino == ROOT_INO)
+		status_of(st, s);
+	else
+		err = -ENODATA;
+	g_mutex_unlock(&st->lock);
+	if (err) {
+		g_string_free(s, TRUE);
+		return err;
+	}
+	*out = g_string_free(s, FALSE);
+	return 0;
+}

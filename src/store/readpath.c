@@ -1,0 +1,446 @@
+/* readpath.c - reading file data: from one copy chosen by load, every
+ * block's CRC32C checked, failing over to another copy on an error or a
+ * mismatch, and rewriting the bad copy from the good one. */
+#include <errno.h>
+#include <string.h>
+
+#include "bufpool.h"
+#include "data.h"
+#include "ioerr.h"
+#include "rangelock.h"
+#include "readpath.h"
+
+#define MAX_ATTEMPTS 3 /* restarts when the blocks were rewritten under us */
+
+/* ---- plans ---------------------------------------------------------------- */
+
+struct rplan *rplan_new(struct store *st, uint64_t ino)
+{
+	struct rplan *p = g_new0(struct rplan, 1);
+
+	p->st = st;
+	p->ino = ino;
+	return p;
+}
+
+void rplan_free(struct rplan *p)
+{
+	for (uint32_t i = 0; i < p->nruns; i++)
+		g_free(p->runs[i].csums);
+	g_free(p->runs);
+	g_free(p);
+}
+
+static void add_run(struct rplan *p, const struct chunk *c, const struct extent *e, uint64_t from, uint64_t to,
+		    uint8_t *dst)
+{
+	struct rrun *r;
+
+	p->runs = g_renew(struct rrun, p->runs, p->nruns + 1);
+	r = &p->runs[p->nruns++];
+	memset(r, 0, sizeof(*r));
+	r->plan = p;
+	r->fblock = from;
+	r->n = (uint32_t)(to - from);
+	r->chunk = e->chunk;
+	r->cblock = e->cblock + (uint32_t)(from - e->fblock);
+	r->csums = g_memdup2(e->csums + (from - e->fblock), r->n * sizeof(uint32_t));
+	r->ncopies = c->ncopies;
+	memcpy(r->stripes, c->stripes, sizeof(r->stripes));
+	r->dst = dst;
+}
+
+void rplan_add(struct rplan *p, struct dinode *in, uint64_t fblock, uint64_t n, uint8_t *dst)
+{
+	uint64_t end = fblock + n, at = fblock;
+
+	for (uint32_t i = ext_find(in, fblock); i < in->next && in->u.ext[i].fblock < end; i++) {
+		const struct extent *e = &in->u.ext[i];
+		uint64_t from = MAX(e->fblock, fblock), to = MIN(e->fblock + e->nblocks, end);
+		struct chunk *c = alloc_chunk(&p->st->alloc, e->chunk);
+
+		if (from > at) /* a hole reads as zeroes */
+			memset(dst + (at - fblock) * DMIOFS_BLOCK, 0, (from - at) * DMIOFS_BLOCK);
+		if (c)
+			add_run(p, c, e, from, to, dst + (from - fblock) * DMIOFS_BLOCK);
+		else
+			memset(dst + (from - fblock) * DMIOFS_BLOCK, 0, (to - from) * DMIOFS_BLOCK);
+		at = to;
+	}
+	if (at < end)
+		memset(dst + (at - fblock) * DMIOFS_BLOCK, 0, (end - at) * DMIOFS_BLOCK);
+}
+
+/* ---- choosing a copy -------------------------------------------------------- */
+
+static uint64_t copy_offset(const struct rrun *r, uint32_t k)
+{
+	return r->stripes[k].offset + (uint64_t)r->cblock * DMIOFS_BLOCK;
+}
+
+/* A sequential stream stays on its device; otherwise the least loaded. */
+static int choose_copy(struct store *st, const struct rrun *r)
+{
+	int best = -1;
+	unsigned int best_load = 0;
+
+	for (uint32_t k = 0; k < r->ncopies; k++) {
+		struct sdev *d = &st->dev[r->stripes[k].dev];
+		struct dmio_bdev_stats s;
+
+		if ((r->tried & (1u << k)) || !d->bdev || d->state != DEV_HEALTHY)
+			continue;
+		if (__atomic_load_n(&d->next_read, __ATOMIC_RELAXED) == copy_offset(r, k))
+			return (int)k;
+		dmio_bdev_get_stats(d->bdev, &s);
+		if (best < 0 || s.inflight < best_load) {
+			best = (int)k;
+			best_load = s.inflight;
+		}
+	}
+	return best;
+}
+
+/* ---- repair ----------------------------------------------------------------------- */
+
+struct repair {
+	struct range_op op; /* first: the range lock hands this back */
+	struct store *st;
+	uint64_t ino;
+	struct rrun run;    /* what was read, csums owned */
+	uint32_t bad;       /* copies to rewrite */
+	uint8_t *data;
+	unsigned long bits;
+	uint32_t map[DMIOFS_MAX_COPIES];
+	uint32_t nregions;
+};
+
+/* Is [fblock, fblock + n) still where the run says, with the same CRCs? */
+static bool run_still_mapped(struct dinode *in, const struct rrun *r)
+{
+	uint32_t i = ext_find(in, r->fblock);
+	const struct extent *e;
+
+	if (i >= in->next)
+		return false;
+	e = &in->u.ext[i];
+	if (e->fblock > r->fblock || e->fblock + e->nblocks < r->fblock + r->n || e->chunk != r->chunk ||
+	    e->cblock + (r->fblock - e->fblock) != r->cblock)
+		return false;
+	return !memcmp(e->csums + (r->fblock - e->fblock), r->csums, r->n * sizeof(uint32_t));
+}
+
+static void repair_finish(struct repair *rp)
+{
+	struct store *st = rp->st;
+	struct range_op *ready = NULL;
+	struct dinode *in;
+
+	g_mutex_lock(&st->lock);
+	for (uint32_t k = 0; k < rp->nregions; k++) {
+		uint32_t dev = rp->run.stripes[rp->map[k]].dev;
+
+		if (rp->bits & (1UL << k))
+			ioerr_note(st, true, rp->ino, dev, ERR_WRITE, IO_OP_WRITE, rp->run.chunk, 1UL << rp->map[k]);
+		else
+			ioerr_note(st, true, rp->ino, dev, ERR_REPAIRED, IO_OP_NONE, 0, 0);
+	}
+	in = meta_inode(&st->meta, rp->ino);
+	if (in) {
+		ready = range_release(in, &rp->op);
+		fs_maybe_free(st, in);
+	}
+	g_mutex_unlock(&st->lock);
+	range_start_ready(ready);
+	dio_free(rp->data);
+	g_free(rp->run.csums);
+	g_free(rp);
+}
+
+static void repair_written(unsigned long error, void *ctx)
+{
+	struct repair *rp = ctx;
+
+	rp->bits = error;
+	repair_finish(rp);
+}
+
+static void repair_start(struct range_op *op)
+{
+	struct repair *rp = (struct repair *)op;
+	struct store *st = rp->st;
+	struct io_region where[DMIOFS_MAX_COPIES];
+	struct dm_io_request req = {
+		.bi_op = DMIO_WRITE,
+		.mem = { .type = DM_IO_VMA, .ptr.vma = rp->data },
+		.notify = { repair_written, rp },
+		.client = st->client,
+	};
+	struct dinode *in;
+	bool still;
+
+	g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, rp->ino);
+	still = in && run_still_mapped(in, &rp->run) && !st->opt.read_only;
+	rp->nregions = 0;
+	for (uint32_t k = 0; still && k < rp->run.ncopies; k++) {
+		struct sdev *d = &st->dev[rp->run.stripes[k].dev];
+
+		if (!(rp->bad & (1u << k)) || !d->bdev || d->state != DEV_HEALTHY)
+			continue;
+		where[rp->nregions] = (struct io_region){ d->bdev, copy_offset(&rp->run, k) >> DMIO_SECTOR_SHIFT,
+							  (uint64_t)rp->run.n * (DMIOFS_BLOCK >> DMIO_SECTOR_SHIFT) };
+		rp->map[rp->nregions++] = k;
+	}
+	g_mutex_unlock(&st->lock);
+	/* Rewritten meanwhile, or nothing left to write to: the good copy
+	 * already stands. */
+	if (!rp->nregions || dm_io(&req, rp->nregions, where, NULL)) {
+		rp->nregions = 0;
+		repair_finish(rp);
+	}
+}
+
+/* Rewrite the copies of the run that were bad, from the good data, under
+ * the inode's range lock so the blocks cannot change owner meanwhile. */
+static void schedule_repair(struct store *st, uint64_t ino, const struct rrun *run)
+{
+	struct repair *rp = g_new0(struct repair, 1);
+	struct dinode *in;
+	bool go = false;
+
+	rp->st = st;
+	rp->ino = ino;
+	rp->run = *run;
+	rp->run.csums = g_memdup2(run->csums, run->n * sizeof(uint32_t));
+	rp->bad = run->bad;
+	rp->data = dio_alloc((size_t)run->n * DMIOFS_BLOCK);
+	rp->op.first = run->fblock;
+	rp->op.last = run->fblock + run->n - 1;
+	rp->op.start = repair_start;
+	if (!rp->data) {
+		g_free(rp->run.csums);
+		g_free(rp);
+		return;
+	}
+	memcpy(rp->data, run->dst, (size_t)run->n * DMIOFS_BLOCK);
+	g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, ino);
+	if (in)
+		go = range_acquire(in, &rp->op);
+	g_mutex_unlock(&st->lock);
+	if (!in) {
+		dio_free(rp->data);
+		g_free(rp->run.csums);
+		g_free(rp);
+	} else if (go) {
+		repair_start(&rp->op);
+	}
+}
+
+/* ---- reading ------------------------------------------------------------------------- */
+
+static void run_issue(struct rrun *r);
+
+static void plan_run_done(struct rplan *p)
+{
+	if (atomic_fetch_sub(&p->pending, 1) == 1)
+		p->done(p);
+}
+
+static bool run_verify(struct rrun *r)
+{
+	for (uint32_t b = 0; b < r->n; b++)
+		if (dmiofs_crc(r->dst + (size_t)b * DMIOFS_BLOCK, DMIOFS_BLOCK) != r->csums[b])
+			return false;
+	return true;
+}
+
+static void run_read_done(unsigned long error, void *ctx)
+{
+	struct rrun *r = ctx;
+	struct rplan *p = r->plan;
+	uint32_t dev = r->stripes[r->cur].dev;
+
+	if (error) {
+		ioerr_note(p->st, false, p->ino, dev, ERR_READ, IO_OP_READ, r->chunk, 1UL << r->cur);
+		r->bad |= 1u << r->cur;
+		run_issue(r);
+		return;
+	}
+	if (!run_verify(r)) {
+		ioerr_note(p->st, false, p->ino, dev, ERR_CSUM, IO_OP_READ, r->chunk, 1UL << r->cur);
+		r->bad |= 1u << r->cur;
+		run_issue(r);
+		return;
+	}
+	if (r->bad)
+		schedule_repair(p->st, p->ino, r);
+	plan_run_done(p);
+}
+
+/* Read the run from the next copy worth trying. */
+static void run_issue(struct rrun *r)
+{
+	struct rplan *p = r->plan;
+	struct store *st = p->st;
+	struct dm_io_request req = {
+		.bi_op = DMIO_READ,
+		.mem = { .type = DM_IO_VMA, .ptr.vma = r->dst },
+		.notify = { run_read_done, r },
+		.client = st->client,
+	};
+	struct io_region where;
+	int k = choose_copy(st, r);
+
+	if (k < 0) {
+		p->failed = true; /* every copy is gone or bad */
+		plan_run_done(p);
+		return;
+	}
+	r->cur = (uint32_t)k;
+	r->tried |= 1u << k;
+	where = (struct io_region){ st->dev[r->stripes[k].dev].bdev, copy_offset(r, (uint32_t)k) >> DMIO_SECTOR_SHIFT,
+				    (uint64_t)r->n * (DMIOFS_BLOCK >> DMIO_SECTOR_SHIFT) };
+	__atomic_store_n(&st->dev[r->stripes[k].dev].next_read, copy_offset(r, (uint32_t)k) + (uint64_t)r->n * DMIOFS_BLOCK,
+			 __ATOMIC_RELAXED);
+	if (dm_io(&req, 1, &where, NULL))
+		run_read_done(1, r);
+}
+
+void rplan_start(struct rplan *p)
+{
+	p->failed = false;
+	atomic_store(&p->pending, p->nruns + 1);
+	for (uint32_t i = 0; i < p->nruns; i++)
+		run_issue(&p->runs[i]);
+	plan_run_done(p);
+}
+
+/* Were any of the failed runs rewritten since the plan was made? */
+bool rplan_stale(struct rplan *p)
+{
+	struct dinode *in;
+	bool stale = false;
+
+	g_mutex_lock(&p->st->lock);
+	in = meta_inode(&p->st->meta, p->ino);
+	for (uint32_t i = 0; in && i < p->nruns && !stale; i++)
+		stale = !run_still_mapped(in, &p->runs[i]);
+	g_mutex_unlock(&p->st->lock);
+	return stale;
+}
+
+/* ---- data_read ---------------------------------------------------------------------------- */
+
+struct read_op {
+	struct store *st;
+	uint64_t ino, off, b0, nblk;
+	size_t size;
+	uint8_t *buf;
+	struct rplan *plan;
+	int attempts;
+	data_read_fn fn;
+	void *ctx;
+};
+
+static int read_plan(struct read_op *op)
+{
+	struct store *st = op->st;
+	struct dinode *in;
+	int err = 0;
+
+	g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, op->ino);
+	if (!in) {
+		err = -ENOENT;
+	} else {
+		op->plan = rplan_new(st, op->ino);
+		rplan_add(op->plan, in, op->b0, op->nblk, op->buf);
+	}
+	g_mutex_unlock(&st->lock);
+	return err;
+}
+
+static void read_finish(struct read_op *op, int err)
+{
+	if (op->plan)
+		rplan_free(op->plan);
+	op->fn(op->ctx, err, err ? NULL : (const char *)op->buf + (op->off - op->b0 * DMIOFS_BLOCK), op->size);
+	bufpool_put(&op->st->buffers, op->buf, op->nblk * DMIOFS_BLOCK);
+	g_free(op);
+}
+
+static void read_done(struct rplan *p)
+{
+	struct read_op *op = p->ctx;
+
+	if (!p->failed) {
+		read_finish(op, 0);
+		return;
+	}
+	if (++op->attempts < MAX_ATTEMPTS && rplan_stale(p)) {
+		int err;
+
+		rplan_free(op->plan);
+		op->plan = NULL;
+		err = read_plan(op);
+		if (!err) {
+			op->plan->done = read_done;
+			op->plan->ctx = op;
+			rplan_start(op->plan);
+		} else {
+			read_finish(op, err);
+		}
+		return;
+	}
+	read_finish(op, -EIO);
+}
+
+void data_read(struct store *st, uint64_t ino, uint64_t off, size_t size, data_read_fn fn, void *ctx)
+{
+	struct read_op *op;
+	struct dinode *in;
+	int err = 0;
+
+	g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, ino);
+	if (!in)
+		err = -ENOENT;
+	else if (S_ISDIR(in->mode))
+		err = -EISDIR;
+	else if (!S_ISREG(in->mode))
+		err = -EINVAL;
+	else if (off >= in->size)
+		size = 0;
+	else if (size > in->size - off)
+		size = in->size - off;
+	g_mutex_unlock(&st->lock);
+	if (err || !size) {
+		fn(ctx, err, "", 0);
+		return;
+	}
+	op = g_new0(struct read_op, 1);
+	op->st = st;
+	op->ino = ino;
+	op->off = off;
+	op->size = size;
+	op->b0 = off / DMIOFS_BLOCK;
+	op->nblk = (off + size - 1) / DMIOFS_BLOCK - op->b0 + 1;
+	op->fn = fn;
+	op->ctx = ctx;
+	op->buf = bufpool_get(&st->buffers, op->nblk * DMIOFS_BLOCK);
+	if (!op->buf) {
+		g_free(op);
+		fn(ctx, -ENOMEM, NULL, 0);
+		return;
+	}
+	err = read_plan(op);
+	if (err) {
+		read_finish(op, err);
+		return;
+	}
+	op->plan->done = read_done;
+	op->plan->ctx = op;
+	rplan_start(op->plan);
+}

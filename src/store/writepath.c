@@ -1,0 +1,704 @@
+/* writepath.c - writing file data copy-on-write: new blocks are
+ * allocated, filled (merging the old bytes of partly written blocks),
+ * checksummed and written to every healthy copy of their chunk in one
+ * dm-io request per run; only then do the extent records that reference
+ * them go to the log.  A write that reached no copy leaves no reference
+ * and frees its blocks; one that missed some copies marks those devices
+ * failed and still succeeds.  Also truncate, fallocate and SEEK_DATA. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bufpool.h"
+#include "data.h"
+#include "ioerr.h"
+#include "rangelock.h"
+#include "readpath.h"
+
+#define WOP_KEEP_SIZE 0x1  /* zeroing inside the file: no size or time change */
+#define WOP_RANGE_HELD 0x2 /* the caller holds the range lock */
+#define MAX_FILE_BYTES (1ull << 60)
+
+struct wop;
+
+struct wrun {
+	struct wop *op;
+	uint64_t fblock;
+	uint32_t n, chunk, cblock;
+	uint32_t ncopies;
+	struct rec_stripe stripes[DMIOFS_MAX_COPIES];
+	uint32_t map[DMIOFS_MAX_COPIES]; /* region -> copy */
+	uint32_t nregions;
+	unsigned long bits;              /* dm-io error bits, by region */
+};
+
+struct wop {
+	struct range_op range; /* first: the range lock hands this back */
+	struct store *st;
+	uint64_t ino, off;
+	size_t size;
+	uint64_t b0;
+	uint32_t nblk;
+	unsigned int flags;
+	uint8_t *buf;          /* nblk blocks; the new bytes at off - b0 * 4 KiB */
+	uint32_t *csums;
+	struct wrun *runs;
+	uint32_t nruns;
+	struct rplan *rmw;     /* old contents of partly written blocks */
+	uint8_t *old;          /* two blocks: head, tail */
+	bool old_head, old_tail;
+	atomic_uint pending;
+	data_write_fn fn;
+	void *ctx;
+};
+
+static struct rec_time now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (struct rec_time){ ts.tv_sec, (uint32_t)ts.tv_nsec };
+}
+
+static void wop_free(struct wop *op)
+{
+	if (op->rmw)
+		rplan_free(op->rmw);
+	bufpool_put(&op->st->buffers, op->buf, (size_t)op->nblk * DMIOFS_BLOCK);
+	dio_free(op->old);
+	g_free(op->csums);
+	g_free(op->runs);
+	g_free(op);
+}
+
+/* Give back the blocks of every run (lock held): nothing references them. */
+static void free_runs(struct wop *op)
+{
+	for (uint32_t i = 0; i < op->nruns; i++)
+		alloc_free_now(&op->st->alloc, op->runs[i].chunk, op->runs[i].cblock, op->runs[i].n);
+	op->nruns = 0;
+}
+
+/* Release the range, let the inode go if nothing holds it, reply. */
+static void wop_end(struct wop *op, ssize_t result, bool locked)
+{
+	struct store *st = op->st;
+	struct range_op *ready = NULL;
+	struct dinode *in;
+
+	if (!locked)
+		g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, op->ino);
+	if (in && !(op->flags & WOP_RANGE_HELD)) {
+		ready = range_release(in, &op->range);
+		fs_maybe_free(st, in);
+	}
+	g_mutex_unlock(&st->lock);
+	range_start_ready(ready);
+	op->fn(op->ctx, result);
+	wop_free(op);
+}
+
+/* ---- finishing ------------------------------------------------------------ */
+
+static bool run_failed(const struct wrun *r)
+{
+	return !r->nregions || r->bits == (r->nregions == 64 ? ~0UL : (1UL << r->nregions) - 1);
+}
+
+/* Copies that missed the write: their devices are failed (lock held). */
+static void note_partial_failures(struct wop *op, GByteArray *r)
+{
+	for (uint32_t i = 0; i < op->nruns; i++) {
+		struct wrun *run = &op->runs[i];
+
+		for (uint32_t k = 0; k < run->nregions; k++) {
+			uint32_t copy = run->map[k];
+
+			if (!(run->bits & (1UL << k)))
+				continue;
+			ioerr_note(op->st, true, op->ino, run->stripes[copy].dev, ERR_WRITE, IO_OP_WRITE, run->chunk,
+				   run->bits);
+			ioerr_fail_device(op->st, run->stripes[copy].dev, r);
+		}
+	}
+}
+
+static void wop_finish(struct wop *op)
+{
+	struct store *st = op->st;
+	struct dinode *in;
+	GByteArray *r;
+	ssize_t result = (ssize_t)op->size;
+	bool failed = false;
+
+	g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, op->ino);
+	for (uint32_t i = 0; i < op->nruns; i++)
+		failed |= run_failed(&op->runs[i]);
+	r = g_byte_array_new();
+	note_partial_failures(op, r);
+	if (failed || !in) {
+		free_runs(op);
+		result = -EIO;
+	} else {
+		for (uint32_t i = 0; i < op->nruns; i++) {
+			struct wrun *run = &op->runs[i];
+
+			rec_put_extent(r, op->ino, run->fblock, run->n, run->chunk, run->cblock,
+				       op->csums + (run->fblock - op->b0));
+		}
+		if (!(op->flags & WOP_KEEP_SIZE)) {
+			struct rec_inode ri;
+
+			inode_to_rec(in, &ri);
+			if (op->off + op->size > ri.size)
+				ri.size = op->off + op->size;
+			ri.mtime = ri.ctime = now();
+			rec_put_inode(r, &ri);
+		}
+	}
+	if (r->len && store_log(st, r) && !failed) {
+		free_runs(op); /* the log refused: nothing references the blocks */
+		result = -EIO;
+	}
+	g_byte_array_free(r, TRUE);
+	wop_end(op, result, true);
+}
+
+static void wop_put(struct wop *op)
+{
+	if (atomic_fetch_sub(&op->pending, 1) == 1)
+		wop_finish(op);
+}
+
+/* ---- writing the runs ------------------------------------------------------- */
+
+static void run_written(unsigned long error, void *ctx)
+{
+	struct wrun *run = ctx;
+
+	run->bits = error;
+	wop_put(run->op);
+}
+
+static void issue_run(struct wop *op, struct wrun *run)
+{
+	struct store *st = op->st;
+	struct io_region where[DMIOFS_MAX_COPIES];
+	struct dm_io_request req = {
+		.bi_op = DMIO_WRITE,
+		.mem = { .type = DM_IO_VMA, .ptr.vma = op->buf + (run->fblock - op->b0) * DMIOFS_BLOCK },
+		.notify = { run_written, run },
+		.client = st->client,
+	};
+
+	run->nregions = 0;
+	g_mutex_lock(&st->lock);
+	for (uint32_t k = 0; k < run->ncopies; k++) {
+		struct sdev *d = &st->dev[run->stripes[k].dev];
+
+		if (!d->bdev || d->state != DEV_HEALTHY)
+			continue; /* degraded: the survivors take the write */
+		where[run->nregions] = (struct io_region){
+			d->bdev, (run->stripes[k].offset + (uint64_t)run->cblock * DMIOFS_BLOCK) >> DMIO_SECTOR_SHIFT,
+			(uint64_t)run->n * (DMIOFS_BLOCK >> DMIO_SECTOR_SHIFT)
+		};
+		run->map[run->nregions++] = k;
+	}
+	g_mutex_unlock(&st->lock);
+	if (!run->nregions || dm_io(&req, run->nregions, where, NULL)) {
+		run->bits = ~0UL;
+		wop_put(op);
+	}
+}
+
+static void wop_write(struct wop *op)
+{
+	for (uint32_t b = 0; b < op->nblk; b++)
+		op->csums[b] = dmiofs_crc(op->buf + (size_t)b * DMIOFS_BLOCK, DMIOFS_BLOCK);
+	atomic_store(&op->pending, op->nruns + 1);
+	for (uint32_t i = 0; i < op->nruns; i++)
+		issue_run(op, &op->runs[i]);
+	wop_put(op);
+}
+
+/* ---- preparing: old bytes, new blocks ---------------------------------------- */
+
+static size_t delta(const struct wop *op)
+{
+	return (size_t)(op->off - op->b0 * DMIOFS_BLOCK);
+}
+
+static void rmw_done(struct rplan *p)
+{
+	struct wop *op = p->ctx;
+	size_t end = delta(op) + op->size, last = (size_t)(op->nblk - 1) * DMIOFS_BLOCK;
+
+	if (p->failed) { /* the old bytes are lost on every copy: do not guess */
+		g_mutex_lock(&op->st->lock);
+		free_runs(op);
+		wop_end(op, -EIO, true);
+		return;
+	}
+	if (op->old_head)
+		memcpy(op->buf, op->old, delta(op));
+	if (op->old_tail)
+		memcpy(op->buf + end, op->old + DMIOFS_BLOCK + (end - last), op->nblk * (size_t)DMIOFS_BLOCK - end);
+	wop_write(op);
+}
+
+/* Lock held.  Which partly written blocks hold old bytes to keep; the
+ * rest of a partial block is zero (a hole, or beyond the end of file). */
+static void plan_partial_blocks(struct wop *op, struct dinode *in)
+{
+	size_t end = delta(op) + op->size, total = (size_t)op->nblk * DMIOFS_BLOCK;
+	uint64_t tail = op->b0 + op->nblk - 1;
+
+	op->old_head = delta(op) && ext_mapped_blocks(in, op->b0, 1);
+	op->old_tail = end < total && ext_mapped_blocks(in, tail, 1);
+	if (!op->old_head)
+		memset(op->buf, 0, delta(op));
+	if (!op->old_tail)
+		memset(op->buf + end, 0, total - end);
+	if (!op->old_head && !op->old_tail)
+		return;
+	op->old = dio_alloc(2 * DMIOFS_BLOCK);
+	op->rmw = rplan_new(op->st, op->ino);
+	if (op->old_head)
+		rplan_add(op->rmw, in, op->b0, 1, op->old);
+	if (op->old_tail)
+		rplan_add(op->rmw, in, tail, 1, op->old + DMIOFS_BLOCK);
+	op->rmw->done = rmw_done;
+	op->rmw->ctx = op;
+}
+
+/* Lock held.  New blocks for the whole range, as few runs as possible. */
+static int allocate_runs(struct wop *op, GByteArray *records)
+{
+	struct alloc *a = &op->st->alloc;
+	uint64_t fblock = op->b0;
+	uint32_t left = op->nblk;
+
+	op->runs = g_new0(struct wrun, op->nblk);
+	while (left) {
+		struct wrun *run = &op->runs[op->nruns];
+		uint32_t got = 0;
+		int err = alloc_blocks(a, left, &run->chunk, &run->cblock, &got, records);
+		struct chunk *c;
+
+		if (err)
+			return err;
+		c = alloc_chunk(a, run->chunk);
+		run->op = op;
+		run->fblock = fblock;
+		run->n = got;
+		run->ncopies = c->ncopies;
+		memcpy(run->stripes, c->stripes, sizeof(run->stripes));
+		op->nruns++;
+		fblock += got;
+		left -= got;
+	}
+	return 0;
+}
+
+/* Lock held.  Allocate; when full, wait once for frees the log holds back. */
+static int allocate_or_wait(struct wop *op)
+{
+	struct store *st = op->st;
+	GByteArray *records = g_byte_array_new();
+	int err = allocate_runs(op, records);
+
+	if (err == -ENOSPC && st->alloc.pending_blocks) {
+		free_runs(op);
+		g_free(op->runs);
+		op->runs = NULL;
+		g_mutex_unlock(&st->lock);
+		store_sync(st);
+		g_mutex_lock(&st->lock);
+		err = allocate_runs(op, records);
+	}
+	if (err)
+		free_runs(op);
+	/* New chunks go to the log now, ahead of the extents that use them
+	 * (the allocator has already put them in memory). */
+	if (records->len) {
+		int lerr = store_append(st, records);
+
+		if (!err)
+			err = lerr;
+	}
+	g_byte_array_free(records, TRUE);
+	return err;
+}
+
+static void wop_start(struct range_op *range)
+{
+	struct wop *op = (struct wop *)range;
+	struct store *st = op->st;
+	struct dinode *in;
+	int err;
+
+	g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, op->ino);
+	err = in ? (st->broken ? st->broken : 0) : -ENOENT;
+	if (!err) {
+		plan_partial_blocks(op, in);
+		err = allocate_or_wait(op);
+	}
+	if (err) {
+		wop_end(op, err, true);
+		return;
+	}
+	g_mutex_unlock(&st->lock);
+	if (op->rmw)
+		rplan_start(op->rmw);
+	else
+		wop_write(op);
+}
+
+/* ---- entry points -------------------------------------------------------------- */
+
+static int check_writable_file(struct store *st, struct dinode *in)
+{
+	if (!in)
+		return -ENOENT;
+	if (S_ISDIR(in->mode))
+		return -EISDIR;
+	if (!S_ISREG(in->mode))
+		return -EINVAL;
+	if (st->opt.read_only)
+		return -EROFS;
+	return st->broken;
+}
+
+static struct wop *wop_new(struct store *st, uint64_t ino, uint64_t off, size_t size, unsigned int flags,
+			   data_write_fn fn, void *ctx)
+{
+	struct wop *op = g_new0(struct wop, 1);
+
+	op->st = st;
+	op->ino = ino;
+	op->off = off;
+	op->size = size;
+	op->flags = flags;
+	op->b0 = off / DMIOFS_BLOCK;
+	op->nblk = (uint32_t)((off + size - 1) / DMIOFS_BLOCK - op->b0 + 1);
+	op->fn = fn;
+	op->ctx = ctx;
+	op->buf = bufpool_get(&st->buffers, (size_t)op->nblk * DMIOFS_BLOCK);
+	op->csums = g_new(uint32_t, op->nblk);
+	op->range.first = op->b0;
+	op->range.last = op->b0 + op->nblk - 1;
+	op->range.start = wop_start;
+	if (!op->buf) {
+		g_free(op->csums);
+		g_free(op);
+		return NULL;
+	}
+	return op;
+}
+
+static void wop_submit(struct wop *op)
+{
+	struct store *st = op->st;
+	struct dinode *in;
+	bool go = false;
+
+	if (op->flags & WOP_RANGE_HELD) {
+		wop_start(&op->range);
+		return;
+	}
+	g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, op->ino);
+	if (in)
+		go = range_acquire(in, &op->range);
+	g_mutex_unlock(&st->lock);
+	if (!in) {
+		op->fn(op->ctx, -ENOENT);
+		wop_free(op);
+	} else if (go) {
+		wop_start(&op->range);
+	}
+}
+
+void data_write(struct store *st, uint64_t ino, uint64_t off, const struct iovec *iov, int iovcnt,
+		data_write_fn fn, void *ctx)
+{
+	size_t size = 0, at;
+	struct wop *op;
+	int err;
+
+	for (int i = 0; i < iovcnt; i++)
+		size += iov[i].iov_len;
+	g_mutex_lock(&st->lock);
+	err = check_writable_file(st, meta_inode(&st->meta, ino));
+	g_mutex_unlock(&st->lock);
+	if (!err && (off > MAX_FILE_BYTES || size > MAX_FILE_BYTES - off))
+		err = -EFBIG;
+	if (err || !size) {
+		fn(ctx, err ? err : 0);
+		return;
+	}
+	op = wop_new(st, ino, off, size, 0, fn, ctx);
+	if (!op) {
+		fn(ctx, -ENOMEM);
+		return;
+	}
+	/* The caller's memory is only ours until we return. */
+	at = delta(op);
+	for (int i = 0; i < iovcnt; i++) {
+		memcpy(op->buf + at, iov[i].iov_base, iov[i].iov_len);
+		at += iov[i].iov_len;
+	}
+	wop_submit(op);
+}
+
+/* ---- synchronous zeroing (truncate, punch) --------------------------------------- */
+
+struct sync_result {
+	GMutex lock;
+	GCond cond;
+	bool done;
+	ssize_t result;
+};
+
+static void sync_done(void *ctx, ssize_t result)
+{
+	struct sync_result *s = ctx;
+
+	g_mutex_lock(&s->lock);
+	s->result = result;
+	s->done = true;
+	g_cond_signal(&s->cond);
+	g_mutex_unlock(&s->lock);
+}
+
+/* Zero [off, off + len) inside one block, copy-on-write; the caller holds
+ * the range lock and not the store lock. */
+static int zero_in_block(struct store *st, uint64_t ino, uint64_t off, size_t len)
+{
+	struct sync_result s = { .done = false };
+	struct wop *op;
+
+	g_mutex_init(&s.lock);
+	g_cond_init(&s.cond);
+	op = wop_new(st, ino, off, len, WOP_KEEP_SIZE | WOP_RANGE_HELD, sync_done, &s);
+	if (!op)
+		return -ENOMEM;
+	memset(op->buf + delta(op), 0, len);
+	wop_submit(op);
+	g_mutex_lock(&s.lock);
+	while (!s.done)
+		g_cond_wait(&s.cond, &s.lock);
+	g_mutex_unlock(&s.lock);
+	g_mutex_clear(&s.lock);
+	g_cond_clear(&s.cond);
+	return s.result < 0 ? (int)s.result : 0;
+}
+
+/* Lock held: unmap whole blocks [first, end), where any are mapped. */
+static void put_punch(struct dinode *in, uint64_t first, uint64_t end, GByteArray *r)
+{
+	if (end > first && ext_mapped_blocks(in, first, end - first))
+		rec_put_punch(r, in->ino, first, end - first);
+}
+
+static uint64_t last_mapped_end(const struct dinode *in)
+{
+	return in->next ? in->u.ext[in->next - 1].fblock + in->u.ext[in->next - 1].nblocks : 0;
+}
+
+/* Lock held on entry and exit; the range lock is held meanwhile. */
+static int truncate_locked(struct store *st, struct dinode *in, uint64_t size)
+{
+	uint64_t old = in->size;
+	struct rec_inode ri;
+	GByteArray *r;
+	int err = 0;
+
+	/* The tail of the new last block must read as zeroes if the file
+	 * grows again: rewrite it now, while it is still in the file. */
+	if (size < old && size % DMIOFS_BLOCK && ext_mapped_blocks(in, size / DMIOFS_BLOCK, 1)) {
+		g_mutex_unlock(&st->lock);
+		err = zero_in_block(st, in->ino, size, DMIOFS_BLOCK - size % DMIOFS_BLOCK);
+		g_mutex_lock(&st->lock);
+		if (err)
+			return err;
+	}
+	r = g_byte_array_new();
+	if (size < old)
+		put_punch(in, (size + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK, last_mapped_end(in), r);
+	inode_to_rec(in, &ri);
+	ri.size = size;
+	ri.mtime = ri.ctime = now();
+	rec_put_inode(r, &ri);
+	err = store_log(st, r);
+	g_byte_array_free(r, TRUE);
+	return err;
+}
+
+/* Run fn on inode ino with the range [first, last] locked. */
+static int with_range(struct store *st, uint64_t ino, uint64_t first, uint64_t last,
+		      int (*fn)(struct store *st, struct dinode *in, void *arg), void *arg)
+{
+	struct range_wait w;
+	struct range_op *ready;
+	struct dinode *in;
+	int err;
+
+	g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, ino);
+	err = check_writable_file(st, in);
+	if (err) {
+		g_mutex_unlock(&st->lock);
+		return err;
+	}
+	g_cond_init(&w.cond);
+	range_acquire_wait(st, in, first, last, &w);
+	err = fn(st, in, arg);
+	ready = range_release(in, &w.op);
+	fs_maybe_free(st, in);
+	g_mutex_unlock(&st->lock);
+	g_cond_clear(&w.cond);
+	range_start_ready(ready);
+	return err;
+}
+
+static int truncate_cb(struct store *st, struct dinode *in, void *arg)
+{
+	return truncate_locked(st, in, *(uint64_t *)arg);
+}
+
+int data_truncate(struct store *st, uint64_t ino, uint64_t size)
+{
+	if (size > MAX_FILE_BYTES)
+		return -EFBIG;
+	return with_range(st, ino, size / DMIOFS_BLOCK, UINT64_MAX, truncate_cb, &size);
+}
+
+/* ---- fallocate -------------------------------------------------------------------- */
+
+struct falloc_args {
+	int mode;
+	uint64_t off, len;
+};
+
+/* Zero the partial blocks at both ends of [off, end), unmap the whole ones. */
+static int punch_locked(struct store *st, struct dinode *in, uint64_t off, uint64_t end)
+{
+	uint64_t first = (off + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK, last = end / DMIOFS_BLOCK;
+	GByteArray *r;
+	int err = 0;
+
+	if (off % DMIOFS_BLOCK && ext_mapped_blocks(in, off / DMIOFS_BLOCK, 1)) {
+		uint64_t stop = MIN(end, (off / DMIOFS_BLOCK + 1) * DMIOFS_BLOCK);
+
+		g_mutex_unlock(&st->lock);
+		err = zero_in_block(st, in->ino, off, stop - off);
+		g_mutex_lock(&st->lock);
+	}
+	if (!err && end % DMIOFS_BLOCK && end / DMIOFS_BLOCK != off / DMIOFS_BLOCK &&
+	    ext_mapped_blocks(in, end / DMIOFS_BLOCK, 1)) {
+		g_mutex_unlock(&st->lock);
+		err = zero_in_block(st, in->ino, last * DMIOFS_BLOCK, end % DMIOFS_BLOCK);
+		g_mutex_lock(&st->lock);
+	}
+	if (err)
+		return err;
+	r = g_byte_array_new();
+	put_punch(in, first, last, r);
+	if (r->len)
+		err = store_log(st, r);
+	g_byte_array_free(r, TRUE);
+	return err;
+}
+
+static int falloc_cb(struct store *st, struct dinode *in, void *arg)
+{
+	struct falloc_args *a = arg;
+	uint64_t end = a->off + a->len;
+	struct rec_inode ri;
+	GByteArray *r;
+	int err = 0;
+
+	if (a->mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		err = punch_locked(st, in, a->off, MIN(end, MAX(in->size, end)));
+	} else {
+		/* Copy-on-write cannot promise future overwrites their space;
+		 * what can be checked is that the range fits now. */
+		uint64_t first = a->off / DMIOFS_BLOCK, n = (end - 1) / DMIOFS_BLOCK - first + 1, total, avail;
+
+		alloc_space(&st->alloc, &total, &avail);
+		if (n - ext_mapped_blocks(in, first, n) > avail)
+			err = -ENOSPC;
+	}
+	if (err)
+		return err;
+	r = g_byte_array_new();
+	inode_to_rec(in, &ri);
+	if (!(a->mode & FALLOC_FL_KEEP_SIZE) && end > ri.size)
+		ri.size = end;
+	if (ri.size != in->size || (a->mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
+		ri.mtime = ri.ctime = now();
+		rec_put_inode(r, &ri);
+		err = store_log(st, r);
+	}
+	g_byte_array_free(r, TRUE);
+	return err;
+}
+
+int data_fallocate(struct store *st, uint64_t ino, int mode, uint64_t off, uint64_t len)
+{
+	struct falloc_args a = { mode, off, len };
+
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if (!len)
+		return -EINVAL;
+	if (off > MAX_FILE_BYTES || len > MAX_FILE_BYTES - off)
+		return -EFBIG;
+	return with_range(st, ino, off / DMIOFS_BLOCK, (off + len - 1) / DMIOFS_BLOCK, falloc_cb, &a);
+}
+
+/* ---- SEEK_DATA / SEEK_HOLE ---------------------------------------------------------- */
+
+int data_seek(struct store *st, uint64_t ino, uint64_t off, int whence, uint64_t *out)
+{
+	struct dinode *in;
+	int err = 0;
+
+	g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, ino);
+	if (!in) {
+		err = -ENOENT;
+	} else if (!S_ISREG(in->mode)) {
+		err = -EINVAL;
+	} else if (off >= in->size) {
+		err = -ENXIO;
+	} else if (whence == SEEK_DATA) {
+		uint32_t i = ext_find(in, off / DMIOFS_BLOCK);
+		uint64_t at = i < in->next ? MAX(off, in->u.ext[i].fblock * DMIOFS_BLOCK) : in->size;
+
+		if (at >= in->size)
+			err = -ENXIO;
+		else
+			*out = at;
+	} else if (whence == SEEK_HOLE) {
+		uint64_t cur = off / DMIOFS_BLOCK;
+
+		for (uint32_t i = ext_find(in, cur); i < in->next && in->u.ext[i].fblock <= cur; i++)
+			cur = in->u.ext[i].fblock + in->u.ext[i].nblocks;
+		*out = MIN(MAX(off, cur * DMIOFS_BLOCK), in->size);
+	} else {
+		err = -EINVAL;
+	}
+	g_mutex_unlock(&st->lock);
+	return err;
+}
