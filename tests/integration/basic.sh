@@ -1,0 +1,25 @@
+#!/bin/sh
+# The main job: mkfs two images, mount, write and read files, remount,
+# and find everything still there, on both mirrors.
+. "$(dirname "$0")/lib.sh"
+require_fuse
+
+images 2 256M
+check "mkfs.dmiofs makes a two-device file system" fs_mkfs
+check "dmiofs mounts it" fs_mount
+head -c 5000000 /dev/urandom >"$T/data"
+check "a file is written" cp "$T/data" "$MNT/file"
+check "it reads back the same" cmp "$T/data" "$MNT/file"
+check "a directory is made" mkdir "$MNT/dir"
+check "status says healthy" sh -c "getfattr --only-values --absolute-names -n user.dmio.status '$MNT' | grep -qx 'status=healthy'"
+check "the layout puts every extent on two distinct devices" sh -c "
+	getfattr --only-values --absolute-names -n user.dmio.layout '$MNT/file' >'$T/layout' &&
+	awk '/^extent /{n++} END{exit n<1}' '$T/layout' &&
+	awk '/^region /{split(\$2,e,\"=\"); split(\$4,d,\"=\"); seen[e[2]\" \"d[2]]++; per[e[2]]++}
+	     END{for (x in per) if (per[x]!=2) exit 1; for (y in seen) if (seen[y]!=1) exit 1}' '$T/layout'"
+check "unmount is clean" fs_umount
+check "it mounts again" fs_mount
+check "the file survived the remount" cmp "$T/data" "$MNT/file"
+check "the directory survived the remount" test -d "$MNT/dir"
+check "unmount again" fs_umount
+done_testing

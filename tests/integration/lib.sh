@@ -1,0 +1,142 @@
+# lib.sh - shared by the integration tests (sourced, not run).
+#
+# Every test works in a temporary folder with image files, makes file
+# systems with mkfs.dmiofs, mounts them with dmiofs in the foreground (so
+# the test knows the daemon's pid), prints TAP, and always unmounts and
+# removes its files on exit, whatever happened.
+set -u
+: "${top_builddir:?run through make check, or set top_builddir}"
+: "${top_srcdir:=$top_builddir}"
+
+MKFS="$top_builddir/src/tools/mkfs.dmiofs"
+DMIOFS="$top_builddir/src/fuse/dmiofs"
+FSCK="$top_builddir/src/tools/fsck.dmiofs"
+CTL="$top_builddir/src/tools/dmiofs-ctl"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/dmiofs-it-XXXXXX")
+MNT="$T/mnt"
+mkdir -p "$MNT"
+DAEMON_PID=""
+TEST_N=0
+TEST_FAILED=0
+
+it_cleanup() {
+	if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+		fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+		for _ in $(seq 1 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$DAEMON_PID" 2>/dev/null
+	fi
+	if mountpoint -q "$MNT" 2>/dev/null || grep -q " $MNT " /proc/mounts; then
+		fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+	fi
+	rm -rf "$T"
+}
+trap it_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ok STATUS DESCRIPTION: a TAP test point from an exit status.
+ok() {
+	TEST_N=$((TEST_N + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $TEST_N - $2"
+	else
+		echo "not ok $TEST_N - $2"
+		TEST_FAILED=1
+	fi
+}
+
+# check DESCRIPTION COMMAND...: run the command, a test point from it.
+check() {
+	desc=$1
+	shift
+	if "$@" >"$T/check.out" 2>&1; then
+		ok 0 "$desc"
+	else
+		ok 1 "$desc"
+		sed 's/^/#   /' "$T/check.out"
+	fi
+}
+
+diag() { echo "# $*"; }
+
+skip_all() {
+	echo "1..0 # SKIP $*"
+	exit 0
+}
+
+done_testing() {
+	echo "1..$TEST_N"
+	exit $TEST_FAILED
+}
+
+require_fuse() {
+	[ -c /dev/fuse ] || skip_all "no /dev/fuse"
+	command -v fusermount3 >/dev/null || skip_all "no fusermount3 (Debian package fuse3)"
+}
+
+# images N SIZE: $T/d0.img ... sparse image files; sets IMAGES (a:b:c).
+images() {
+	IMAGES=""
+	i=0
+	while [ "$i" -lt "$1" ]; do
+		truncate -s "$2" "$T/d$i.img"
+		IMAGES="${IMAGES:+$IMAGES:}$T/d$i.img"
+		i=$((i + 1))
+	done
+}
+
+# The images as separate arguments.
+image_args() {
+	echo "$IMAGES" | tr ':' ' '
+}
+
+fs_mkfs() {
+	# shellcheck disable=SC2046
+	"$MKFS" -q "$@" $(image_args)
+}
+
+# fs_mount [dmiofs options...]: mount IMAGES at MNT in the foreground
+# (background process), wait until the mount is there.
+fs_mount() {
+	"$DMIOFS" -f "$@" "$IMAGES" "$MNT" 2>"$T/daemon.err" &
+	DAEMON_PID=$!
+	for _ in $(seq 1 200); do
+		grep -q " $MNT fuse" /proc/mounts && return 0
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	diag "mount failed:"
+	sed 's/^/#   /' "$T/daemon.err"
+	DAEMON_PID=""
+	return 1
+}
+
+# fs_umount: unmount and wait for the daemon to finish (it writes its
+# checkpoint on the way out); fails if the daemon reports an error.
+fs_umount() {
+	[ -n "$DAEMON_PID" ] || return 1
+	fusermount3 -u "$MNT" || return 1
+	wait "$DAEMON_PID"
+	rc=$?
+	DAEMON_PID=""
+	if [ $rc -ne 0 ]; then
+		diag "daemon exited with $rc:"
+		sed 's/^/#   /' "$T/daemon.err"
+	fi
+	return $rc
+}
+
+# fs_kill: the daemon dies at once (kill -9); the dead mount is cleared.
+fs_kill() {
+	[ -n "$DAEMON_PID" ] || return 1
+	kill -9 "$DAEMON_PID"
+	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_PID=""
+	fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+	return 0
+}
+
+# xattr FILE NAME: the raw value of an xattr.
+xattr() {
+	getfattr --only-values --absolute-names -n "$2" "$1"
+}
