@@ -1,0 +1,221 @@
+/* dmiofs-ctl - look at a mounted dmiofs file system.
+ *
+ *   dmiofs-ctl status MOUNTPOINT [--json]
+ *
+ * Reads the root's user.dmio.status and user.dmio.devices.  Exit status:
+ * 0 healthy, 2 degraded (so scripts can alert), 1 on error. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#include <glib.h>
+
+static char *read_xattr(const char *path, const char *name)
+{
+	ssize_t len = getxattr(path, name, NULL, 0);
+	char *buf;
+
+	if (len < 0)
+		return NULL;
+	buf = g_malloc((size_t)len + 1);
+	len = getxattr(path, name, buf, (size_t)len);
+	if (len < 0) {
+		g_free(buf);
+		return NULL;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+/* "key=value" per line into a table. */
+static GHashTable *parse_lines(const char *text)
+{
+	GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	gchar **lines = g_strsplit(text, "\n", -1);
+
+	for (gchar **l = lines; *l; l++) {
+		char *eq = strchr(*l, '=');
+
+		if (eq)
+			g_hash_table_insert(t, g_strndup(*l, (gsize)(eq - *l)), g_strdup(eq + 1));
+	}
+	g_strfreev(lines);
+	return t;
+}
+
+/* One device line: space-separated key=value, path= last (may hold spaces). */
+static GHashTable *parse_device(const char *line)
+{
+	GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	const char *path = strstr(line, " path=");
+	char *head = path ? g_strndup(line, (gsize)(path - line)) : g_strdup(line);
+	gchar **words = g_strsplit(head, " ", -1);
+
+	for (gchar **w = words; *w; w++) {
+		char *eq = strchr(*w, '=');
+
+		if (eq)
+			g_hash_table_insert(t, g_strndup(*w, (gsize)(eq - *w)), g_strdup(eq + 1));
+	}
+	if (path)
+		g_hash_table_insert(t, g_strdup("path"), g_strdup(path + 6));
+	g_strfreev(words);
+	g_free(head);
+	return t;
+}
+
+static const char *get(GHashTable *t, const char *key)
+{
+	const char *v = g_hash_table_lookup(t, key);
+
+	return v ? v : "";
+}
+
+static char *human(const char *bytes)
+{
+	return g_format_size_full(g_ascii_strtoull(bytes, NULL, 10), G_FORMAT_SIZE_IEC_UNITS);
+}
+
+static void json_string(GString *out, const char *s)
+{
+	g_string_append_c(out, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			g_string_append_printf(out, "\\%c", c);
+		else if (c < 0x20)
+			g_string_append_printf(out, "\\u%04x", c);
+		else
+			g_string_append_c(out, (char)c);
+	}
+	g_string_append_c(out, '"');
+}
+
+static const char *const status_numbers[] = { "copies", "healthy_devices", "capacity", "used",
+					      "free", "files", "metadata_used", "metadata_capacity", "generation",
+					      NULL };
+static const char *const device_numbers[] = { "size", "used", "read_errors", "write_errors", "flush_errors",
+					      "checksum_errors", "repaired", NULL };
+
+static void print_json(GHashTable *status, GPtrArray *devices)
+{
+	GString *out = g_string_new("{\"status\":");
+
+	json_string(out, get(status, "status"));
+	g_string_append(out, ",\"uuid\":");
+	json_string(out, get(status, "uuid"));
+	g_string_append(out, ",\"label\":");
+	json_string(out, get(status, "label"));
+	for (int i = 0; status_numbers[i]; i++)
+		g_string_append_printf(out, ",\"%s\":%s", status_numbers[i],
+				       *get(status, status_numbers[i]) ? get(status, status_numbers[i]) : "0");
+	g_string_append_printf(out, ",\"device_count\":%s", *get(status, "devices") ? get(status, "devices") : "0");
+	g_string_append_printf(out, ",\"read_only\":%s,\"devices\":[",
+			       !strcmp(get(status, "read_only"), "yes") ? "true" : "false");
+	for (guint d = 0; d < devices->len; d++) {
+		GHashTable *dev = g_ptr_array_index(devices, d);
+
+		g_string_append_printf(out, "%s{\"index\":%s,\"state\":", d ? "," : "", get(dev, "device"));
+		json_string(out, get(dev, "state"));
+		for (int i = 0; device_numbers[i]; i++)
+			g_string_append_printf(out, ",\"%s\":%s", device_numbers[i],
+					       *get(dev, device_numbers[i]) ? get(dev, device_numbers[i]) : "0");
+		g_string_append(out, ",\"uuid\":");
+		json_string(out, get(dev, "uuid"));
+		g_string_append(out, ",\"path\":");
+		json_string(out, get(dev, "path"));
+		g_string_append_c(out, '}');
+	}
+	g_string_append(out, "]}\n");
+	fputs(out->str, stdout);
+	g_string_free(out, TRUE);
+}
+
+static void print_table(const char *mnt, GHashTable *status, GPtrArray *devices)
+{
+	char *cap = human(get(status, "capacity")), *used = human(get(status, "used")),
+	     *avail = human(get(status, "free"));
+	bool degraded = strcmp(get(status, "status"), "healthy");
+
+	printf("dmiofs %s%s%s%s at %s: %s\n", get(status, "uuid"), *get(status, "label") ? " (label \"" : "",
+	       get(status, "label"), *get(status, "label") ? "\")" : "", mnt, degraded ? "DEGRADED" : "healthy");
+	printf("  copies %s, capacity %s, used %s, free %s, files %s%s\n", get(status, "copies"), cap, used, avail,
+	       get(status, "files"), !strcmp(get(status, "read_only"), "yes") ? ", read-only" : "");
+	printf("  %-4s %-8s %10s %10s %6s %6s %6s %6s %8s  %s\n", "DEV", "STATE", "SIZE", "USED", "READ", "WRITE",
+	       "FLUSH", "CSUM", "REPAIRED", "PATH");
+	for (guint d = 0; d < devices->len; d++) {
+		GHashTable *dev = g_ptr_array_index(devices, d);
+		char *size = human(get(dev, "size")), *dused = human(get(dev, "used"));
+
+		printf("  %-4s %-8s %10s %10s %6s %6s %6s %6s %8s  %s\n", get(dev, "device"), get(dev, "state"), size,
+		       dused, get(dev, "read_errors"), get(dev, "write_errors"), get(dev, "flush_errors"),
+		       get(dev, "checksum_errors"), get(dev, "repaired"), get(dev, "path"));
+		g_free(size);
+		g_free(dused);
+	}
+	g_free(cap);
+	g_free(used);
+	g_free(avail);
+}
+
+static int status_command(const char *mnt, bool json)
+{
+	char *status_text = read_xattr(mnt, "user.dmio.status");
+	char *devices_text = read_xattr(mnt, "user.dmio.devices");
+	GHashTable *status;
+	GPtrArray *devices;
+	gchar **lines;
+	int ret;
+
+	if (!status_text || !devices_text) {
+		fprintf(stderr, "dmiofs-ctl: %s: %s (is it the root of a mounted dmiofs?)\n", mnt,
+			errno == ENODATA || errno == ENOTSUP ? "no dmiofs status here" : g_strerror(errno));
+		g_free(status_text);
+		g_free(devices_text);
+		return 1;
+	}
+	status = parse_lines(status_text);
+	devices = g_ptr_array_new_with_free_func((GDestroyNotify)g_hash_table_destroy);
+	lines = g_strsplit(devices_text, "\n", -1);
+	for (gchar **l = lines; *l; l++)
+		if (**l)
+			g_ptr_array_add(devices, parse_device(*l));
+	g_strfreev(lines);
+	if (json)
+		print_json(status, devices);
+	else
+		print_table(mnt, status, devices);
+	ret = strcmp(get(status, "status"), "healthy") ? 2 : 0;
+	g_hash_table_destroy(status);
+	g_ptr_array_free(devices, TRUE);
+	g_free(status_text);
+	g_free(devices_text);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	gboolean json = FALSE;
+	GOptionEntry entries[] = {
+		{ "json", 'j', 0, G_OPTION_ARG_NONE, &json, "print one JSON object", NULL },
+		{ NULL },
+	};
+	GOptionContext *ctx = g_option_context_new("status MOUNTPOINT - look at a mounted dmiofs file system");
+	GError *error = NULL;
+
+	g_option_context_add_main_entries(ctx, entries, NULL);
+	g_option_context_set_description(ctx, "Exit status: 0 healthy, 2 degraded, 1 error.  See dmiofs-ctl(8).");
+	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+		fprintf(stderr, "dmiofs-ctl: %s\n", error->message);
+		return 1;
+	}
+	g_option_context_free(ctx);
+	if (argc == 3 && !strcmp(argv[1], "status"))
+		return status_command(argv[2], json);
+	fprintf(stderr, "usage: dmiofs-ctl status MOUNTPOINT [--json]\n");
+	return 1;
+}
