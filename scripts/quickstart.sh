@@ -1,7 +1,7 @@
 #!/bin/sh
 # The main job, from a fresh Debian 12 machine: install what is needed,
-# build, install, and run the libdmio demo on two image files: one write
-# fanned out to both in a single dm-io request, each copy read back.
+# build and install dmiofs, make a two-device mirrored file system on two
+# image files, mount it, put a file in it and show its status.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -16,9 +16,24 @@ make install >/dev/null
 ldconfig 2>/dev/null || true
 
 demo=${DMIOFS_DEMO_DIR:-/var/tmp/dmiofs-demo}
-mkdir -p "$demo"
-echo "== libdmio demo on $demo/disk0.img and $demo/disk1.img (64 MiB each)"
-dmio-demo "$demo/disk0.img" "$demo/disk1.img"
+mnt=$demo/mnt
+mkdir -p "$mnt"
+if grep -q " $mnt fuse.dmiofs" /proc/mounts; then
+	fusermount3 -u "$mnt"
+	sleep 1
+fi
+truncate -s 1G "$demo/disk0.img" "$demo/disk1.img"
+echo "== mkfs.dmiofs on two 1 GiB image files"
+mkfs.dmiofs --force --label demo "$demo/disk0.img" "$demo/disk1.img"
 echo
-echo "== the same write with a fault injected: writes to disk1 fail with EIO"
-dmio-demo --inject-device 1 --inject action=eio,ops=write "$demo/disk0.img" "$demo/disk1.img" || true
+echo "== mount at $mnt"
+dmiofs "$demo/disk0.img:$demo/disk1.img" "$mnt"
+head -c 8M /dev/urandom >"$mnt/hello.bin"
+sync "$mnt/hello.bin"
+echo "wrote $mnt/hello.bin (8 MiB); its layout (every extent on both devices):"
+getfattr --only-values --absolute-names -n user.dmio.layout "$mnt/hello.bin" | head -n 4
+echo
+echo "== dmiofs-ctl status $mnt"
+dmiofs-ctl status "$mnt"
+echo
+echo "Mounted at $mnt; unmount with: fusermount3 -u $mnt"
