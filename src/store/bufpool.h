@@ -1,19 +1,26 @@
 /* bufpool.h - aligned I/O buffers kept for reuse: allocating and faulting
- * in a fresh megabyte for every request costs more than the I/O on these
- * machines. */
+ * in fresh memory for every request costs more than the I/O on these
+ * machines.  Two sizes: small requests must not pin a megabyte each. */
 #ifndef DMIOFS_BUFPOOL_H
 #define DMIOFS_BUFPOOL_H
 
 #include <glib.h>
 #include <stddef.h>
 
-struct bufpool {
-	GMutex lock;
+struct bufclass {
 	GSList *free;
-	size_t size;         /* every pooled buffer has this size */
+	size_t size;         /* every buffer of the class has this size */
 	unsigned int nfree, max_free;
 };
 
+struct bufpool {
+	GMutex lock;
+	struct bufclass small, large;
+	size_t size;         /* the largest pooled request */
+};
+
+/* Pool requests up to size bytes; keep at most max_free large buffers
+ * (and eight times as many small ones) when idle. */
 void bufpool_init(struct bufpool *p, size_t size, unsigned int max_free);
 void bufpool_destroy(struct bufpool *p);
 /* At least len bytes, 4 KiB aligned; NULL when out of memory. */

@@ -244,7 +244,7 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	if (opt)
 		st->opt = *opt;
 	st->pending = g_byte_array_new();
-	bufpool_init(&st->buffers, (1u << 20) + 2 * DMIOFS_BLOCK, 32);
+	bufpool_init(&st->buffers, (1u << 20) + 2 * DMIOFS_BLOCK, 8);
 	st->client = dm_io_client_create(CLIENT_PAGES);
 	st->meta_client = dm_io_client_create(256);
 	if (!st->client || !st->meta_client) {
