@@ -329,7 +329,11 @@ void alloc_serialize(const struct alloc *a, GByteArray *out)
 {
 	for (guint i = 0; i < a->chunks->len; i++) {
 		const struct chunk *c = g_ptr_array_index(a->chunks, i);
-		struct rec_chunk r = { .id = c->id, .ncopies = c->ncopies };
+		struct rec_chunk r;
+
+		if (!c)
+			continue;
+		r = (struct rec_chunk){ .id = c->id, .ncopies = c->ncopies };
 
 		memcpy(r.stripes, c->stripes, sizeof(r.stripes));
 		rec_put_chunk(out, &r);
@@ -343,7 +347,7 @@ uint64_t alloc_dev_used_bytes(const struct alloc *a, uint32_t dev)
 	for (guint i = 0; i < a->chunks->len; i++) {
 		const struct chunk *c = g_ptr_array_index(a->chunks, i);
 
-		for (uint32_t k = 0; k < c->ncopies; k++)
+		for (uint32_t k = 0; c && k < c->ncopies; k++)
 			if (c->stripes[k].dev == dev)
 				blocks += c->used;
 	}

@@ -21,13 +21,29 @@ struct ckpt_writer {
 	int err;
 };
 
+/* A device that cannot take the checkpoint is failed; the record of it
+ * goes to the log once the checkpoint stands (see checkpoint_write). */
 static void mark_failed(struct store *st, unsigned long bits)
 {
 	for (uint32_t i = 0; i < st->ndevices; i++) {
 		if ((bits & (1UL << i)) && st->dev[i].state == DEV_HEALTHY) {
 			st->dev[i].state = DEV_FAILED;
+			st->alloc.dev_usable[i] = false;
 			st->dev[i].err.count[ERR_WRITE]++;
 			g_warning("%s: checkpoint write failed: device marked failed", st->dev[i].path);
+		}
+	}
+}
+
+static void log_device_states(struct store *st)
+{
+	for (uint32_t i = 0; i < st->ndevices; i++) {
+		if (st->dev[i].state != DEV_HEALTHY) {
+			struct rec_counters c = st->dev[i].err;
+
+			c.id = i;
+			rec_put_dev_state(st->pending, i, st->dev[i].state);
+			rec_put_counters(st->pending, REC_DEV_COUNTERS, &c);
 		}
 	}
 }
@@ -114,6 +130,8 @@ int checkpoint_write(struct store *st)
 	/* Everything in memory is now durable, pending records included. */
 	st->next_seq++;
 	g_byte_array_set_size(st->pending, 0);
+	/* States that changed while it was written are not in it. */
+	log_device_states(st);
 	st->ckpt_slot = slot;
 	st->ckpt_seq = h.seq;
 	st->durable_seq = h.seq;
@@ -195,7 +213,16 @@ int checkpoint_load(struct store *st, struct ckpt_header *h, GString *why)
 		if (err)
 			return err;
 		err = read_payload(st, slot, h, &payload);
+		if (err == -EUCLEAN && !st->opt.allow_rollback) {
+			g_string_append_printf(why,
+					       "checkpoint %llu is damaged on every device; mounting the older one would "
+					       "lose what was written since; run fsck.dmiofs -y to accept that",
+					       (unsigned long long)h->seq);
+			return err;
+		}
 		if (err == -EUCLEAN) { /* every copy of the newest is bad: the older one */
+			g_warning("checkpoint %llu is damaged on every device: rolling back to the older one",
+				  (unsigned long long)h->seq);
 			skip = (int)slot;
 			continue;
 		}

@@ -252,12 +252,15 @@ int layout_choose(uint64_t min_dev_bytes, uint64_t meta_bytes, struct layout *l)
 
 	memset(l, 0, sizeof(*l));
 	l->meta_offset = DMIOFS_RESERVED_HEAD;
-	if (!meta_bytes) { /* 1/16 of the smallest device, 8 MiB .. 4 GiB */
-		meta_bytes = min_dev_bytes / 16;
+	/* 1/32 of the smallest device, 8 MiB .. 64 GiB: a checkpoint slot
+	 * (3/8 of it) then holds the 4-byte checksum of every data block
+	 * with room to spare for the inodes and names. */
+	if (!meta_bytes) {
+		meta_bytes = min_dev_bytes / 32;
 		if (meta_bytes < 8 * MiB)
 			meta_bytes = 8 * MiB;
-		if (meta_bytes > 4 * GiB)
-			meta_bytes = 4 * GiB;
+		if (meta_bytes > 64 * GiB)
+			meta_bytes = 64 * GiB;
 	}
 	l->meta_bytes = meta_bytes & ~(uint64_t)(MiB - 1);
 	if (l->meta_bytes < 8 * MiB)

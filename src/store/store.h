@@ -24,6 +24,7 @@ struct store_options {
 	bool read_only;
 	unsigned int commit_interval_ms; /* 0: 5000 */
 	bool verbose;
+	bool allow_rollback; /* mount an older checkpoint if the newest is lost (fsck -y) */
 };
 
 typedef void (*store_sync_fn)(int err, void *ctx);

@@ -66,6 +66,7 @@ int main(int argc, char **argv)
 	}
 	paths = device_list(argc, argv, &n);
 	so.read_only = !repair;
+	so.allow_rollback = repair;
 	so.verbose = verbose;
 	err = store_open((const char *const *)paths, n, &so, &st, why);
 	g_strfreev(paths);

@@ -16,6 +16,7 @@
 #include <glib.h>
 
 #include "../store/format.h"
+#include "dmio.h"
 #include "../store/mkfs.h"
 #include "size.h"
 
@@ -53,7 +54,8 @@ static char *existing_dmiofs(const char *path)
 	if (found)
 		return NULL;
 	uuid_format(sb.fs_uuid, uuid);
-	return g_strdup_printf("dmiofs (file system %s, device %u of %u)", uuid, sb.dev_index + 1, sb.ndevices);
+	return g_strdup_printf("dmiofs (file system %s, device index %u of %u devices)", uuid, sb.dev_index,
+			       sb.ndevices);
 }
 
 /* A file system or partition table libblkid recognises, or NULL. */
@@ -165,6 +167,34 @@ static int vet_devices(char **paths, int n, gboolean force)
 	return bad ? -EINVAL : 0;
 }
 
+/* Before --force destroys anything: every device must open exclusively
+ * (nothing else uses it) and be large enough. */
+static int preflight(char **paths, int n, uint64_t meta_bytes)
+{
+	uint64_t need = layout_min_bytes(meta_bytes);
+	int bad = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct block_device *bdev = dmio_bdev_open(paths[i], O_RDWR);
+		uint64_t bytes;
+
+		if (!bdev) {
+			fprintf(stderr, "mkfs.dmiofs: %s: cannot open: %s%s\n", paths[i], g_strerror(errno),
+				errno == EBUSY ? " (mounted, or in use by another program)" : "");
+			bad++;
+			continue;
+		}
+		bytes = dmio_bdev_sectors(bdev) << DMIO_SECTOR_SHIFT;
+		if (bytes < need) {
+			fprintf(stderr, "mkfs.dmiofs: %s (%llu KiB): too small for dmiofs; every device needs at least %llu MiB\n",
+				paths[i], (unsigned long long)(bytes >> 10), (unsigned long long)(need >> 20));
+			bad++;
+		}
+		dmio_bdev_close(bdev);
+	}
+	return bad ? -EINVAL : 0;
+}
+
 static void print_report(const struct format_report *r, char **paths, const char *label)
 {
 	char uuid[37], *cap = g_format_size_full(r->capacity, G_FORMAT_SIZE_IEC_UNITS);
@@ -223,7 +253,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mkfs.dmiofs: --meta-size %s: not a size (e.g. 64M, 1G)\n", o.meta_size);
 		return 2;
 	}
-	if (vet_devices(argv + 1, n, o.force))
+	if (o.meta_size && fo.meta_bytes < (8u << 20)) {
+		fprintf(stderr, "mkfs.dmiofs: --meta-size %s: the metadata area needs at least 8M\n", o.meta_size);
+		return 2;
+	}
+	if (o.label && strlen(o.label) > DMIOFS_LABEL_MAX) {
+		fprintf(stderr, "mkfs.dmiofs: --label: at most %u bytes\n", DMIOFS_LABEL_MAX);
+		return 2;
+	}
+	if (vet_devices(argv + 1, n, o.force) || preflight(argv + 1, n, fo.meta_bytes))
 		return 1;
 	if (o.force)
 		for (int i = 0; i < n; i++)
