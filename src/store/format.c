@@ -121,7 +121,8 @@ int sb_decode(const uint8_t block[DMIOFS_BLOCK], struct superblock *sb)
 	}
 	/* A checksummed block with impossible values is still not ours. */
 	if (sb->block_size != DMIOFS_BLOCK || !sb->ndevices || sb->ndevices > DMIOFS_MAX_DEVICES ||
-	    !sb->copies || sb->copies > sb->ndevices || sb->dev_index >= sb->ndevices || !sb->chunk_bytes ||
+	    !sb->copies || sb->copies > sb->ndevices || sb->copies > DMIOFS_MAX_COPIES ||
+	    sb->dev_index >= sb->ndevices || !sb->chunk_bytes || sb->ckpt_bytes < 2 * DMIOFS_BLOCK ||
 	    sb->chunk_bytes % DMIOFS_BLOCK || sb->data_offset < sb->meta_offset + sb->meta_bytes ||
 	    sb->ckpt_bytes * 2 >= sb->meta_bytes)
 		return -EUCLEAN;

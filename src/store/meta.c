@@ -245,6 +245,8 @@ static void inode_free_contents(struct meta *m, struct dinode *in)
 		g_free(x);
 		x = next;
 	}
+	if (in->errors)
+		m->counts.other_bytes -= REC_HEADER_BYTES + 60;
 	g_free(in->errors);
 	m->counts.inodes--;
 }
@@ -284,8 +286,8 @@ static int apply_inode_free(struct meta *m, uint64_t ino)
 {
 	struct dinode *in = meta_inode(m, ino);
 
-	if (!in || ino == ROOT_INO)
-		return -EUCLEAN;
+	if (!in || ino == ROOT_INO || in->nnames)
+		return -EUCLEAN; /* a name would point at freed memory */
 	if (S_ISDIR(in->mode) && g_hash_table_size(in->u.entries))
 		return -EUCLEAN;
 	g_hash_table_remove(m->inodes, &in->ino);
@@ -320,6 +322,7 @@ static int apply_link(struct meta *m, uint64_t parent_ino, uint64_t ino, const c
 		return -EUCLEAN;
 	}
 	g_hash_table_insert(dir->u.entries, key, child);
+	child->nnames++;
 	if (S_ISDIR(child->mode))
 		child->parent = dir;
 	child->unlinked = false;
@@ -339,6 +342,7 @@ static int apply_unlink(struct meta *m, uint64_t parent_ino, const char *name, s
 		err = -EUCLEAN;
 	} else {
 		g_hash_table_remove(dir->u.entries, key);
+		child->nnames--;
 		m->counts.links--;
 		m->counts.name_bytes -= len;
 	}
@@ -351,12 +355,17 @@ static int apply_extent(struct meta *m, const struct record *rec)
 	const struct rec_extent *r = &rec->u.extent;
 	struct dinode *in = meta_inode(m, r->ino);
 
-	if (!in || !S_ISREG(in->mode) || !r->nblocks || r->fblock + r->nblocks < r->fblock)
+	if (!in || !S_ISREG(in->mode))
 		return -EUCLEAN;
-	if (rec->type == REC_EXTENT)
+	if (rec->type == REC_EXTENT) {
+		if (!r->nblocks || r->fblock + r->nblocks < r->fblock)
+			return -EUCLEAN;
 		ext_set(m, in, r);
-	else
-		ext_punch(m, in, r->fblock, r->fblock + r->nblocks);
+	} else {
+		if (!r->span || r->fblock + r->span < r->fblock)
+			return -EUCLEAN;
+		ext_punch(m, in, r->fblock, r->fblock + r->span);
+	}
 	return 0;
 }
 

@@ -53,6 +53,7 @@ struct dinode {
 	struct rec_counters *errors; /* NULL until an I/O error touched it */
 	struct inode_io *io;     /* data I/O in flight (data.c), NULL when idle */
 	bool unlinked;           /* no name left; freed on last close/forget */
+	uint32_t nnames;         /* directory entries naming it */
 };
 
 /* Called for blocks an extent change lets go of. */

@@ -191,6 +191,7 @@ static void decode_payload(struct rbuf *r, struct record *rec)
 		rec->u.extent.ino = get_u64(r);
 		rec->u.extent.fblock = get_u64(r);
 		n = get_u64(r);
+		rec->u.extent.span = n;
 		rec->u.extent.nblocks = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 		break;
 	}

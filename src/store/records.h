@@ -45,6 +45,7 @@ struct rec_inode {
 struct rec_extent {
 	uint64_t ino;
 	uint64_t fblock;
+	uint64_t span;    /* PUNCH: blocks unmapped (may exceed 32 bits) */
 	uint32_t nblocks;
 	uint32_t chunk;
 	uint32_t cblock;

@@ -222,7 +222,7 @@ int main(int argc, char **argv)
 		{ "copies", 'k', 0, G_OPTION_ARG_INT, &o.copies, "copies of every block (default 2; 1 with one device)", "K" },
 		{ "label", 'L', 0, G_OPTION_ARG_STRING, &o.label, "a label for the file system (up to 63 bytes)", "L" },
 		{ "force", 'f', 0, G_OPTION_ARG_NONE, &o.force, "overwrite devices that hold a file system or partition table", NULL },
-		{ "meta-size", 'm', 0, G_OPTION_ARG_STRING, &o.meta_size, "metadata area per device (default 1/16 of the smallest, 8M..4G)", "SIZE" },
+		{ "meta-size", 'm', 0, G_OPTION_ARG_STRING, &o.meta_size, "metadata area per device (default 1/32 of the smallest, 8M..64G)", "SIZE" },
 		{ "quiet", 'q', 0, G_OPTION_ARG_NONE, &o.quiet, "print nothing on success", NULL },
 		{ NULL },
 	};
