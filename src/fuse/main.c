@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../store/data.h"
@@ -30,6 +31,7 @@ struct options {
 	int single_thread;
 	int read_only;
 	int verbose;
+	int writeback;
 	int no_writeback;
 	unsigned int commit_ms;
 	int show_help;
@@ -44,6 +46,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("ro", read_only, 1),
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
 	OPT("verbose", verbose, 1),
+	OPT("writeback", writeback, 1),
 	OPT("no_writeback", no_writeback, 1),
 	OPT("commit=%u", commit_ms, 0),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -118,7 +121,9 @@ static void usage(void)
 	       "  -s                 one thread\n"
 	       "  -o ro              read-only: nothing is written to the devices\n"
 	       "  -o commit=MS       commit metadata at least every MS milliseconds (default 5000)\n"
-	       "  -o no_writeback    no kernel writeback cache\n"
+	       "  -o writeback       kernel writeback cache: faster small writes, but a full file\n"
+	       "                     system drops written data instead of failing write(2)\n"
+	       "  -o no_writeback    no kernel writeback cache (the default)\n"
 	       "  -o verbose         say what mounting found\n"
 	       "  -o OPTION          other FUSE mount options (allow_other, ...)\n\n"
 	       "See dmiofs(8).\n");
@@ -224,6 +229,54 @@ static char **split_devices(const char *spec, uint32_t *n)
 	return paths;
 }
 
+/* The mount point is a directory we can reach (libfuse's /dev/fd/N, a
+ * FUSE device opened by mount.fuse3, is left to libfuse). */
+static bool mountpoint_usable(const char *mountpoint, GString *why)
+{
+	unsigned int fd;
+	char end;
+	struct stat st;
+
+	if (sscanf(mountpoint, "/dev/fd/%u%c", &fd, &end) == 1)
+		return true;
+	if (stat(mountpoint, &st)) {
+		g_string_printf(why, "cannot mount on %s: %s", mountpoint, g_strerror(errno));
+		return false;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		g_string_printf(why, "cannot mount on %s: not a directory", mountpoint);
+		return false;
+	}
+	return true;
+}
+
+/* A device given twice would otherwise fail on its own lock, as if another
+ * program held it: say what is wrong instead. */
+static bool given_twice(char **paths, uint32_t n, GString *why)
+{
+	static const char once[] = "every device of the file system is given once";
+
+	for (uint32_t i = 1; i < n; i++) {
+		struct stat a, b;
+
+		if (stat(paths[i], &a))
+			continue; /* store_open says why it cannot be opened */
+		for (uint32_t j = 0; j < i; j++) {
+			if (stat(paths[j], &b))
+				continue;
+			if (S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode) ? a.st_rdev == b.st_rdev
+								       : a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+				if (!strcmp(paths[i], paths[j]))
+					g_string_printf(why, "%s: given twice; %s", paths[i], once);
+				else
+					g_string_printf(why, "%s and %s are the same device; %s", paths[j], paths[i], once);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 static void add_mount_options(struct fuse_args *args, const char *devices, bool read_only)
 {
 	char *devs = g_strdup(devices);
@@ -247,14 +300,27 @@ static void add_mount_options(struct fuse_args *args, const char *devices, bool 
 static int run(struct options *o, struct fuse_args *args, int report_fd)
 {
 	struct store_options so = { .read_only = o->read_only, .commit_interval_ms = o->commit_ms, .verbose = o->verbose };
-	struct dmiofs fs = { .writeback = !o->no_writeback && !o->read_only, .timeout = 86400.0 };
+	/* The writeback cache is opt-in.  With it the kernel accepts write(2)
+	 * into its page cache and hands the data over later, so a full file
+	 * system cannot fail the write: the kernel drops the data at writeback
+	 * while write(2) goes on succeeding and the file's size grows without
+	 * bound (dd to a full mount never ends).  The kernel also keeps its own
+	 * mtime and st_blocks then, which drift from what is stored.  Without
+	 * it every write reaches the store before it returns, and ENOSPC is
+	 * reported to the writer. */
+	struct dmiofs fs = { .writeback = o->writeback && !o->no_writeback && !o->read_only, .timeout = 86400.0 };
 	GString *why = g_string_new(NULL);
 	uint32_t n;
 	char **paths = split_devices(o->devices, &n);
 	struct fuse_loop_config *cfg;
 	int err, ret = 1;
 
-	err = store_open((const char *const *)paths, n, &so, &fs.st, why);
+	/* Opening the store writes to the devices (the clean flag); check the
+	 * mount point first so that a mistyped one leaves them untouched. */
+	if (!mountpoint_usable(o->mountpoint, why) || given_twice(paths, n, why))
+		err = -EINVAL;
+	else
+		err = store_open((const char *const *)paths, n, &so, &fs.st, why);
 	g_strfreev(paths);
 	if (err) {
 		report(report_fd, why->str);

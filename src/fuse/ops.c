@@ -226,7 +226,9 @@ static void setup_open(struct dmiofs *fs, struct fuse_file_info *fi)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dmiofs *fs = fs_of(req);
-	int err = fs_open(fs->st, ino, false);
+	/* libfuse asks for FUSE_CAP_ATOMIC_O_TRUNC by default: the kernel then
+	 * leaves O_TRUNC to us instead of sending a SETATTR first. */
+	int err = fs_open(fs->st, ino, (fi->flags & O_TRUNC) != 0);
 
 	if (err) {
 		fuse_reply_err(req, -err);

@@ -513,6 +513,31 @@ static uint64_t last_mapped_end(const struct dinode *in)
 	return in->next ? in->u.ext[in->next - 1].fblock + in->u.ext[in->next - 1].nblocks : 0;
 }
 
+/* Lock held on entry and exit; the range lock is held meanwhile.
+ * Zeroing part of a block is a copy-on-write and needs a free block, so on
+ * a full file system it fails with ENOSPC, even in a truncate or a punch
+ * that gives space back.  Then let go of the whole blocks [first, end)
+ * first, wait for that commit (blocks let go of are reusable once it is
+ * durable), and zero again.  Returns -ENOSPC when nothing could be let go. */
+static int zero_when_full(struct store *st, struct dinode *in, uint64_t first, uint64_t end, uint64_t off,
+			  size_t len)
+{
+	GByteArray *r = g_byte_array_new();
+	int err;
+
+	put_punch(in, first, end, r);
+	err = r->len ? store_log(st, r) : -ENOSPC;
+	g_byte_array_free(r, TRUE);
+	if (err)
+		return err;
+	g_mutex_unlock(&st->lock);
+	err = store_sync(st);
+	if (!err)
+		err = zero_in_block(st, in->ino, off, len);
+	g_mutex_lock(&st->lock);
+	return err;
+}
+
 /* Lock held on entry and exit; the range lock is held meanwhile. */
 static int truncate_locked(struct store *st, struct dinode *in, uint64_t size)
 {
@@ -527,6 +552,11 @@ static int truncate_locked(struct store *st, struct dinode *in, uint64_t size)
 		g_mutex_unlock(&st->lock);
 		err = zero_in_block(st, in->ino, size, DMIOFS_BLOCK - size % DMIOFS_BLOCK);
 		g_mutex_lock(&st->lock);
+		/* Full: the blocks past the new end go first.  A crash before the
+		 * size changes leaves zeroes there: part of this truncate. */
+		if (err == -ENOSPC)
+			err = zero_when_full(st, in, (size + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK, last_mapped_end(in), size,
+					     DMIOFS_BLOCK - size % DMIOFS_BLOCK);
 		if (err)
 			return err;
 	}
@@ -601,12 +631,16 @@ static int punch_locked(struct store *st, struct dinode *in, uint64_t off, uint6
 		g_mutex_unlock(&st->lock);
 		err = zero_in_block(st, in->ino, off, stop - off);
 		g_mutex_lock(&st->lock);
+		if (err == -ENOSPC) /* full: the whole blocks go first */
+			err = zero_when_full(st, in, first, last, off, stop - off);
 	}
 	if (!err && end % DMIOFS_BLOCK && end / DMIOFS_BLOCK != off / DMIOFS_BLOCK &&
 	    ext_mapped_blocks(in, end / DMIOFS_BLOCK, 1)) {
 		g_mutex_unlock(&st->lock);
 		err = zero_in_block(st, in->ino, last * DMIOFS_BLOCK, end % DMIOFS_BLOCK);
 		g_mutex_lock(&st->lock);
+		if (err == -ENOSPC)
+			err = zero_when_full(st, in, first, last, last * DMIOFS_BLOCK, end % DMIOFS_BLOCK);
 	}
 	if (err)
 		return err;
