@@ -25,8 +25,11 @@ struct rplan *rplan_new(struct store *st, uint64_t ino)
 
 void rplan_free(struct rplan *p)
 {
-	for (uint32_t i = 0; i < p->nruns; i++)
+	for (uint32_t i = 0; i < p->nruns; i++) {
 		g_free(p->runs[i].csums);
+		g_free(p->runs[i].good);
+		dio_free(p->runs[i].spare);
+	}
 	g_free(p->runs);
 	g_free(p);
 }
@@ -45,6 +48,7 @@ static void add_run(struct rplan *p, const struct chunk *c, const struct extent 
 	r->chunk = e->chunk;
 	r->cblock = e->cblock + (uint32_t)(from - e->fblock);
 	r->csums = g_memdup2(e->csums + (from - e->fblock), r->n * sizeof(uint32_t));
+	r->good = g_new0(uint64_t, (r->n + 63) / 64);
 	r->ncopies = c->ncopies;
 	memcpy(r->stripes, c->stripes, sizeof(r->stripes));
 	r->dst = dst;
@@ -213,6 +217,8 @@ static void schedule_repair(struct store *st, uint64_t ino, const struct rrun *r
 	rp->ino = ino;
 	rp->run = *run;
 	rp->run.csums = g_memdup2(run->csums, run->n * sizeof(uint32_t));
+	rp->run.good = NULL;
+	rp->run.spare = NULL;
 	rp->bad = run->bad;
 	rp->data = dio_alloc((size_t)run->n * DMIOFS_BLOCK);
 	rp->op.first = run->fblock;
@@ -248,12 +254,37 @@ static void plan_run_done(struct rplan *p)
 		p->done(p);
 }
 
-static bool run_verify(struct rrun *r)
+/* Where the copy being read lands: dst the first time, the spare buffer
+ * after that, so blocks already verified are never overwritten. */
+static uint8_t *landing(struct rrun *r)
 {
-	for (uint32_t b = 0; b < r->n; b++)
-		if (dmiofs_crc(r->dst + (size_t)b * DMIOFS_BLOCK, DMIOFS_BLOCK) != r->csums[b])
-			return false;
-	return true;
+	return r->tried == (1u << r->cur) ? r->dst : r->spare;
+}
+
+/* Take over every block of the copy just read that is still missing and
+ * matches its checksum.  False when some block of this copy is bad (all
+ * are checked, so that repair knows which copies to rewrite). */
+static bool run_take_good_blocks(struct rrun *r)
+{
+	uint8_t *src = landing(r);
+	bool all_good = true;
+
+	for (uint32_t b = 0; b < r->n; b++) {
+		uint8_t *block = src + (size_t)b * DMIOFS_BLOCK;
+		bool have = r->good[b / 64] & (1ull << (b % 64));
+
+		if (dmiofs_crc(block, DMIOFS_BLOCK) != r->csums[b]) {
+			all_good = false;
+			continue;
+		}
+		if (have)
+			continue;
+		if (src != r->dst)
+			memcpy(r->dst + (size_t)b * DMIOFS_BLOCK, block, DMIOFS_BLOCK);
+		r->good[b / 64] |= 1ull << (b % 64);
+		r->ngood++;
+	}
+	return all_good;
 }
 
 static void run_read_done(unsigned long error, void *ctx)
@@ -265,12 +296,12 @@ static void run_read_done(unsigned long error, void *ctx)
 	if (error) {
 		ioerr_note(p->st, false, p->ino, dev, ERR_READ, IO_OP_READ, r->chunk, 1UL << r->cur);
 		r->bad |= 1u << r->cur;
-		run_issue(r);
-		return;
-	}
-	if (!run_verify(r)) {
+	} else if (!run_take_good_blocks(r)) {
 		ioerr_note(p->st, false, p->ino, dev, ERR_CSUM, IO_OP_READ, r->chunk, 1UL << r->cur);
 		r->bad |= 1u << r->cur;
+	}
+	/* Blocks still missing come from the next copy, block by block. */
+	if (r->ngood < r->n) {
 		run_issue(r);
 		return;
 	}
@@ -300,6 +331,15 @@ static void run_issue(struct rrun *r)
 	}
 	r->cur = (uint32_t)k;
 	r->tried |= 1u << k;
+	if (landing(r) == NULL) {
+		r->spare = dio_alloc((size_t)r->n * DMIOFS_BLOCK);
+		if (!r->spare) {
+			p->failed = true;
+			plan_run_done(p);
+			return;
+		}
+	}
+	req.mem.ptr.vma = landing(r);
 	where = (struct io_region){ st->dev[r->stripes[k].dev].bdev, copy_offset(r, (uint32_t)k) >> DMIO_SECTOR_SHIFT,
 				    (uint64_t)r->n * (DMIOFS_BLOCK >> DMIO_SECTOR_SHIFT) };
 	__atomic_store_n(&st->dev[r->stripes[k].dev].next_read, copy_offset(r, (uint32_t)k) + (uint64_t)r->n * DMIOFS_BLOCK,

@@ -22,6 +22,9 @@ struct rrun {
 	struct rec_stripe stripes[DMIOFS_MAX_COPIES];
 	uint32_t tried, bad, cur; /* copies tried, found bad, being read */
 	uint8_t *dst;
+	uint64_t *good;           /* blocks of dst verified (a bitmap) */
+	uint32_t ngood;
+	uint8_t *spare;           /* later copies are read here, good blocks taken over */
 };
 
 struct rplan {

@@ -110,20 +110,35 @@ static bool run_failed(const struct wrun *r)
 	return !r->nregions || r->bits == (r->nregions == 64 ? ~0UL : (1UL << r->nregions) - 1);
 }
 
-/* Copies that missed the write: their devices are failed (lock held). */
-static void note_partial_failures(struct wop *op, GByteArray *r)
+/* The error bits of a run by copy of its chunk (dm-io numbers regions,
+ * and regions skip copies on devices already failed). */
+static unsigned long copy_bits(const struct wrun *run)
+{
+	unsigned long bits = 0;
+
+	for (uint32_t k = 0; k < run->nregions; k++)
+		if (run->bits & (1UL << k))
+			bits |= 1UL << run->map[k];
+	return bits;
+}
+
+/* Count the errors (lock held).  Copies that missed a write the others
+ * took hold stale data now: their devices are failed.  When no copy took
+ * it, the write fails and nothing refers to it: no device is blamed. */
+static void note_write_errors(struct wop *op, GByteArray *r)
 {
 	for (uint32_t i = 0; i < op->nruns; i++) {
 		struct wrun *run = &op->runs[i];
+		bool whole = run_failed(run);
 
 		for (uint32_t k = 0; k < run->nregions; k++) {
-			uint32_t copy = run->map[k];
+			uint32_t dev = run->stripes[run->map[k]].dev;
 
 			if (!(run->bits & (1UL << k)))
 				continue;
-			ioerr_note(op->st, true, op->ino, run->stripes[copy].dev, ERR_WRITE, IO_OP_WRITE, run->chunk,
-				   run->bits);
-			ioerr_fail_device(op->st, run->stripes[copy].dev, r);
+			ioerr_note(op->st, true, op->ino, dev, ERR_WRITE, IO_OP_WRITE, run->chunk, copy_bits(run));
+			if (!whole)
+				ioerr_fail_device(op->st, dev, r);
 		}
 	}
 }
@@ -141,7 +156,7 @@ static void wop_finish(struct wop *op)
 	for (uint32_t i = 0; i < op->nruns; i++)
 		failed |= run_failed(&op->runs[i]);
 	r = g_byte_array_new();
-	note_partial_failures(op, r);
+	note_write_errors(op, r);
 	if (failed || !in) {
 		free_runs(op);
 		result = -EIO;
@@ -310,8 +325,15 @@ static int allocate_runs(struct wop *op, GByteArray *records)
 static int allocate_or_wait(struct wop *op)
 {
 	struct store *st = op->st;
-	GByteArray *records = g_byte_array_new();
-	int err = allocate_runs(op, records);
+	GByteArray *records;
+	int err;
+
+	/* Every block costs its checksum in the checkpoint: a file system
+	 * whose metadata area is full takes no more data. */
+	if (meta_estimate_bytes(&st->meta) + 64 + 4 * (uint64_t)op->nblk > st->layout.ckpt_bytes / 16 * 15)
+		return -ENOSPC;
+	records = g_byte_array_new();
+	err = allocate_runs(op, records);
 
 	if (err == -ENOSPC && st->alloc.pending_blocks) {
 		free_runs(op);
