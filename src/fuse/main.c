@@ -107,6 +107,12 @@ static int handle_option(void *data, const char *arg, int key, struct fuse_args 
 		return 0;
 	case KEY_DROP:
 		return 0;
+	case FUSE_OPT_KEY_OPT:
+		/* fstab words with a value or a family prefix */
+		if (g_str_has_prefix(arg, "x-systemd.") || g_str_has_prefix(arg, "x-mount.") ||
+		    g_str_has_prefix(arg, "comment="))
+			return 0;
+		return 1;
 	default:
 		return 1;
 	}
@@ -229,6 +235,20 @@ static char **split_devices(const char *spec, uint32_t *n)
 	return paths;
 }
 
+/* The devices as absolute paths, so status names them wherever it is read. */
+static void absolute_paths(char **paths, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		char *abs = realpath(paths[i], NULL);
+
+		if (abs) {
+			g_free(paths[i]);
+			paths[i] = g_strdup(abs);
+			free(abs);
+		}
+	}
+}
+
 /* The mount point is a directory we can reach (libfuse's /dev/fd/N, a
  * FUSE device opened by mount.fuse3, is left to libfuse). */
 static bool mountpoint_usable(const char *mountpoint, GString *why)
@@ -316,22 +336,25 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	int err, ret = 1;
 
 	/* Opening the store writes to the devices (the clean flag); check the
-	 * mount point first so that a mistyped one leaves them untouched. */
-	if (!mountpoint_usable(o->mountpoint, why) || given_twice(paths, n, why))
+	 * mount point and the FUSE options first, so that a mistake leaves
+	 * them untouched.  The session calls into the store only once mounted. */
+	add_mount_options(args, o->devices, o->read_only);
+	if (!mountpoint_usable(o->mountpoint, why) || given_twice(paths, n, why)) {
 		err = -EINVAL;
-	else
+	} else if (!(fs.se = fuse_session_new(args, &dmiofs_ops, sizeof(dmiofs_ops), &fs))) {
+		g_string_printf(why, "cannot start a FUSE session (bad mount options?)");
+		err = -EINVAL;
+	} else {
+		absolute_paths(paths, n);
 		err = store_open((const char *const *)paths, n, &so, &fs.st, why);
+		if (err)
+			fuse_session_destroy(fs.se);
+	}
 	g_strfreev(paths);
 	if (err) {
 		report(report_fd, why->str);
 		g_string_free(why, TRUE);
 		return 1;
-	}
-	add_mount_options(args, o->devices, o->read_only);
-	fs.se = fuse_session_new(args, &dmiofs_ops, sizeof(dmiofs_ops), &fs);
-	if (!fs.se) {
-		report(report_fd, "cannot start a FUSE session (bad mount options?)");
-		goto close_store;
 	}
 	if (fuse_set_signal_handlers(fs.se)) {
 		report(report_fd, "cannot set signal handlers");
@@ -357,11 +380,12 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	}
 	fuse_session_unmount(fs.se);
 	dmiofs_drain(&fs);
+	if (ret > 0) /* stopped by a signal (SIGTERM, SIGINT, SIGHUP): a clean unmount */
+		ret = 0;
 remove_handlers:
 	fuse_remove_signal_handlers(fs.se);
 destroy:
 	fuse_session_destroy(fs.se);
-close_store:
 	err = store_close(fs.st);
 	if (err) {
 		g_critical("unmounting left the file system unclean: %s", g_strerror(-err));
