@@ -21,18 +21,38 @@ void dio_free(void *p)
 	free(p);
 }
 
+struct page_list *page_list_of(const void *buf, size_t len, unsigned int *offset)
+{
+	uintptr_t first = (uintptr_t)buf & ~(uintptr_t)(DMIO_PAGE_SIZE - 1);
+	size_t n = ((uintptr_t)buf + len - first + DMIO_PAGE_SIZE - 1) / DMIO_PAGE_SIZE;
+	struct page_list *pl = g_new(struct page_list, n ? n : 1);
+
+	for (size_t i = 0; i < n; i++) {
+		pl[i].page = dmio_virt_to_page((const char *)first + i * DMIO_PAGE_SIZE);
+		pl[i].next = i + 1 < n ? &pl[i + 1] : NULL;
+	}
+	*offset = (unsigned int)((uintptr_t)buf - first);
+	return pl;
+}
+
+/* Metadata moves through dm-io's page-list path, as the kernel's dm-log
+ * and kcopyd do: the pages are the buffer's own. */
 int dev_read(struct dm_io_client *client, struct sdev *d, uint64_t offset, void *buf, size_t len)
 {
 	struct io_region where = { d->bdev, offset >> DMIO_SECTOR_SHIFT, len >> DMIO_SECTOR_SHIFT };
 	struct dm_io_request req = {
 		.bi_op = DMIO_READ,
-		.mem = { .type = DM_IO_VMA, .ptr.vma = buf },
+		.mem = { .type = DM_IO_PAGE_LIST },
 		.client = client,
 	};
+	int err;
 
 	if (!d->bdev)
 		return -ENODEV;
-	return dm_io(&req, 1, &where, NULL);
+	req.mem.ptr.pl = page_list_of(buf, len, &req.mem.offset);
+	err = dm_io(&req, 1, &where, NULL);
+	g_free(req.mem.ptr.pl);
+	return err;
 }
 
 int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, uint64_t offset,
@@ -43,7 +63,7 @@ int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, 
 	struct dm_io_request req = {
 		.bi_op = DMIO_WRITE,
 		.bi_op_flags = flags,
-		.mem = { .type = DM_IO_VMA, .ptr.vma = (void *)buf },
+		.mem = { .type = DM_IO_PAGE_LIST },
 		.client = client,
 	};
 	unsigned long got = 0;
@@ -58,7 +78,9 @@ int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, 
 	}
 	if (!nr)
 		return -EIO;
+	req.mem.ptr.pl = page_list_of(buf, len, &req.mem.offset);
 	err = dm_io(&req, nr, where, &got);
+	g_free(req.mem.ptr.pl);
 	if (err && err != -EIO)
 		return err;
 	for (uint32_t r = 0; r < nr; r++)

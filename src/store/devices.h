@@ -26,6 +26,10 @@ struct sdev {
 void *dio_alloc(size_t len);
 void dio_free(void *p);
 
+/* A page list over len bytes at buf (g_free it): *offset is where buf
+ * starts in its first page. */
+struct page_list *page_list_of(const void *buf, size_t len, unsigned int *offset);
+
 /* Synchronous I/O of whole blocks at byte offsets, through client. */
 int dev_read(struct dm_io_client *client, struct sdev *d, uint64_t offset, void *buf, size_t len);
 /* The same bytes to every device in devs (those with a NULL bdev or not

@@ -340,6 +340,11 @@ static void run_issue(struct rrun *r)
 		}
 	}
 	req.mem.ptr.vma = landing(r);
+	if (p->pages) {
+		r->pl.page = dmio_virt_to_page(landing(r));
+		r->pl.next = NULL;
+		req.mem = (struct dm_io_memory){ .type = DM_IO_PAGE_LIST, .ptr.pl = &r->pl };
+	}
 	where = (struct io_region){ st->dev[r->stripes[k].dev].bdev, copy_offset(r, (uint32_t)k) >> DMIO_SECTOR_SHIFT,
 				    (uint64_t)r->n * (DMIOFS_BLOCK >> DMIO_SECTOR_SHIFT) };
 	__atomic_store_n(&st->dev[r->stripes[k].dev].next_read, copy_offset(r, (uint32_t)k) + (uint64_t)r->n * DMIOFS_BLOCK,

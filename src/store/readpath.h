@@ -25,6 +25,7 @@ struct rrun {
 	uint64_t *good;           /* blocks of dst verified (a bitmap) */
 	uint32_t ngood;
 	uint8_t *spare;           /* later copies are read here, good blocks taken over */
+	struct page_list pl;      /* a single-page run read by page list */
 };
 
 struct rplan {
@@ -34,6 +35,7 @@ struct rplan {
 	struct rrun *runs;
 	atomic_uint pending;
 	bool failed; /* some run found no good copy */
+	bool pages;  /* read through page lists (the runs are single pages) */
 	void (*done)(struct rplan *p);
 	void *ctx;
 };

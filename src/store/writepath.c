@@ -201,13 +201,43 @@ static void run_written(unsigned long error, void *ctx)
 	wop_put(run->op);
 }
 
+/* Where block b of the write comes from: the merged old page for a
+ * partly written block that had old bytes, the copied request otherwise. */
+static uint8_t *block_source(struct wop *op, uint32_t b)
+{
+	if (b == 0 && op->old_head)
+		return op->old;
+	if (b == op->nblk - 1 && op->old_tail)
+		return op->old + DMIOFS_BLOCK;
+	return op->buf + (size_t)b * DMIOFS_BLOCK;
+}
+
+/* The run's memory as a bio_vec array: the request's copy, with the
+ * merged pages of partly written blocks spliced in at either end. */
+static void run_bvec(struct wop *op, const struct wrun *run, struct bio_vec *bv)
+{
+	uint32_t first = (uint32_t)(run->fblock - op->b0), n = 0;
+
+	for (uint32_t b = first; b < first + run->n; b++) {
+		uint8_t *src = block_source(op, b);
+		struct bio_vec *last = n ? &bv[n - 1] : NULL;
+
+		if (last && (uint8_t *)dmio_page_address(last->bv_page) + last->bv_offset + last->bv_len == src) {
+			last->bv_len += DMIOFS_BLOCK; /* contiguous: one entry */
+			continue;
+		}
+		bv[n++] = (struct bio_vec){ dmio_virt_to_page(src), DMIOFS_BLOCK, 0 };
+	}
+}
+
 static void issue_run(struct wop *op, struct wrun *run)
 {
 	struct store *st = op->st;
 	struct io_region where[DMIOFS_MAX_COPIES];
+	struct bio_vec bv[3]; /* head page, the copy, tail page */
 	struct dm_io_request req = {
 		.bi_op = DMIO_WRITE,
-		.mem = { .type = DM_IO_VMA, .ptr.vma = op->buf + (run->fblock - op->b0) * DMIOFS_BLOCK },
+		.mem = { .type = DM_IO_BVEC, .ptr.bvec = bv },
 		.notify = { run_written, run },
 		.client = st->client,
 	};
@@ -226,6 +256,7 @@ static void issue_run(struct wop *op, struct wrun *run)
 		run->map[run->nregions++] = k;
 	}
 	g_mutex_unlock(&st->lock);
+	run_bvec(op, run, bv);
 	if (!run->nregions || dm_io(&req, run->nregions, where, NULL)) {
 		run->bits = ~0UL;
 		wop_put(op);
@@ -235,7 +266,7 @@ static void issue_run(struct wop *op, struct wrun *run)
 static void wop_write(struct wop *op)
 {
 	for (uint32_t b = 0; b < op->nblk; b++)
-		op->csums[b] = dmiofs_crc(op->buf + (size_t)b * DMIOFS_BLOCK, DMIOFS_BLOCK);
+		op->csums[b] = dmiofs_crc(block_source(op, b), DMIOFS_BLOCK);
 	atomic_store(&op->pending, op->nruns + 1);
 	for (uint32_t i = 0; i < op->nruns; i++)
 		issue_run(op, &op->runs[i]);
@@ -249,6 +280,7 @@ static size_t delta(const struct wop *op)
 	return (size_t)(op->off - op->b0 * DMIOFS_BLOCK);
 }
 
+/* The old pages are read; lay the new bytes over them. */
 static void rmw_done(struct rplan *p)
 {
 	struct wop *op = p->ctx;
@@ -261,21 +293,24 @@ static void rmw_done(struct rplan *p)
 		return;
 	}
 	if (op->old_head)
-		memcpy(op->buf, op->old, delta(op));
+		memcpy(op->old + delta(op), op->buf + delta(op), MIN(end, (size_t)DMIOFS_BLOCK) - delta(op));
 	if (op->old_tail)
-		memcpy(op->buf + end, op->old + DMIOFS_BLOCK + (end - last), op->nblk * (size_t)DMIOFS_BLOCK - end);
+		memcpy(op->old + DMIOFS_BLOCK, op->buf + last, end - last);
 	wop_write(op);
 }
 
-/* Lock held.  Which partly written blocks hold old bytes to keep; the
- * rest of a partial block is zero (a hole, or beyond the end of file). */
+/* Lock held.  Which partly written blocks hold old bytes to keep (read
+ * into pages through dm-io's page-list path, the new bytes laid over
+ * them); the rest of a partial block is zero (a hole, or beyond the end of
+ * file).  A single partial block is the head. */
 static void plan_partial_blocks(struct wop *op, struct dinode *in)
 {
 	size_t end = delta(op) + op->size, total = (size_t)op->nblk * DMIOFS_BLOCK;
 	uint64_t tail = op->b0 + op->nblk - 1;
+	bool head_partial = delta(op) || (op->nblk == 1 && end < total);
 
-	op->old_head = delta(op) && ext_mapped_blocks(in, op->b0, 1);
-	op->old_tail = end < total && ext_mapped_blocks(in, tail, 1);
+	op->old_head = head_partial && ext_mapped_blocks(in, op->b0, 1);
+	op->old_tail = op->nblk > 1 && end < total && ext_mapped_blocks(in, tail, 1);
 	if (!op->old_head)
 		memset(op->buf, 0, delta(op));
 	if (!op->old_tail)
@@ -284,6 +319,7 @@ static void plan_partial_blocks(struct wop *op, struct dinode *in)
 		return;
 	op->old = dio_alloc(2 * DMIOFS_BLOCK);
 	op->rmw = rplan_new(op->st, op->ino);
+	op->rmw->pages = true;
 	if (op->old_head)
 		rplan_add(op->rmw, in, op->b0, 1, op->old);
 	if (op->old_tail)
