@@ -47,7 +47,8 @@ static int write_at(struct store *st, uint64_t pos, const struct log_header *h, 
 	if (!buf)
 		return -ENOMEM;
 	log_header_encode(h, buf);
-	memcpy(buf + LOG_HEADER_BYTES, payload, len);
+	if (len) /* a wrap marker has no payload */
+		memcpy(buf + LOG_HEADER_BYTES, payload, len);
 	memset(buf + LOG_HEADER_BYTES + len, 0, total - LOG_HEADER_BYTES - len);
 	err = devs_write_same(st->meta_client, st->dev, st->ndevices, st->layout.log_offset + pos, buf, total,
 			      DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, bits);

@@ -52,6 +52,7 @@ struct wop {
 	uint8_t *old;          /* two blocks: head, tail */
 	bool old_head, old_tail;
 	atomic_uint pending;
+	GByteArray *defer;     /* hand the records to the caller instead of logging */
 	data_write_fn fn;
 	void *ctx;
 };
@@ -177,7 +178,10 @@ static void wop_finish(struct wop *op)
 			rec_put_inode(r, &ri);
 		}
 	}
-	if (r->len && store_log(st, r) && !failed) {
+	if (op->defer && !failed) {
+		/* The caller logs these with its own records, in one commit. */
+		g_byte_array_append(op->defer, r->data, r->len);
+	} else if (r->len && store_log(st, r) && !failed) {
 		free_runs(op); /* the log refused: nothing references the blocks */
 		result = -EIO;
 	}
@@ -537,8 +541,11 @@ static void sync_done(void *ctx, ssize_t result)
 }
 
 /* Zero [off, off + len) inside one block, copy-on-write; the caller holds
- * the range lock and not the store lock. */
-static int zero_in_block(struct store *st, uint64_t ino, uint64_t off, size_t len)
+ * the range lock and not the store lock.  The records that map the new
+ * block are appended to records, for the caller to log with the rest of
+ * its operation in one commit: a truncate or a punch is whole or absent
+ * after a crash. */
+static int zero_in_block(struct store *st, uint64_t ino, uint64_t off, size_t len, GByteArray *records)
 {
 	struct sync_result s = { .done = false };
 	struct wop *op;
@@ -548,6 +555,7 @@ static int zero_in_block(struct store *st, uint64_t ino, uint64_t off, size_t le
 	op = wop_new(st, ino, off, len, WOP_KEEP_SIZE | WOP_RANGE_HELD, sync_done, &s);
 	if (!op)
 		return -ENOMEM;
+	op->defer = records;
 	memset(op->buf + delta(op), 0, len);
 	wop_submit(op);
 	g_mutex_lock(&s.lock);
@@ -575,15 +583,26 @@ static uint64_t last_mapped_end(const struct dinode *in)
  * Zeroing part of a block is a copy-on-write and needs a free block, so on
  * a full file system it fails with ENOSPC, even in a truncate or a punch
  * that gives space back.  Then let go of the whole blocks [first, end)
- * first, wait for that commit (blocks let go of are reusable once it is
- * durable), and zero again.  Returns -ENOSPC when nothing could be let go. */
-static int zero_when_full(struct store *st, struct dinode *in, uint64_t first, uint64_t end, uint64_t off,
-			  size_t len)
+ * first (with new_size, when not 0, as the file's size meanwhile), wait
+ * for that commit (blocks let go of are reusable once it is durable), and
+ * zero again.  A crash in between leaves the smaller change, whole: the
+ * punch without its edges, or a truncate to the next block boundary.
+ * Returns -ENOSPC when nothing could be let go. */
+static int zero_when_full(struct store *st, struct dinode *in, uint64_t first, uint64_t end, uint64_t new_size,
+			  uint64_t off, size_t len, GByteArray *records)
 {
 	GByteArray *r = g_byte_array_new();
 	int err;
 
 	put_punch(in, first, end, r);
+	if (r->len && new_size) {
+		struct rec_inode ri;
+
+		inode_to_rec(in, &ri);
+		ri.size = new_size;
+		ri.mtime = ri.ctime = now();
+		rec_put_inode(r, &ri);
+	}
 	err = r->len ? store_log(st, r) : -ENOSPC;
 	g_byte_array_free(r, TRUE);
 	if (err)
@@ -591,7 +610,7 @@ static int zero_when_full(struct store *st, struct dinode *in, uint64_t first, u
 	g_mutex_unlock(&st->lock);
 	err = store_sync(st);
 	if (!err)
-		err = zero_in_block(st, in->ino, off, len);
+		err = zero_in_block(st, in->ino, off, len, records);
 	g_mutex_lock(&st->lock);
 	return err;
 }
@@ -599,26 +618,25 @@ static int zero_when_full(struct store *st, struct dinode *in, uint64_t first, u
 /* Lock held on entry and exit; the range lock is held meanwhile. */
 static int truncate_locked(struct store *st, struct dinode *in, uint64_t size)
 {
-	uint64_t old = in->size;
+	uint64_t old = in->size, boundary = (size + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK * DMIOFS_BLOCK;
 	struct rec_inode ri;
-	GByteArray *r;
+	GByteArray *r = g_byte_array_new();
 	int err = 0;
 
 	/* The tail of the new last block must read as zeroes if the file
 	 * grows again: rewrite it now, while it is still in the file. */
 	if (size < old && size % DMIOFS_BLOCK && ext_mapped_blocks(in, size / DMIOFS_BLOCK, 1)) {
 		g_mutex_unlock(&st->lock);
-		err = zero_in_block(st, in->ino, size, DMIOFS_BLOCK - size % DMIOFS_BLOCK);
+		err = zero_in_block(st, in->ino, size, DMIOFS_BLOCK - size % DMIOFS_BLOCK, r);
 		g_mutex_lock(&st->lock);
-		/* Full: the blocks past the new end go first.  A crash before the
-		 * size changes leaves zeroes there: part of this truncate. */
 		if (err == -ENOSPC)
-			err = zero_when_full(st, in, (size + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK, last_mapped_end(in), size,
-					     DMIOFS_BLOCK - size % DMIOFS_BLOCK);
-		if (err)
+			err = zero_when_full(st, in, boundary / DMIOFS_BLOCK, last_mapped_end(in), MIN(boundary, old),
+					     size, DMIOFS_BLOCK - size % DMIOFS_BLOCK, r);
+		if (err) {
+			g_byte_array_free(r, TRUE);
 			return err;
+		}
 	}
-	r = g_byte_array_new();
 	if (size < old)
 		put_punch(in, (size + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK, last_mapped_end(in), r);
 	inode_to_rec(in, &ri);
@@ -676,37 +694,32 @@ struct falloc_args {
 	uint64_t off, len;
 };
 
-/* Zero the partial blocks at both ends of [off, end), unmap the whole ones. */
-static int punch_locked(struct store *st, struct dinode *in, uint64_t off, uint64_t end)
+/* Zero the partial blocks at both ends of [off, end), unmap the whole
+ * ones: the records go into r, for the caller to log in one piece. */
+static int punch_locked(struct store *st, struct dinode *in, uint64_t off, uint64_t end, GByteArray *r)
 {
 	uint64_t first = (off + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK, last = end / DMIOFS_BLOCK;
-	GByteArray *r;
 	int err = 0;
 
 	if (off % DMIOFS_BLOCK && ext_mapped_blocks(in, off / DMIOFS_BLOCK, 1)) {
 		uint64_t stop = MIN(end, (off / DMIOFS_BLOCK + 1) * DMIOFS_BLOCK);
 
 		g_mutex_unlock(&st->lock);
-		err = zero_in_block(st, in->ino, off, stop - off);
+		err = zero_in_block(st, in->ino, off, stop - off, r);
 		g_mutex_lock(&st->lock);
 		if (err == -ENOSPC) /* full: the whole blocks go first */
-			err = zero_when_full(st, in, first, last, off, stop - off);
+			err = zero_when_full(st, in, first, last, 0, off, stop - off, r);
 	}
 	if (!err && end % DMIOFS_BLOCK && end / DMIOFS_BLOCK != off / DMIOFS_BLOCK &&
 	    ext_mapped_blocks(in, end / DMIOFS_BLOCK, 1)) {
 		g_mutex_unlock(&st->lock);
-		err = zero_in_block(st, in->ino, last * DMIOFS_BLOCK, end % DMIOFS_BLOCK);
+		err = zero_in_block(st, in->ino, last * DMIOFS_BLOCK, end % DMIOFS_BLOCK, r);
 		g_mutex_lock(&st->lock);
 		if (err == -ENOSPC)
-			err = zero_when_full(st, in, first, last, last * DMIOFS_BLOCK, end % DMIOFS_BLOCK);
+			err = zero_when_full(st, in, first, last, 0, last * DMIOFS_BLOCK, end % DMIOFS_BLOCK, r);
 	}
-	if (err)
-		return err;
-	r = g_byte_array_new();
-	put_punch(in, first, last, r);
-	if (r->len)
-		err = store_log(st, r);
-	g_byte_array_free(r, TRUE);
+	if (!err)
+		put_punch(in, first, last, r);
 	return err;
 }
 
@@ -715,11 +728,11 @@ static int falloc_cb(struct store *st, struct dinode *in, void *arg)
 	struct falloc_args *a = arg;
 	uint64_t end = a->off + a->len;
 	struct rec_inode ri;
-	GByteArray *r;
+	GByteArray *r = g_byte_array_new();
 	int err = 0;
 
 	if (a->mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
-		err = punch_locked(st, in, a->off, MIN(end, MAX(in->size, end)));
+		err = punch_locked(st, in, a->off, end, r);
 	} else {
 		/* Copy-on-write cannot promise future overwrites their space;
 		 * what can be checked is that the range fits now. */
@@ -729,16 +742,16 @@ static int falloc_cb(struct store *st, struct dinode *in, void *arg)
 		if (n - ext_mapped_blocks(in, first, n) > avail)
 			err = -ENOSPC;
 	}
-	if (err)
-		return err;
-	r = g_byte_array_new();
-	inode_to_rec(in, &ri);
-	if (!(a->mode & FALLOC_FL_KEEP_SIZE) && end > ri.size)
-		ri.size = end;
-	if (ri.size != in->size || (a->mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
-		ri.mtime = ri.ctime = now();
-		rec_put_inode(r, &ri);
-		err = store_log(st, r);
+	if (!err) {
+		inode_to_rec(in, &ri);
+		if (!(a->mode & FALLOC_FL_KEEP_SIZE) && end > ri.size)
+			ri.size = end;
+		if (ri.size != in->size || (a->mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
+			ri.mtime = ri.ctime = now();
+			rec_put_inode(r, &ri);
+		}
+		if (r->len)
+			err = store_log(st, r);
 	}
 	g_byte_array_free(r, TRUE);
 	return err;
