@@ -1,5 +1,6 @@
 /* inspect.c - see inspect.h. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "inspect.h"
@@ -29,20 +30,54 @@ static void put_region(GString *s, struct store *st, uint32_t extent, uint32_t c
 			       d->path ? d->path : "");
 }
 
-static void layout_of(struct store *st, struct dinode *in, GString *s)
+/* The kernel refuses xattr values over 64 KiB: a layout longer than
+ * this is served in pages, user.dmio.layout.N starting at extent N. */
+#define LAYOUT_PAGE_BYTES 60000
+
+static void layout_of(struct store *st, struct dinode *in, uint32_t first, GString *s)
 {
-	g_string_append_printf(s, "size=%llu blocks=%llu extents=%u copies=%u\n", (unsigned long long)in->size,
-			       (unsigned long long)in->blocks, in->next, st->copies);
-	for (uint32_t i = 0; i < in->next; i++) {
+	GString *body = g_string_new(NULL);
+	uint32_t i = first;
+
+	for (; i < in->next && body->len < LAYOUT_PAGE_BYTES; i++) {
 		const struct extent *e = &in->u.ext[i];
 		struct chunk *c = alloc_chunk(&st->alloc, e->chunk);
 
-		g_string_append_printf(s, "extent index=%u offset=%llu length=%llu chunk=%u copies=%u\n", i,
+		g_string_append_printf(body, "extent index=%u offset=%llu length=%llu chunk=%u copies=%u\n", i,
 				       (unsigned long long)e->fblock * DMIOFS_BLOCK,
 				       (unsigned long long)e->nblocks * DMIOFS_BLOCK, e->chunk, c ? c->ncopies : 0);
 		for (uint32_t k = 0; c && k < c->ncopies; k++)
-			put_region(s, st, i, k, &c->stripes[k], e->cblock, e->nblocks);
+			put_region(body, st, i, k, &c->stripes[k], e->cblock, e->nblocks);
 	}
+	g_string_append_printf(s, "size=%llu blocks=%llu extents=%u copies=%u first=%u shown=%u\n",
+			       (unsigned long long)in->size, (unsigned long long)in->blocks, in->next, st->copies,
+			       MIN(first, in->next), i - MIN(first, in->next));
+	g_string_append_len(s, body->str, (gssize)body->len);
+	if (i < in->next)
+		g_string_append_printf(s, "more next=%u name=%s.%u\n", i, XATTR_LAYOUT, i);
+	g_string_free(body, TRUE);
+}
+
+/* "user.dmio.layout" is page 0; "user.dmio.layout.N" starts at extent N. */
+static bool layout_page(const char *name, uint32_t *first)
+{
+	size_t len = strlen(XATTR_LAYOUT);
+	char *end;
+	unsigned long v;
+
+	if (strncmp(name, XATTR_LAYOUT, len))
+		return false;
+	if (!name[len]) {
+		*first = 0;
+		return true;
+	}
+	if (name[len] != '.' || !g_ascii_isdigit(name[len + 1]))
+		return false;
+	v = strtoul(name + len + 1, &end, 10);
+	if (*end || v > UINT32_MAX)
+		return false;
+	*first = (uint32_t)v;
+	return true;
 }
 
 static void counters_of(const struct rec_counters *c, GString *s)
@@ -116,14 +151,15 @@ int inspect_xattr(struct store *st, uint64_t ino, const char *name, char **out)
 {
 	GString *s = g_string_new(NULL);
 	struct dinode *in;
+	uint32_t first;
 	int err = 0;
 
 	g_mutex_lock(&st->lock);
 	in = meta_inode(&st->meta, ino);
 	if (!in)
 		err = -ENOENT;
-	else if (!strcmp(name, XATTR_LAYOUT) && S_ISREG(in->mode))
-		layout_of(st, in, s);
+	else if (layout_page(name, &first) && S_ISREG(in->mode))
+		layout_of(st, in, first, s);
 	else if (!strcmp(name, XATTR_ERRORS))
 		errors_of(st, in, s);
 	else if (!strcmp(name, XATTR_DEVICES) && ino == ROOT_INO)

@@ -1,9 +1,11 @@
 /* dmiofs-ctl - look at a mounted dmiofs file system.
  *
  *   dmiofs-ctl status MOUNTPOINT [--json]
+ *   dmiofs-ctl layout FILE
  *
- * Reads the root's user.dmio.status and user.dmio.devices.  Exit status:
- * 0 healthy, 2 degraded (so scripts can alert), 1 on error. */
+ * status reads the root's user.dmio.status and user.dmio.devices; exit
+ * status 0 healthy, 2 degraded (so scripts can alert), 1 on error.
+ * layout prints a file's whole user.dmio.layout, joining its pages. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -197,6 +199,62 @@ static int status_command(const char *mnt, bool json)
 	return ret;
 }
 
+/* Every page of the file's layout, as one text with one header. */
+static int layout_command(const char *path)
+{
+	GString *lines = g_string_new(NULL);
+	char *header = NULL, *name = g_strdup("user.dmio.layout");
+	unsigned long shown = 0;
+
+	while (name) {
+		char *text = read_xattr(path, name);
+		gchar **l;
+		char *next = NULL;
+
+		if (!text) {
+			fprintf(stderr, "dmiofs-ctl: %s: %s: %s\n", path, name,
+				errno == ENODATA ? "no layout (not a regular file on dmiofs?)" : g_strerror(errno));
+			g_free(name);
+			g_free(header);
+			g_string_free(lines, TRUE);
+			return 1;
+		}
+		l = g_strsplit(text, "\n", -1);
+		for (gchar **p = l; *p; p++) {
+			if (!**p)
+				continue;
+			if (g_str_has_prefix(*p, "size=")) {
+				if (!header)
+					header = g_strdup(*p);
+			} else if (g_str_has_prefix(*p, "more ")) {
+				const char *n = strstr(*p, " name=");
+
+				next = n ? g_strdup(n + 6) : NULL;
+			} else {
+				if (g_str_has_prefix(*p, "extent "))
+					shown++;
+				g_string_append_printf(lines, "%s\n", *p);
+			}
+		}
+		g_strfreev(l);
+		g_free(text);
+		g_free(name);
+		name = next;
+	}
+	/* The header of page 0, its page fields made whole. */
+	if (header) {
+		char *cut = strstr(header, " first=");
+
+		if (cut)
+			*cut = '\0';
+		printf("%s first=0 shown=%lu\n", header, shown);
+	}
+	fputs(lines->str, stdout);
+	g_free(header);
+	g_string_free(lines, TRUE);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	gboolean json = FALSE;
@@ -204,7 +262,7 @@ int main(int argc, char **argv)
 		{ "json", 'j', 0, G_OPTION_ARG_NONE, &json, "print one JSON object", NULL },
 		{ NULL },
 	};
-	GOptionContext *ctx = g_option_context_new("status MOUNTPOINT - look at a mounted dmiofs file system");
+	GOptionContext *ctx = g_option_context_new("status MOUNTPOINT | layout FILE - look at a mounted dmiofs file system");
 	GError *error = NULL;
 
 	g_option_context_add_main_entries(ctx, entries, NULL);
@@ -216,6 +274,8 @@ int main(int argc, char **argv)
 	g_option_context_free(ctx);
 	if (argc == 3 && !strcmp(argv[1], "status"))
 		return status_command(argv[2], json);
-	fprintf(stderr, "usage: dmiofs-ctl status MOUNTPOINT [--json]\n");
+	if (argc == 3 && !strcmp(argv[1], "layout"))
+		return layout_command(argv[2]);
+	fprintf(stderr, "usage: dmiofs-ctl status MOUNTPOINT [--json]\n       dmiofs-ctl layout FILE\n");
 	return 1;
 }

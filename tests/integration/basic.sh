@@ -13,7 +13,7 @@ check "it reads back the same" cmp "$T/data" "$MNT/file"
 check "a directory is made" mkdir "$MNT/dir"
 check "status says healthy" sh -c "getfattr --only-values --absolute-names -n user.dmio.status '$MNT' | grep -qx 'status=healthy'"
 check "the layout puts every extent on two distinct devices" sh -c "
-	getfattr --only-values --absolute-names -n user.dmio.layout '$MNT/file' >'$T/layout' &&
+	'$CTL' layout '$MNT/file' >'$T/layout' &&
 	awk '/^extent /{n++} END{exit n<1}' '$T/layout' &&
 	awk '/^region /{split(\$2,e,\"=\"); split(\$4,d,\"=\"); seen[e[2]\" \"d[2]]++; per[e[2]]++}
 	     END{for (x in per) if (per[x]!=2) exit 1; for (y in seen) if (seen[y]!=1) exit 1}' '$T/layout'"

@@ -927,7 +927,7 @@ collect_layouts() {
 	k=0
 	while read -r f; do
 		k=$((k + 1))
-		if ! getfattr --only-values --absolute-names -n user.dmio.layout "$f" >"$T/layouts/$k" 2>"$T/layout.err"; then
+		if ! "$CTL" layout "$f" >"$T/layouts/$k" 2>"$T/layout.err"; then
 			echo "$f: $(cat "$T/layout.err")"
 			bad=1
 		fi

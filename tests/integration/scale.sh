@@ -295,11 +295,24 @@ def t_concurrent_check(m):
 
 # ---- the layout: every extent on `copies` distinct devices ----------------------------
 
+def read_layout(path):
+    """user.dmio.layout, every page of it joined, one header."""
+    text = os.getxattr(path, "user.dmio.layout").decode()
+    lines = text.splitlines()
+    head, body = lines[0], [l for l in lines[1:] if not l.startswith("more ")]
+    more = [l for l in lines if l.startswith("more ")]
+    while more:
+        name = dict(kv.split("=", 1) for kv in more[0].split()[1:])["name"]
+        page = os.getxattr(path, name).decode().splitlines()
+        body += [l for l in page[1:] if not l.startswith("more ")]
+        more = [l for l in page if l.startswith("more ")]
+    return "\n".join([head] + body) + "\n"
+
 def t_layout(m, copies, *names):
     copies = int(copies)
     for n in names:
         try:
-            text = os.getxattr(m + "/" + n, "user.dmio.layout").decode()
+            text = read_layout(m + "/" + n)
         except OSError as e:
             fail("%s: getxattr user.dmio.layout: %s (%d bytes, %d blocks of 4 KiB mapped)" %
                  (n, e, os.stat(m + "/" + n).st_size, os.stat(m + "/" + n).st_blocks // 8))
