@@ -395,27 +395,36 @@ destroy:
 	return ret ? 1 : 0;
 }
 
+/* Everything run() is not given: what the other paths out must free. */
+static int finish(struct fuse_args *args, struct options *o, int ret)
+{
+	fuse_opt_free_args(args);
+	g_free(o->devices);
+	g_free(o->mountpoint);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct options o = { 0 };
-	int report_fd = -1, ret;
+	int report_fd = -1;
 
 	if (fuse_opt_parse(&args, &o, option_spec, handle_option)) {
 		fprintf(stderr, "dmiofs: bad arguments (see dmiofs --help)\n");
-		return 2;
+		return finish(&args, &o, 2);
 	}
 	if (o.show_help) {
 		usage();
-		return 0;
+		return finish(&args, &o, 0);
 	}
 	if (o.show_version) {
 		printf("dmiofs %s\n", PACKAGE_VERSION);
-		return 0;
+		return finish(&args, &o, 0);
 	}
 	if (!o.devices || !o.mountpoint) {
 		usage();
-		return 2;
+		return finish(&args, &o, 2);
 	}
 	g_log_set_default_handler(glib_to_log, NULL);
 	dmio_set_log_fn(dmio_to_log, NULL);
@@ -424,14 +433,10 @@ int main(int argc, char **argv)
 
 		if (err) {
 			fprintf(stderr, "dmiofs: cannot go to the background: %s\n", g_strerror(-err));
-			return 1;
+			return finish(&args, &o, 1);
 		}
 		openlog("dmiofs", LOG_PID, LOG_DAEMON);
 		to_syslog = true;
 	}
-	ret = run(&o, &args, report_fd);
-	fuse_opt_free_args(&args);
-	g_free(o.devices);
-	g_free(o.mountpoint);
-	return ret;
+	return finish(&args, &o, run(&o, &args, report_fd));
 }
