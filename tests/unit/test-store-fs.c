@@ -356,7 +356,8 @@ static ssize_t do_read(struct store *st, uint64_t ino, uint64_t off, size_t size
 	if (r >= 0) {
 		g_assert_cmpuint(w.data->len, ==, (size_t)r);
 		g_assert_cmpuint((size_t)r, <=, size);
-		memcpy(out, w.data->data, (size_t)r);
+		if (r)
+			memcpy(out, w.data->data, (size_t)r);
 	}
 	waiter_clear(&w);
 	return r;
