@@ -247,7 +247,7 @@ static void check_extent_part(struct walk *w, struct dinode *in, const struct ex
 				d->path);
 	}
 	for (uint32_t b = 0; b < n; b++) {
-		uint32_t want = e->csums[from + b];
+		uint32_t want = ext_csums_const(e)[from + b];
 		int good = -1;
 		uint32_t bad = 0;
 

@@ -16,6 +16,8 @@ static void inode_free_contents(struct meta *m, struct dinode *in);
 void meta_init(struct meta *m)
 {
 	memset(m, 0, sizeof(*m));
+	/* A set: the inode is its own key (ino is its first field, so the
+	 * int64 hash finds it by &ino too), and no value array is kept. */
 	m->inodes = g_hash_table_new(g_int64_hash, g_int64_equal);
 	m->next_ino = ROOT_INO + 1;
 }
@@ -90,9 +92,43 @@ static void ext_make_room(struct meta *m, struct dinode *in, uint32_t at)
 	m->counts.extents++;
 }
 
+/* The extent's checksums as an array the caller owns; the extent has none
+ * left until ext_csums_give. */
+static uint32_t *ext_csums_take(struct extent *e)
+{
+	uint32_t *a;
+
+	if (e->nblocks != 1) {
+		a = e->csum.many;
+		e->csum.many = NULL;
+		return a;
+	}
+	a = g_new(uint32_t, 1);
+	a[0] = e->csum.one;
+	return a;
+}
+
+/* Give the extent n checksums (the array is taken over). */
+static void ext_csums_give(struct extent *e, uint32_t n, uint32_t *a)
+{
+	e->nblocks = n;
+	if (n == 1) {
+		e->csum.one = a[0];
+		g_free(a);
+	} else {
+		e->csum.many = a;
+	}
+}
+
+static void ext_free_csums(struct extent *e)
+{
+	if (e->nblocks != 1)
+		g_free(e->csum.many);
+}
+
 static void ext_remove(struct meta *m, struct dinode *in, uint32_t at)
 {
-	g_free(in->u.ext[at].csums);
+	ext_free_csums(&in->u.ext[at]);
 	memmove(&in->u.ext[at], &in->u.ext[at + 1], (in->next - at - 1) * sizeof(struct extent));
 	in->next--;
 	m->counts.extents--;
@@ -110,12 +146,12 @@ static void give_back(struct meta *m, struct dinode *in, const struct extent *e,
 static void ext_trim(struct extent *e, uint64_t from, uint64_t to)
 {
 	uint32_t skip = (uint32_t)(from - e->fblock), n = (uint32_t)(to - from);
+	uint32_t *a = ext_csums_take(e);
 
-	memmove(e->csums, e->csums + skip, n * sizeof(uint32_t));
-	e->csums = g_renew(uint32_t, e->csums, n);
+	memmove(a, a + skip, n * sizeof(uint32_t));
 	e->cblock += skip;
 	e->fblock = from;
-	e->nblocks = n;
+	ext_csums_give(e, n, g_renew(uint32_t, a, n));
 }
 
 /* Unmap [start, end): the blocks go back through on_free. */
@@ -132,10 +168,10 @@ static void ext_punch(struct meta *m, struct dinode *in, uint64_t start, uint64_
 		if (cs > es && ce < ee) { /* a hole in the middle: split */
 			struct extent right = *e;
 
-			right.csums = g_memdup2(e->csums + (ce - es), (ee - ce) * sizeof(uint32_t));
 			right.fblock = ce;
 			right.cblock = e->cblock + (uint32_t)(ce - es);
-			right.nblocks = (uint32_t)(ee - ce);
+			ext_csums_give(&right, (uint32_t)(ee - ce),
+				       g_memdup2(ext_csums(e) + (ce - es), (ee - ce) * sizeof(uint32_t)));
 			ext_trim(e, es, cs);
 			ext_make_room(m, in, i + 1);
 			in->u.ext[i + 1] = right;
@@ -159,32 +195,34 @@ static bool ext_contiguous(const struct extent *a, const struct extent *b)
 	       (uint64_t)a->nblocks + b->nblocks <= UINT32_MAX;
 }
 
-/* Append b to a (they are contiguous) and drop b's array. */
+/* Append b to a (they are contiguous); b keeps no checksums. */
 static void ext_merge(struct extent *a, struct extent *b)
 {
-	a->csums = g_renew(uint32_t, a->csums, a->nblocks + b->nblocks);
-	memcpy(a->csums + a->nblocks, b->csums, b->nblocks * sizeof(uint32_t));
-	a->nblocks += b->nblocks;
-	g_free(b->csums);
-	b->csums = NULL;
+	uint32_t na = a->nblocks, nb = b->nblocks;
+	uint32_t *ca = g_renew(uint32_t, ext_csums_take(a), na + nb), *cb = ext_csums_take(b);
+
+	memcpy(ca + na, cb, nb * sizeof(uint32_t));
+	g_free(cb);
+	ext_csums_give(a, na + nb, ca);
+	b->nblocks = 0;
+	b->csum.many = NULL;
 }
 
 static void ext_set(struct meta *m, struct dinode *in, const struct rec_extent *r)
 {
 	struct extent e = {
 		.fblock = r->fblock,
-		.nblocks = r->nblocks,
 		.chunk = r->chunk,
 		.cblock = r->cblock,
-		.csums = g_new(uint32_t, r->nblocks),
 	};
-	uint32_t at;
+	uint32_t *csums = g_new(uint32_t, r->nblocks), at;
 
 	for (uint32_t i = 0; i < r->nblocks; i++) {
 		const uint8_t *c = r->csums + 4 * (size_t)i;
 
-		e.csums[i] = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+		csums[i] = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
 	}
+	ext_csums_give(&e, r->nblocks, csums);
 	ext_punch(m, in, r->fblock, r->fblock + r->nblocks);
 	m->counts.blocks += r->nblocks;
 	in->blocks += r->nblocks;
@@ -213,9 +251,9 @@ void inode_to_rec(const struct dinode *in, struct rec_inode *r)
 	r->nlink = in->nlink;
 	r->size = in->size;
 	r->rdev = in->rdev;
-	r->atime = in->atime;
-	r->mtime = in->mtime;
-	r->ctime = in->ctime;
+	r->atime = (struct rec_time){ in->atime.sec, in->atime.nsec };
+	r->mtime = (struct rec_time){ in->mtime.sec, in->mtime.nsec };
+	r->ctime = (struct rec_time){ in->ctime.sec, in->ctime.nsec };
 }
 
 static void inode_free_contents(struct meta *m, struct dinode *in)
@@ -264,7 +302,7 @@ static int apply_inode(struct meta *m, const struct rec_inode *r)
 		in->ino = r->ino;
 		if (S_ISDIR(r->mode))
 			in->u.entries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-		g_hash_table_insert(m->inodes, &in->ino, in);
+		g_hash_table_add(m->inodes, in);
 		m->counts.inodes++;
 		m->nfiles++;
 		if (r->ino >= m->next_ino)
@@ -276,9 +314,9 @@ static int apply_inode(struct meta *m, const struct rec_inode *r)
 	in->nlink = r->nlink;
 	in->size = r->size;
 	in->rdev = r->rdev;
-	in->atime = r->atime;
-	in->mtime = r->mtime;
-	in->ctime = r->ctime;
+	in->atime = (struct ptime){ r->atime.sec, r->atime.nsec };
+	in->mtime = (struct ptime){ r->mtime.sec, r->mtime.nsec };
+	in->ctime = (struct ptime){ r->ctime.sec, r->ctime.nsec };
 	return 0;
 }
 
@@ -290,7 +328,7 @@ static int apply_inode_free(struct meta *m, uint64_t ino)
 		return -EUCLEAN; /* a name would point at freed memory */
 	if (S_ISDIR(in->mode) && g_hash_table_size(in->u.entries))
 		return -EUCLEAN;
-	g_hash_table_remove(m->inodes, &in->ino);
+	g_hash_table_remove(m->inodes, in);
 	inode_free_contents(m, in);
 	g_free(in);
 	m->nfiles--;
@@ -325,7 +363,6 @@ static int apply_link(struct meta *m, uint64_t parent_ino, uint64_t ino, const c
 	child->nnames++;
 	if (S_ISDIR(child->mode))
 		child->parent = dir;
-	child->unlinked = false;
 	m->counts.links++;
 	m->counts.name_bytes += len;
 	return 0;
@@ -512,7 +549,7 @@ static void ser_inode(gpointer key, gpointer value, gpointer data)
 		for (uint32_t i = 0; i < in->next; i++) {
 			const struct extent *e = &in->u.ext[i];
 
-			rec_put_extent(s->out, in->ino, e->fblock, e->nblocks, e->chunk, e->cblock, e->csums);
+			rec_put_extent(s->out, in->ino, e->fblock, e->nblocks, e->chunk, e->cblock, ext_csums_const(e));
 			ser_maybe_flush(s);
 		}
 	}

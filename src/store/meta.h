@@ -16,14 +16,35 @@
 #define ROOT_INO 1
 
 /* File blocks [fblock, fblock + nblocks) live at chunk blocks
- * [cblock, cblock + nblocks) of chunk, with one CRC32C per block. */
+ * [cblock, cblock + nblocks) of chunk, with one CRC32C per block: kept in
+ * the extent itself when there is one (most small files), in an array
+ * otherwise.  Use ext_csums(). */
 struct extent {
 	uint64_t fblock;
 	uint32_t nblocks;
 	uint32_t chunk;
 	uint32_t cblock;
-	uint32_t *csums;
+	union {
+		uint32_t one;
+		uint32_t *many;
+	} csum;
 };
+
+static inline uint32_t *ext_csums(struct extent *e)
+{
+	return e->nblocks == 1 ? &e->csum.one : e->csum.many;
+}
+
+static inline const uint32_t *ext_csums_const(const struct extent *e)
+{
+	return e->nblocks == 1 ? &e->csum.one : e->csum.many;
+}
+
+/* A time as the records carry it, packed: three per inode add up. */
+struct ptime {
+	int64_t sec;
+	uint32_t nsec;
+} __attribute__((packed));
 
 struct inode_io;
 
@@ -34,15 +55,14 @@ struct xattr {
 	uint8_t value[];
 };
 
+/* One per file, held for the life of the mount: every byte counts (the
+ * fields are ordered so that none is padding).  ino comes first: the
+ * inode table hashes the inode by it. */
 struct dinode {
 	uint64_t ino;
-	uint32_t mode, uid, gid, nlink;
 	uint64_t size, rdev;
-	struct rec_time atime, mtime, ctime;
 	uint64_t blocks;   /* blocks mapped (regular files) */
 	uint64_t nlookup;  /* references the kernel holds */
-	uint32_t nopen;    /* open file handles */
-	uint32_t next, cap; /* extents in use and allocated (regular files) */
 	union {
 		struct extent *ext;  /* regular files, sorted by fblock */
 		GHashTable *entries; /* directories: name -> struct dinode * */
@@ -52,8 +72,11 @@ struct dinode {
 	struct xattr *xattrs;
 	struct rec_counters *errors; /* NULL until an I/O error touched it */
 	struct inode_io *io;     /* data I/O in flight (data.c), NULL when idle */
-	bool unlinked;           /* no name left; freed on last close/forget */
-	uint32_t nnames;         /* directory entries naming it */
+	uint32_t mode, uid, gid, nlink;
+	uint32_t nopen;    /* open file handles */
+	uint32_t next, cap; /* extents in use and allocated (regular files) */
+	uint32_t nnames;   /* directory entries naming it */
+	struct ptime atime, mtime, ctime;
 };
 
 /* Called for blocks an extent change lets go of. */
@@ -65,7 +88,7 @@ struct meta_counts {
 };
 
 struct meta {
-	GHashTable *inodes; /* ino -> struct dinode * */
+	GHashTable *inodes; /* a set of struct dinode *, found by &ino */
 	struct meta_counts counts;
 	uint64_t next_ino;
 	uint64_t nfiles;    /* inodes */

@@ -47,7 +47,7 @@ static void add_run(struct rplan *p, const struct chunk *c, const struct extent 
 	r->n = (uint32_t)(to - from);
 	r->chunk = e->chunk;
 	r->cblock = e->cblock + (uint32_t)(from - e->fblock);
-	r->csums = g_memdup2(e->csums + (from - e->fblock), r->n * sizeof(uint32_t));
+	r->csums = g_memdup2(ext_csums_const(e) + (from - e->fblock), r->n * sizeof(uint32_t));
 	r->good = g_new0(uint64_t, (r->n + 63) / 64);
 	r->ncopies = c->ncopies;
 	memcpy(r->stripes, c->stripes, sizeof(r->stripes));
@@ -131,7 +131,7 @@ static bool run_still_mapped(struct dinode *in, const struct rrun *r)
 	if (e->fblock > r->fblock || e->fblock + e->nblocks < r->fblock + r->n || e->chunk != r->chunk ||
 	    e->cblock + (r->fblock - e->fblock) != r->cblock)
 		return false;
-	return !memcmp(e->csums + (r->fblock - e->fblock), r->csums, r->n * sizeof(uint32_t));
+	return !memcmp(ext_csums_const(e) + (r->fblock - e->fblock), r->csums, r->n * sizeof(uint32_t));
 }
 
 static void repair_finish(struct repair *rp)
