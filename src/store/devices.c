@@ -191,8 +191,20 @@ int devs_assemble(struct sdev *devs, uint32_t n, struct sdev *out, GString *why)
 	char a[37], b[37];
 
 	if (n != first->ndevices) {
+		bool given[DMIOFS_MAX_DEVICES] = { false };
+
 		uuid_format(first->fs_uuid, a);
 		g_string_append_printf(why, "file system %s has %u devices, %u given", a, first->ndevices, n);
+		for (uint32_t i = 0; i < n; i++)
+			if (!memcmp(devs[i].sb.fs_uuid, first->fs_uuid, 16) && devs[i].sb.dev_index < DMIOFS_MAX_DEVICES)
+				given[devs[i].sb.dev_index] = true;
+		for (uint32_t k = 0; k < first->ndevices; k++) {
+			if (given[k])
+				continue;
+			uuid_format(first->devs[k].uuid, b);
+			g_string_append_printf(why, "; missing: device %u (%s, %llu MiB)", k, b,
+					       (unsigned long long)(first->devs[k].bytes >> 20));
+		}
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < n; i++) {

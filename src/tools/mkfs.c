@@ -217,7 +217,7 @@ static void print_report(const struct format_report *r, char **paths, const char
 
 int main(int argc, char **argv)
 {
-	struct options o = { 0 };
+	struct options o = { .copies = -1 };
 	GOptionEntry entries[] = {
 		{ "copies", 'k', 0, G_OPTION_ARG_INT, &o.copies, "copies of every block (default 2; 1 with one device)", "K" },
 		{ "label", 'L', 0, G_OPTION_ARG_STRING, &o.label, "a label for the file system (up to 63 bytes)", "L" },
@@ -245,8 +245,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: mkfs.dmiofs [--copies K] [--label L] [--force] DEVICE...\n");
 		return 2;
 	}
-	if (o.copies < 0 || (o.copies && o.copies > n)) {
+	if (o.copies == 0 || o.copies < -1) {
+		fprintf(stderr, "mkfs.dmiofs: --copies %d: every block needs at least one copy\n", o.copies);
+		return 2;
+	}
+	if (o.copies > n) {
 		fprintf(stderr, "mkfs.dmiofs: %d copies need %d distinct devices; %d given\n", o.copies, o.copies, n);
+		return 2;
+	}
+	if (o.copies > DMIOFS_MAX_COPIES) {
+		fprintf(stderr, "mkfs.dmiofs: --copies %d: at most %d\n", o.copies, DMIOFS_MAX_COPIES);
 		return 2;
 	}
 	if (o.meta_size && parse_size(o.meta_size, &fo.meta_bytes)) {
@@ -268,7 +276,7 @@ int main(int argc, char **argv)
 			if ((err = wipe_signatures(argv[i + 1])))
 				fprintf(stderr, "mkfs.dmiofs: %s: wiping old signatures failed: %s\n", argv[i + 1],
 					g_strerror(-err));
-	fo.copies = (uint32_t)o.copies;
+	fo.copies = o.copies < 0 ? 0 : (uint32_t)o.copies;
 	fo.label = o.label;
 	fo.uid = getuid();
 	fo.gid = getgid();
