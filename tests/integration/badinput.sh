@@ -90,6 +90,18 @@ refused "mkfs refuses --copies 3 on two devices" "3 copies.*2 given" "$MKFS" --c
 refused "mkfs refuses a missing path" "nowhere\.img.*No such file" "$MKFS" "$D0" "$T/nowhere.img"
 refused "mkfs refuses a directory" "$T.*not a block device or a regular file" "$MKFS" "$D0" "$T"
 refused "mkfs refuses a bad --meta-size" "meta-size" "$MKFS" --meta-size lots "$D0" "$D1"
+refused "mkfs refuses --copies 0" "copies 0" "$MKFS" --copies 0 "$D0" "$D1"
+# A DOS partition table: one partition entry and the 0x55AA signature.
+truncate -s $SIZE "$T/mbr.img"
+python3 - "$T/mbr.img" <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    entry = struct.pack("<B3sB3sII", 0, b"\0\0\0", 0x83, b"\0\0\0", 2048, 30000)
+    f.seek(446); f.write(entry)
+    f.seek(510); f.write(b"\x55\xaa")
+PY
+GUARD="$T/mbr.img $D0 $D1"
+refused "mkfs refuses an image holding a partition table" "mbr\.img.*partition table.*--force" "$MKFS" "$D0" "$T/mbr.img"
 
 GUARD="$D1"
 check "mkfs --force accepts the ext4 image" "$MKFS" -q --force "$D0" "$T/ext4.img"

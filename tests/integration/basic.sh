@@ -22,4 +22,24 @@ check "it mounts again" fs_mount
 check "the file survived the remount" cmp "$T/data" "$MNT/file"
 check "the directory survived the remount" test -d "$MNT/dir"
 check "unmount again" fs_umount
+
+# Devices of different sizes: chunks go where the space is, every chunk on
+# two distinct devices, and the capacity is what two copies allow.
+rm -f "$T"/d*.img
+truncate -s 96M "$T/d0.img"
+truncate -s 192M "$T/d1.img"
+truncate -s 288M "$T/d2.img"
+IMAGES="$T/d0.img:$T/d1.img:$T/d2.img"
+check "mkfs on three devices of 96, 192 and 288 MiB" fs_mkfs
+check "mount them" fs_mount
+check "the capacity is about half of the total (288 MiB), not limited by the smallest" sh -c "
+	python3 -c \"import os; s = os.statvfs('$MNT'); c = s.f_blocks * s.f_frsize >> 20; assert 250 <= c <= 288, c\""
+head -c 200000000 /dev/urandom >"$T/big"
+check "200 MB fit (more than twice the smallest device)" cp "$T/big" "$MNT/big"
+check "and read back" cmp "$T/big" "$MNT/big"
+check "every extent is on two distinct devices, all three used" sh -c "
+	'$CTL' layout '$MNT/big' >'$T/layout3' &&
+	awk '/^region /{split(\$2,e,\"=\"); split(\$4,d,\"=\"); seen[e[2]\" \"d[2]]++; per[e[2]]++; used[d[2]]=1}
+	     END{for (x in per) if (per[x]!=2) exit 1; for (y in seen) if (seen[y]!=1) exit 1; if (length(used)!=3) exit 1}' '$T/layout3'"
+check "unmount" fs_umount
 done_testing
