@@ -2,7 +2,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "mounts.h"
 #include "store.h"
 
 #define CLIENT_PAGES 1024 /* 4 MiB of bounce pages for the store's own I/O */
@@ -74,6 +78,49 @@ static void free_after_commit(void *ctx, uint32_t chunk, uint32_t cblock, uint32
 
 /* ---- mount ------------------------------------------------------------------ */
 
+#define BUSY_WAIT_MS 10000
+
+/* Does another program hold the device (its exclusive open, or the lock
+ * libdmio takes on image files)?  Tested without keeping it. */
+static bool device_busy(const char *path)
+{
+	struct stat st;
+	int fd;
+	bool busy;
+
+	if (stat(path, &st))
+		return false;
+	if (S_ISBLK(st.st_mode)) {
+		fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+		busy = fd < 0 && errno == EBUSY;
+	} else {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		busy = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) && errno == EWOULDBLOCK;
+	}
+	if (fd >= 0)
+		close(fd);
+	return busy;
+}
+
+/* A device in use may be held by a daemon finishing an unmount (umount
+ * returns before it has written its last checkpoint): unless it is
+ * mounted, wait a little for it to be let go. */
+static int open_waiting(struct sdev *d, const char *path, int flags, GString *why)
+{
+	gint64 deadline = g_get_monotonic_time() + BUSY_WAIT_MS * 1000;
+	char *mnt = dmiofs_mounted_at(path);
+
+	if (mnt) {
+		g_string_append_printf(why, "%s: in use by the dmiofs file system mounted at %s", path, mnt);
+		g_free(mnt);
+		d->path = g_strdup(path);
+		return -EBUSY;
+	}
+	while (device_busy(path) && g_get_monotonic_time() < deadline)
+		g_usleep(100 * 1000);
+	return dev_open(d, path, flags, why);
+}
+
 static int open_devices(struct store *st, const char *const *paths, uint32_t n, GString *why)
 {
 	struct sdev given[DMIOFS_MAX_DEVICES];
@@ -87,7 +134,7 @@ static int open_devices(struct store *st, const char *const *paths, uint32_t n, 
 	}
 	memset(given, 0, sizeof(given));
 	for (; opened < n && !err; opened++) {
-		err = dev_open(&given[opened], paths[opened], flags, why);
+		err = open_waiting(&given[opened], paths[opened], flags, why);
 		if (!err)
 			err = dev_read_sb(st->meta_client, &given[opened], why);
 	}

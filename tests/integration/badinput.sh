@@ -163,7 +163,7 @@ check "and its file is intact" cmp "$T/data" "$MNT/file"
 MNT1=$MNT
 MNT="$T/mnt2"
 mkdir "$MNT"
-refused_mount "a second mount of the mounted images is refused" "d[01]\.img: cannot open: Device or resource busy" \
+refused_mount "a second mount of the mounted images is refused" "d[01]\.img: in use by the dmiofs file system mounted at" \
 	"$D0:$D1"
 refused "mkfs on a mounted image is refused" "d[01]\.img.*(busy|in use|holds dmiofs)" "$MKFS" --force "$D0" "$D1"
 MNT=$MNT1

@@ -1,0 +1,71 @@
+/* mounts.c - see mounts.h.  A dmiofs mount's source is
+ * "dmiofs:DEV:DEV..." in /proc/mounts (the daemon sets fsname so). */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <glib.h>
+
+#include "mounts.h"
+
+static bool same_file(const struct stat *a, const char *path)
+{
+	struct stat b;
+
+	if (stat(path, &b))
+		return false;
+	if (S_ISBLK(a->st_mode) && S_ISBLK(b.st_mode))
+		return a->st_rdev == b.st_rdev;
+	return a->st_dev == b.st_dev && a->st_ino == b.st_ino;
+}
+
+/* /proc/mounts escapes spaces and a few others as \ooo. */
+static char *unescape(const char *s)
+{
+	GString *out = g_string_new(NULL);
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+		    s[3] <= '7') {
+			g_string_append_c(out, (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0')));
+			s += 3;
+		} else {
+			g_string_append_c(out, *s);
+		}
+	}
+	return g_string_free(out, FALSE);
+}
+
+char *dmiofs_mounted_at(const char *path)
+{
+	FILE *f = fopen("/proc/mounts", "re");
+	char line[8192], *found = NULL;
+	struct stat st;
+
+	if (!f)
+		return NULL;
+	if (stat(path, &st)) {
+		fclose(f);
+		return NULL;
+	}
+	while (!found && fgets(line, sizeof(line), f)) {
+		char src[4096], mnt[4096], type[256];
+		char *devs;
+		gchar **paths;
+
+		if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) != 3 || strcmp(type, "fuse.dmiofs") ||
+		    strncmp(src, "dmiofs:", 7))
+			continue;
+		devs = unescape(src + 7);
+		g_strdelimit(devs, ";", ','); /* the daemon swapped commas out */
+		paths = g_strsplit(devs, ":", -1);
+		for (gchar **p = paths; *p && !found; p++)
+			if (same_file(&st, *p))
+				found = unescape(mnt);
+		g_strfreev(paths);
+		g_free(devs);
+	}
+	fclose(f);
+	return found;
+}
