@@ -159,6 +159,7 @@ static void repair_finish(struct repair *rp)
 	dio_free(rp->data);
 	g_free(rp->run.csums);
 	g_free(rp);
+	atomic_fetch_sub(&st->repairs, 1);
 }
 
 static void repair_written(unsigned long error, void *ctx)
@@ -213,6 +214,7 @@ static void schedule_repair(struct store *st, uint64_t ino, const struct rrun *r
 	struct dinode *in;
 	bool go = false;
 
+	atomic_fetch_add(&st->repairs, 1); /* store_close waits for them */
 	rp->st = st;
 	rp->ino = ino;
 	rp->run = *run;
@@ -227,6 +229,7 @@ static void schedule_repair(struct store *st, uint64_t ino, const struct rrun *r
 	if (!rp->data) {
 		g_free(rp->run.csums);
 		g_free(rp);
+		atomic_fetch_sub(&st->repairs, 1);
 		return;
 	}
 	memcpy(rp->data, run->dst, (size_t)run->n * DMIOFS_BLOCK);
@@ -239,6 +242,7 @@ static void schedule_repair(struct store *st, uint64_t ino, const struct rrun *r
 		dio_free(rp->data);
 		g_free(rp->run.csums);
 		g_free(rp);
+		atomic_fetch_sub(&st->repairs, 1);
 	} else if (go) {
 		repair_start(&rp->op);
 	}

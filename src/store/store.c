@@ -328,6 +328,9 @@ int store_close(struct store *st)
 {
 	int err = 0;
 
+	/* Rewrites of bad copies a read started finish first. */
+	while (atomic_load(&st->repairs))
+		g_usleep(1000);
 	if (!st->opt.read_only) {
 		journal_stop(st);
 		g_mutex_lock(&st->lock);

@@ -9,6 +9,7 @@
 #define DMIOFS_STORE_H
 
 #include <glib.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -59,6 +60,7 @@ struct store {
 	int broken;            /* -EIO once metadata cannot be written */
 	struct bufpool buffers; /* data I/O buffers */
 	uint64_t commits, checkpoints;
+	atomic_uint repairs;   /* bad copies being rewritten (readpath.c) */
 };
 
 /* Mount: open and check the devices, load the newest checkpoint, replay
