@@ -68,6 +68,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 1u << 20;
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	/* Without it the kernel sends O_TRUNC as a SETATTR that also clears
+	 * the set-user-ID and set-group-ID bits of a non-root opener. */
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 }
@@ -214,13 +217,15 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 /* ---- files ----------------------------------------------------------------- */
 
-static void setup_open(struct dmiofs *fs, struct fuse_file_info *fi)
+/* O_DIRECT opens are left to the kernel's own direct-I/O path (not
+ * FOPEN_DIRECT_IO): it keeps O_SYNC and O_DSYNC (an fsync follows the
+ * write), clears set-user-ID bits, allows shared mappings and keeps the
+ * page cache coherent.  The cache is kept across opens: nobody else
+ * changes the data under us. */
+static void setup_open(struct fuse_file_info *fi)
 {
-	/* O_DIRECT opens bypass the page cache; others keep it, as nobody
-	 * else changes the data under us. */
-	fi->direct_io = (fi->flags & O_DIRECT) ? 1 : 0;
-	fi->keep_cache = !fi->direct_io;
-	(void)fs;
+	fi->direct_io = 0;
+	fi->keep_cache = 1;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -234,7 +239,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -err);
 		return;
 	}
-	setup_open(fs, fi);
+	setup_open(fi);
 	if (fuse_reply_open(req, fi) == -ENOENT) /* interrupted: the kernel will not release it */
 		fs_release(fs->st, ino);
 }
@@ -255,7 +260,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	e.ino = e.attr.st_ino;
 	e.generation = 0;
 	e.attr_timeout = e.entry_timeout = fs->timeout;
-	setup_open(fs, fi);
+	setup_open(fi);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		fs_release(fs->st, e.ino);
 }
@@ -395,28 +400,47 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
 
 /* ---- directories ------------------------------------------------------------ */
 
+/* An open directory: its listing, taken at opendir and again when read
+ * from the start (rewinddir shows the directory as it is now), so offsets
+ * stay stable between. */
+struct dir_handle {
+	struct dir_listing *listing;
+	bool read; /* a readdir has used this listing */
+};
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct dir_listing *l = NULL;
-	int err = fs_opendir(fs_of(req)->st, ino, &l);
+	struct dir_handle *d = g_new0(struct dir_handle, 1);
+	int err = fs_opendir(fs_of(req)->st, ino, &d->listing);
 
 	if (err) {
+		g_free(d);
 		fuse_reply_err(req, -err);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)l;
+	fi->fh = (uint64_t)(uintptr_t)d;
 	fi->cache_readdir = 0;
-	if (fuse_reply_open(req, fi) == -ENOENT)
-		fs_dir_listing_free(l);
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		fs_dir_listing_free(d->listing);
+		g_free(d);
+	}
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct dir_listing *l = (struct dir_listing *)(uintptr_t)fi->fh;
-	char *buf = g_malloc(size);
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	struct dir_listing *l, *fresh = NULL;
+	char *buf;
 	size_t used = 0;
 
-	(void)ino;
+	/* The kernel serialises readdir on one open directory. */
+	if (off <= 0 && d->read && !fs_opendir(fs_of(req)->st, ino, &fresh)) {
+		fs_dir_listing_free(d->listing);
+		d->listing = fresh;
+	}
+	d->read = true;
+	l = d->listing;
+	buf = g_malloc(size);
 	for (uint32_t i = off < 0 ? 0 : (uint32_t)off; i < l->n; i++) {
 		struct stat st = { .st_ino = l->e[i].ino, .st_mode = l->e[i].type };
 		size_t need = fuse_add_direntry(req, buf + used, size - used, l->e[i].name, &st, (off_t)i + 1);
@@ -431,8 +455,11 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+
 	(void)ino;
-	fs_dir_listing_free((struct dir_listing *)(uintptr_t)fi->fh);
+	fs_dir_listing_free(d->listing);
+	g_free(d);
 	fuse_reply_err(req, 0);
 }
 
@@ -501,26 +528,51 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	}
 }
 
+/* Drop trusted.* names from a list for callers who may not read them,
+ * as local file systems do.  Returns the new length. */
+static size_t hide_trusted(char *list, size_t len)
+{
+	size_t in = 0, out = 0;
+
+	while (in < len) {
+		size_t n = strnlen(list + in, len - in) + 1;
+
+		if (strncmp(list + in, "trusted.", 8)) {
+			memmove(list + out, list + in, n);
+			out += n;
+		}
+		in += n;
+	}
+	return out;
+}
+
 /* The virtual names are not listed, so cp -a and rsync -X leave them. */
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct dmiofs *fs = fs_of(req);
+	bool privileged = fuse_req_ctx(req)->uid == 0;
 	ssize_t len = fs_listxattr(fs->st, ino, NULL, 0);
+	char *buf;
 
 	if (len < 0) {
 		fuse_reply_err(req, (int)-len);
-	} else if (!size) {
-		fuse_reply_xattr(req, (size_t)len);
-	} else {
-		char *buf = g_malloc(size);
-
-		len = fs_listxattr(fs->st, ino, buf, size);
-		if (len < 0)
-			fuse_reply_err(req, (int)-len);
-		else
-			fuse_reply_buf(req, buf, (size_t)len);
-		g_free(buf);
+		return;
 	}
+	buf = g_malloc((size_t)len + 1);
+	len = fs_listxattr(fs->st, ino, buf, (size_t)len + 1);
+	if (len < 0) {
+		fuse_reply_err(req, (int)-len);
+	} else {
+		size_t shown = privileged ? (size_t)len : hide_trusted(buf, (size_t)len);
+
+		if (!size)
+			fuse_reply_xattr(req, shown);
+		else if (size < shown)
+			fuse_reply_err(req, ERANGE);
+		else
+			fuse_reply_buf(req, buf, shown);
+	}
+	g_free(buf);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)

@@ -316,6 +316,11 @@ uint64_t alloc_new_chunks_possible(const struct alloc *a)
 	return chunks;
 }
 
+uint64_t alloc_usable_blocks(const struct alloc *a)
+{
+	return a->free_blocks + alloc_new_chunks_possible(a) * (a->layout.chunk_bytes / DMIOFS_BLOCK);
+}
+
 void alloc_space(const struct alloc *a, uint64_t *total_blocks, uint64_t *free_blocks)
 {
 	uint64_t per_chunk = a->layout.chunk_bytes / DMIOFS_BLOCK;

@@ -36,6 +36,7 @@ struct alloc {
 	uint32_t current;   /* the chunk new blocks come from */
 	uint64_t free_blocks;    /* in chunks, not counting pending ones */
 	uint64_t pending_blocks;
+	uint64_t reserve;        /* kept for truncates and punches on a full fs */
 };
 
 void alloc_init(struct alloc *a, const struct layout *l, uint32_t ndevices, uint32_t copies,
@@ -56,6 +57,8 @@ void alloc_free_now(struct alloc *a, uint32_t chunk, uint32_t cblock, uint32_t n
 void alloc_free_after(struct alloc *a, uint64_t seq, uint32_t chunk, uint32_t cblock, uint32_t n);
 void alloc_release(struct alloc *a, uint64_t durable_seq);
 
+/* Blocks a write may take now: free in chunks or in chunks still to make. */
+uint64_t alloc_usable_blocks(const struct alloc *a);
 /* Chunks that could still be created, given copies and free device space. */
 uint64_t alloc_new_chunks_possible(const struct alloc *a);
 void alloc_space(const struct alloc *a, uint64_t *total_blocks, uint64_t *free_blocks);

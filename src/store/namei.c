@@ -675,7 +675,9 @@ int fs_statfs(struct store *st, struct statvfs *out)
 	out->f_frsize = DMIOFS_BLOCK;
 	out->f_blocks = total;
 	out->f_bfree = avail;
-	out->f_bavail = avail;
+	/* As ext4 does with its reserve: free, but not for files to fill (the
+	 * zeroing of truncates and punches on a full file system uses it). */
+	out->f_bavail = avail > st->alloc.reserve ? avail - st->alloc.reserve : 0;
 	/* Inodes are limited by the checkpoint slot, not by a table. */
 	out->f_files = st->meta.nfiles + (st->layout.ckpt_bytes / 8 * 7 > meta_estimate_bytes(&st->meta)
 						  ? (st->layout.ckpt_bytes / 8 * 7 - meta_estimate_bytes(&st->meta)) / per_file
@@ -702,14 +704,18 @@ int fs_opendir(struct store *st, uint64_t ino, struct dir_listing **out)
 	int err;
 
 	g_mutex_lock(&st->lock);
-	err = get_dir(st, ino, &dir);
+	dir = meta_inode(&st->meta, ino);
+	/* A removed directory still open (a shell's current directory) lists
+	 * as empty, not as an error. */
+	err = !dir ? -ENOENT : !S_ISDIR(dir->mode) ? -ENOTDIR : 0;
 	if (err) {
 		g_mutex_unlock(&st->lock);
 		return err;
 	}
 	l = g_malloc(sizeof(*l) + (2 + g_hash_table_size(dir->u.entries)) * sizeof(struct dir_entry));
 	l->e[0] = (struct dir_entry){ g_strdup("."), dir->ino, S_IFDIR };
-	l->e[1] = (struct dir_entry){ g_strdup(".."), dir->ino == ROOT_INO ? ROOT_INO : dir->parent->ino, S_IFDIR };
+	l->e[1] = (struct dir_entry){ g_strdup(".."),
+				      dir->ino == ROOT_INO || !dir->nlink ? dir->ino : dir->parent->ino, S_IFDIR };
 	g_hash_table_iter_init(&it, dir->u.entries);
 	while (g_hash_table_iter_next(&it, &name, &child)) {
 		const struct dinode *c = child;
@@ -750,6 +756,18 @@ static size_t xattr_total(const struct dinode *in)
 	return total;
 }
 
+/* Namespaces stored as given.  ACLs (system.posix_acl_*) are refused
+ * rather than kept unenforced: a file would look protected and not be. */
+static int xattr_namespace_ok(const char *name)
+{
+	static const char *const prefixes[] = { "user.", "trusted.", "security." };
+
+	for (size_t i = 0; i < G_N_ELEMENTS(prefixes); i++)
+		if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
+			return name[strlen(prefixes[i])] ? 0 : -EINVAL;
+	return -EOPNOTSUPP;
+}
+
 int fs_setxattr(struct store *st, uint64_t ino, const char *name, const void *value, size_t len, int flags)
 {
 	size_t name_len = strlen(name);
@@ -760,6 +778,9 @@ int fs_setxattr(struct store *st, uint64_t ino, const char *name, const void *va
 
 	if (!strncmp(name, VIRTUAL_XATTR_PREFIX, strlen(VIRTUAL_XATTR_PREFIX)))
 		return -EPERM; /* read-only names maintained by dmiofs */
+	err = xattr_namespace_ok(name);
+	if (err)
+		return err;
 	if (!name_len || name_len > XATTR_NAME_MAX)
 		return -ERANGE;
 	if (len > XATTR_VALUE_MAX)

@@ -237,6 +237,12 @@ static int load_metadata(struct store *st, GString *why, bool *dirty)
 	}
 	st->meta.on_free = free_after_commit;
 	st->meta.free_ctx = st;
+	{
+		uint64_t total, avail;
+
+		alloc_space(&st->alloc, &total, &avail);
+		st->alloc.reserve = MIN(64, total / 100 + 2);
+	}
 	orphans = g_byte_array_new();
 	g_hash_table_foreach(st->meta.inodes, collect_orphans, orphans);
 	*dirty = commits > 0 || orphans->len > 0;

@@ -372,6 +372,17 @@ static int allocate_or_wait(struct wop *op)
 	 * whose metadata area is full takes no more data. */
 	if (meta_estimate_bytes(&st->meta) + 64 + 4 * (uint64_t)op->nblk > st->layout.ckpt_bytes / 16 * 15)
 		return -ENOSPC;
+	/* A few blocks stay back for the zeroing a truncate or a punch needs,
+	 * so that space can always be given back on a full file system. */
+	if (!(op->flags & WOP_KEEP_SIZE) && alloc_usable_blocks(&st->alloc) < op->nblk + st->alloc.reserve) {
+		if (!st->alloc.pending_blocks)
+			return -ENOSPC;
+		g_mutex_unlock(&st->lock);
+		store_sync(st);
+		g_mutex_lock(&st->lock);
+		if (alloc_usable_blocks(&st->alloc) < op->nblk + st->alloc.reserve)
+			return -ENOSPC;
+	}
 	records = g_byte_array_new();
 	err = allocate_runs(op, records);
 
@@ -746,10 +757,10 @@ static int falloc_cb(struct store *st, struct dinode *in, void *arg)
 		inode_to_rec(in, &ri);
 		if (!(a->mode & FALLOC_FL_KEEP_SIZE) && end > ri.size)
 			ri.size = end;
-		if (ri.size != in->size || (a->mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))) {
-			ri.mtime = ri.ctime = now();
-			rec_put_inode(r, &ri);
-		}
+		/* As local file systems do, every successful fallocate
+		 * changes the file's times. */
+		ri.mtime = ri.ctime = now();
+		rec_put_inode(r, &ri);
 		if (r->len)
 			err = store_log(st, r);
 	}

@@ -94,7 +94,8 @@ int main(int argc, char **argv)
 	} else {
 		printf("%llu problem(s), %llu repaired\n", (unsigned long long)rep.problems,
 		       (unsigned long long)rep.repaired);
-		status = rep.repaired >= rep.problems ? FSCK_CORRECTED : FSCK_UNCORRECTED;
+		/* fsck(8) adds the conditions up */
+		status = (rep.repaired ? FSCK_CORRECTED : 0) | (rep.repaired < rep.problems ? FSCK_UNCORRECTED : 0);
 		if (!repair)
 			printf("run fsck.dmiofs -y to repair what can be repaired\n");
 	}
