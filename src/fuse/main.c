@@ -38,7 +38,7 @@ struct options {
 	int show_version;
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP };
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP, KEY_COMMIT };
 
 #define OPT(t, p, v) { t, offsetof(struct options, p), v }
 
@@ -48,7 +48,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("verbose", verbose, 1),
 	OPT("writeback", writeback, 1),
 	OPT("no_writeback", no_writeback, 1),
-	OPT("commit=%u", commit_ms, 0),
+	FUSE_OPT_KEY("commit=", KEY_COMMIT),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -107,6 +107,20 @@ static int handle_option(void *data, const char *arg, int key, struct fuse_args 
 		return 0;
 	case KEY_DROP:
 		return 0;
+	case KEY_COMMIT: {
+		const char *v = arg + strlen("commit=");
+		char *end;
+		unsigned long ms;
+
+		errno = 0;
+		ms = g_ascii_isdigit(*v) ? strtoul(v, &end, 10) : 0;
+		if (!g_ascii_isdigit(*v) || errno || *end || ms > 24 * 3600 * 1000ul) {
+			fprintf(stderr, "dmiofs: commit=%s: want milliseconds, 0 to 86400000\n", v);
+			return -1;
+		}
+		o->commit_ms = (unsigned int)ms;
+		return 0;
+	}
 	case FUSE_OPT_KEY_OPT:
 		/* fstab words with a value or a family prefix */
 		if (g_str_has_prefix(arg, "x-systemd.") || g_str_has_prefix(arg, "x-mount.") ||
@@ -235,19 +249,6 @@ static char **split_devices(const char *spec, uint32_t *n)
 	return paths;
 }
 
-/* The devices as absolute paths, so status names them wherever it is read. */
-static void absolute_paths(char **paths, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++) {
-		char *abs = realpath(paths[i], NULL);
-
-		if (abs) {
-			g_free(paths[i]);
-			paths[i] = g_strdup(abs);
-			free(abs);
-		}
-	}
-}
 
 /* The mount point is a directory we can reach (libfuse's /dev/fd/N, a
  * FUSE device opened by mount.fuse3, is left to libfuse). */
@@ -270,33 +271,6 @@ static bool mountpoint_usable(const char *mountpoint, GString *why)
 	return true;
 }
 
-/* A device given twice would otherwise fail on its own lock, as if another
- * program held it: say what is wrong instead. */
-static bool given_twice(char **paths, uint32_t n, GString *why)
-{
-	static const char once[] = "every device of the file system is given once";
-
-	for (uint32_t i = 1; i < n; i++) {
-		struct stat a, b;
-
-		if (stat(paths[i], &a))
-			continue; /* store_open says why it cannot be opened */
-		for (uint32_t j = 0; j < i; j++) {
-			if (stat(paths[j], &b))
-				continue;
-			if (S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode) ? a.st_rdev == b.st_rdev
-								       : a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
-				if (!strcmp(paths[i], paths[j]))
-					g_string_printf(why, "%s: given twice; %s", paths[i], once);
-				else
-					g_string_printf(why, "%s and %s are the same device; %s", paths[j], paths[i], once);
-				return true;
-			}
-		}
-	}
-	return false;
-}
-
 static void add_mount_options(struct fuse_args *args, const char *devices, bool read_only)
 {
 	char *devs = g_strdup(devices);
@@ -308,9 +282,13 @@ static void add_mount_options(struct fuse_args *args, const char *devices, bool 
 	fuse_opt_add_arg(args, "-osubtype=dmiofs");
 	fuse_opt_add_arg(args, "-odefault_permissions");
 	/* The kernel checks permissions, so letting others in is safe; a
-	 * root-mounted store is for every user. */
-	if (getuid() == 0)
+	 * root-mounted store is for every user, and like a local file system
+	 * keeps its device nodes and set-user-ID programs working (an
+	 * explicit -o nodev or nosuid, coming after, still wins). */
+	if (getuid() == 0) {
 		fuse_opt_add_arg(args, "-oallow_other");
+		fuse_opt_insert_arg(args, 1, "-osuid,dev");
+	}
 	if (read_only)
 		fuse_opt_add_arg(args, "-oro");
 	g_free(fsname);
@@ -339,13 +317,12 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	 * mount point and the FUSE options first, so that a mistake leaves
 	 * them untouched.  The session calls into the store only once mounted. */
 	add_mount_options(args, o->devices, o->read_only);
-	if (!mountpoint_usable(o->mountpoint, why) || given_twice(paths, n, why)) {
+	if (!mountpoint_usable(o->mountpoint, why)) {
 		err = -EINVAL;
 	} else if (!(fs.se = fuse_session_new(args, &dmiofs_ops, sizeof(dmiofs_ops), &fs))) {
 		g_string_printf(why, "cannot start a FUSE session (bad mount options?)");
 		err = -EINVAL;
 	} else {
-		absolute_paths(paths, n);
 		err = store_open((const char *const *)paths, n, &so, &fs.st, why);
 		if (err)
 			fuse_session_destroy(fs.se);

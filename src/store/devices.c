@@ -91,8 +91,12 @@ int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, 
 
 int dev_open(struct sdev *d, const char *path, int flags, GString *why)
 {
+	char *abs = realpath(path, NULL);
+
 	memset(d, 0, sizeof(*d));
-	d->path = g_strdup(path);
+	/* Recorded absolute, so status names it wherever it is read. */
+	d->path = g_strdup(abs ? abs : path);
+	free(abs);
 	d->bdev = dmio_bdev_open(path, flags);
 	if (!d->bdev) {
 		int err = errno;

@@ -121,6 +121,33 @@ static int open_waiting(struct sdev *d, const char *path, int flags, GString *wh
 	return dev_open(d, path, flags, why);
 }
 
+/* A device given twice would otherwise fail on its own lock, as if another
+ * program held it: say what is wrong instead. */
+static bool given_twice(const char *const *paths, uint32_t n, GString *why)
+{
+	static const char once[] = "every device of the file system is given once";
+
+	for (uint32_t i = 1; i < n; i++) {
+		struct stat a, b;
+
+		if (stat(paths[i], &a))
+			continue; /* store_open says why it cannot be opened */
+		for (uint32_t j = 0; j < i; j++) {
+			if (stat(paths[j], &b))
+				continue;
+			if (S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode) ? a.st_rdev == b.st_rdev
+								       : a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+				if (!strcmp(paths[i], paths[j]))
+					g_string_printf(why, "%s: given twice; %s", paths[i], once);
+				else
+					g_string_printf(why, "%s and %s are the same device; %s", paths[j], paths[i], once);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 static int open_devices(struct store *st, const char *const *paths, uint32_t n, GString *why)
 {
 	struct sdev given[DMIOFS_MAX_DEVICES];
@@ -132,6 +159,8 @@ static int open_devices(struct store *st, const char *const *paths, uint32_t n, 
 		g_string_append_printf(why, "%u devices given: a file system has 1 to %u", n, DMIOFS_MAX_DEVICES);
 		return -EINVAL;
 	}
+	if (given_twice(paths, n, why))
+		return -EINVAL;
 	memset(given, 0, sizeof(given));
 	for (; opened < n && !err; opened++) {
 		err = open_waiting(&given[opened], paths[opened], flags, why);

@@ -97,39 +97,72 @@ static void json_string(GString *out, const char *s)
 	g_string_append_c(out, '"');
 }
 
-static const char *const status_numbers[] = { "copies", "healthy_devices", "capacity", "used",
-					      "free", "files", "metadata_used", "metadata_capacity", "generation",
-					      NULL };
-static const char *const device_numbers[] = { "size", "used", "read_errors", "write_errors", "flush_errors",
-					      "checksum_errors", "repaired", NULL };
+/* A value as JSON: a whole decimal number as a number, yes/no as a
+ * boolean, anything else as a string. */
+static void json_value(GString *out, const char *v)
+{
+	const char *p = v;
+
+	if (!strcmp(v, "yes") || !strcmp(v, "no")) {
+		g_string_append(out, strcmp(v, "yes") ? "false" : "true");
+		return;
+	}
+	while (g_ascii_isdigit(*p))
+		p++;
+	if (*v && !*p && (v[0] != '0' || !v[1]))
+		g_string_append(out, v);
+	else
+		json_string(out, v);
+}
+
+static void json_member(GString *out, const char *name, const char *value, bool *first)
+{
+	g_string_append_printf(out, "%s\"%s\":", *first ? "" : ",", name);
+	json_value(out, value);
+	*first = false;
+}
+
+/* Every key of a table: those of order first, then the rest sorted, so
+ * keys that later versions add appear too.  rename gives a key's JSON
+ * name. */
+static void json_members(GString *out, GHashTable *t, const char *const *order, const char *(*rename)(const char *),
+			 bool *first)
+{
+	GList *keys = g_list_sort(g_hash_table_get_keys(t), (GCompareFunc)strcmp);
+
+	for (int i = 0; order[i]; i++)
+		if (g_hash_table_contains(t, order[i]))
+			json_member(out, rename(order[i]), get(t, order[i]), first);
+	for (GList *k = keys; k; k = k->next)
+		if (!g_strv_contains(order, k->data))
+			json_member(out, rename(k->data), get(t, k->data), first);
+	g_list_free(keys);
+}
+
+static const char *status_key(const char *key)
+{
+	return !strcmp(key, "devices") ? "device_count" : key;
+}
+
+static const char *device_key(const char *key)
+{
+	return !strcmp(key, "device") ? "index" : key;
+}
 
 static void print_json(GHashTable *status, GPtrArray *devices)
 {
-	GString *out = g_string_new("{\"status\":");
+	static const char *const status_order[] = { "status", "uuid", "label", "copies", "devices", NULL };
+	static const char *const device_order[] = { "device", "state", "size", "used", NULL };
+	GString *out = g_string_new("{");
+	bool first = true;
 
-	json_string(out, get(status, "status"));
-	g_string_append(out, ",\"uuid\":");
-	json_string(out, get(status, "uuid"));
-	g_string_append(out, ",\"label\":");
-	json_string(out, get(status, "label"));
-	for (int i = 0; status_numbers[i]; i++)
-		g_string_append_printf(out, ",\"%s\":%s", status_numbers[i],
-				       *get(status, status_numbers[i]) ? get(status, status_numbers[i]) : "0");
-	g_string_append_printf(out, ",\"device_count\":%s", *get(status, "devices") ? get(status, "devices") : "0");
-	g_string_append_printf(out, ",\"read_only\":%s,\"devices\":[",
-			       !strcmp(get(status, "read_only"), "yes") ? "true" : "false");
+	json_members(out, status, status_order, status_key, &first);
+	g_string_append(out, ",\"devices\":[");
 	for (guint d = 0; d < devices->len; d++) {
-		GHashTable *dev = g_ptr_array_index(devices, d);
+		bool dfirst = true;
 
-		g_string_append_printf(out, "%s{\"index\":%s,\"state\":", d ? "," : "", get(dev, "device"));
-		json_string(out, get(dev, "state"));
-		for (int i = 0; device_numbers[i]; i++)
-			g_string_append_printf(out, ",\"%s\":%s", device_numbers[i],
-					       *get(dev, device_numbers[i]) ? get(dev, device_numbers[i]) : "0");
-		g_string_append(out, ",\"uuid\":");
-		json_string(out, get(dev, "uuid"));
-		g_string_append(out, ",\"path\":");
-		json_string(out, get(dev, "path"));
+		g_string_append(out, d ? ",{" : "{");
+		json_members(out, g_ptr_array_index(devices, d), device_order, device_key, &dfirst);
 		g_string_append_c(out, '}');
 	}
 	g_string_append(out, "]}\n");

@@ -12,6 +12,14 @@
 
 enum { FSCK_OK = 0, FSCK_CORRECTED = 1, FSCK_UNCORRECTED = 4, FSCK_ERROR = 8, FSCK_USAGE = 16 };
 
+static void plain_messages(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer data)
+{
+	(void)domain;
+	(void)level;
+	(void)data;
+	fprintf(stderr, "fsck.dmiofs: %s\n", message);
+}
+
 static char **device_list(int argc, char **argv, uint32_t *n)
 {
 	GPtrArray *paths = g_ptr_array_new();
@@ -64,6 +72,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: fsck.dmiofs [-n|-y] [-v] DEV[:DEV...]\n");
 		return FSCK_USAGE;
 	}
+	g_log_set_default_handler(plain_messages, NULL);
 	paths = device_list(argc, argv, &n);
 	so.read_only = !repair;
 	so.allow_rollback = repair;
@@ -80,6 +89,15 @@ int main(int argc, char **argv)
 	printf("fsck.dmiofs: checking %s (%u devices, %u copies)%s\n", uuid, st->ndevices, st->copies,
 	       repair ? "" : ", read-only");
 	store_check(st, repair, verbose, stdout, &rep);
+	if (verbose) {
+		printf("superblocks: both copies of %u devices read\n", st->ndevices);
+		printf("metadata: checkpoint %llu loaded, the log replayed to commit %llu\n",
+		       (unsigned long long)st->ckpt_seq, (unsigned long long)st->durable_seq);
+		printf("tree: %llu directories walked, %llu inodes checked (reachability, link counts)\n",
+		       (unsigned long long)rep.directories, (unsigned long long)rep.inodes);
+		printf("data: %llu extents, %llu blocks read on every healthy copy and checked\n",
+		       (unsigned long long)rep.extents, (unsigned long long)rep.blocks_checked);
+	}
 	err = store_close(st);
 	if (err && repair) {
 		fprintf(stderr, "fsck.dmiofs: writing the repairs failed: %s\n", g_strerror(-err));

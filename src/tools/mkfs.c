@@ -7,6 +7,7 @@
 #include <blkid/blkid.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,7 +218,7 @@ static void print_report(const struct format_report *r, char **paths, const char
 
 int main(int argc, char **argv)
 {
-	struct options o = { .copies = -1 };
+	struct options o = { .copies = INT_MIN }; /* not given */
 	GOptionEntry entries[] = {
 		{ "copies", 'k', 0, G_OPTION_ARG_INT, &o.copies, "copies of every block (default 2; 1 with one device)", "K" },
 		{ "label", 'L', 0, G_OPTION_ARG_STRING, &o.label, "a label for the file system (up to 63 bytes)", "L" },
@@ -242,10 +243,10 @@ int main(int argc, char **argv)
 	g_option_context_free(ctx);
 	n = argc - 1;
 	if (n < 1) {
-		fprintf(stderr, "usage: mkfs.dmiofs [--copies K] [--label L] [--force] DEVICE...\n");
+		fprintf(stderr, "usage: mkfs.dmiofs [--copies K] [--label L] [--meta-size SIZE] [--force] [--quiet] DEVICE...\n");
 		return 2;
 	}
-	if (o.copies == 0 || o.copies < -1) {
+	if (o.copies != INT_MIN && o.copies < 1) {
 		fprintf(stderr, "mkfs.dmiofs: --copies %d: every block needs at least one copy\n", o.copies);
 		return 2;
 	}
@@ -276,7 +277,7 @@ int main(int argc, char **argv)
 			if ((err = wipe_signatures(argv[i + 1])))
 				fprintf(stderr, "mkfs.dmiofs: %s: wiping old signatures failed: %s\n", argv[i + 1],
 					g_strerror(-err));
-	fo.copies = o.copies < 0 ? 0 : (uint32_t)o.copies;
+	fo.copies = o.copies == INT_MIN ? 0 : (uint32_t)o.copies;
 	fo.label = o.label;
 	fo.uid = getuid();
 	fo.gid = getgid();
