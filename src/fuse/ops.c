@@ -42,7 +42,10 @@ static void reply_entry(fuse_req_t req, int err, const struct stat *st)
 	e.attr = *st;
 	e.attr_timeout = fs->timeout;
 	e.entry_timeout = fs->timeout;
-	fuse_reply_entry(req, &e);
+	/* An interrupted request never gives the kernel the lookup we
+	 * counted for it: take it back, or the inode would never be freed. */
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		fs_forget(fs->st, st->st_ino, 1);
 }
 
 static void reply_attr(fuse_req_t req, int err, const struct stat *st)
@@ -251,9 +254,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct fuse_entry_param e;
 	int err = fs_mknod(fs->st, parent, name, S_IFREG | (mode & 07777), 0, &who, &e.attr);
 
-	if (!err)
-		err = fs_open(fs->st, e.attr.st_ino, false);
 	if (err) {
+		fuse_reply_err(req, -err);
+		return;
+	}
+	err = fs_open(fs->st, e.attr.st_ino, false);
+	if (err) {
+		fs_forget(fs->st, e.attr.st_ino, 1); /* the lookup fs_mknod counted */
 		fuse_reply_err(req, -err);
 		return;
 	}
@@ -261,8 +268,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	e.generation = 0;
 	e.attr_timeout = e.entry_timeout = fs->timeout;
 	setup_open(fi);
-	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		fs_release(fs->st, e.ino);
+		fs_forget(fs->st, e.ino, 1);
+	}
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -98,11 +98,16 @@ int checkpoint_write(struct store *st)
 	uint64_t base = st->layout.meta_offset + slot * st->layout.ckpt_bytes;
 	struct ckpt_writer w = { st, base + DMIOFS_BLOCK, base + st->layout.ckpt_bytes, 0, 0xFFFFFFFFu, 0 };
 	struct ckpt_header h = { .seq = st->next_seq };
-	GByteArray *out = g_byte_array_sized_new(FLUSH_AT + 65536);
+	GByteArray *out;
 	uint8_t *block;
 	unsigned long bits = 0;
 	int err;
 
+	/* The estimate is an upper bound: refuse before overwriting the
+	 * older slot with a checkpoint that cannot be finished. */
+	if (store_meta_bytes(st) > st->layout.ckpt_bytes - DMIOFS_BLOCK)
+		return -ENOSPC;
+	out = g_byte_array_sized_new(FLUSH_AT + 65536);
 	alloc_serialize(&st->alloc, out);
 	serialize_devices(st, out);
 	err = meta_serialize(&st->meta, out, FLUSH_AT, flush_cb, &w);

@@ -143,7 +143,7 @@ static void status_of(struct store *st, GString *s)
 			       inspect_health(st), uuid, st->sb.label, st->copies, st->ndevices, healthy,
 			       (unsigned long long)(total * DMIOFS_BLOCK), (unsigned long long)((total - avail) * DMIOFS_BLOCK),
 			       (unsigned long long)(avail * DMIOFS_BLOCK), (unsigned long long)st->meta.nfiles,
-			       (unsigned long long)meta_estimate_bytes(&st->meta), (unsigned long long)st->layout.ckpt_bytes,
+			       (unsigned long long)store_meta_bytes(st), (unsigned long long)st->layout.ckpt_bytes,
 			       (unsigned long long)st->durable_seq, st->opt.read_only ? "yes" : "no");
 }
 

@@ -30,9 +30,16 @@ static void mark_failed_devices(struct store *st, unsigned long bits)
 		if (!(bits & (1UL << i)) || st->dev[i].state != DEV_HEALTHY)
 			continue;
 		st->dev[i].state = DEV_FAILED;
+		st->alloc.dev_usable[i] = false; /* no new chunk goes there */
 		st->dev[i].err.count[ERR_WRITE]++;
 		g_warning("%s: metadata write failed: device marked failed", st->dev[i].path);
 		rec_put_dev_state(st->pending, i, DEV_FAILED);
+		{
+			struct rec_counters c = st->dev[i].err;
+
+			c.id = i;
+			rec_put_counters(st->pending, REC_DEV_COUNTERS, &c);
+		}
 	}
 }
 
@@ -61,14 +68,20 @@ static size_t commit_bytes(size_t payload)
 	return ROUND_UP(LOG_HEADER_BYTES + payload, DMIOFS_BLOCK);
 }
 
-/* Would this commit, wrap included, take the ring past three quarters? */
-static bool ring_short(const struct store *st, size_t payload)
+/* Ring bytes this commit takes, the wrap it may cause included. */
+static uint64_t ring_need(const struct store *st, size_t payload)
 {
 	uint64_t need = commit_bytes(payload);
 
 	if (st->log_pos + need > st->layout.log_bytes)
 		need += st->layout.log_bytes - st->log_pos;
-	return st->log_used + need > st->layout.log_bytes / 4 * 3;
+	return need;
+}
+
+/* Would this commit take the ring past three quarters? */
+static bool ring_short(const struct store *st, size_t payload)
+{
+	return st->log_used + ring_need(st, payload) > st->layout.log_bytes / 4 * 3;
 }
 
 /* Called with the lock held; drops it while the devices work. */
@@ -78,7 +91,7 @@ static int commit(struct store *st)
 	struct log_header h = { .seq = st->next_seq++, .payload_bytes = batch->len };
 
 	memcpy(h.fs_uuid, st->sb.fs_uuid, 16);
-	unsigned long bits = 0;
+	unsigned long bits = 0, wrap_bits = 0;
 	uint64_t pos = st->log_pos, used = 0;
 	int err = 0;
 
@@ -90,7 +103,7 @@ static int commit(struct store *st)
 			struct log_header wrap = { .seq = h.seq, .flags = LOG_WRAP };
 
 			memcpy(wrap.fs_uuid, st->sb.fs_uuid, 16);
-			err = write_at(st, pos, &wrap, NULL, 0, &bits);
+			err = write_at(st, pos, &wrap, NULL, 0, &wrap_bits);
 		}
 		used += st->layout.log_bytes - pos;
 		pos = 0;
@@ -99,7 +112,7 @@ static int commit(struct store *st)
 		err = write_at(st, pos, &h, batch->data, batch->len, &bits);
 	g_mutex_lock(&st->lock);
 	g_byte_array_free(batch, TRUE);
-	mark_failed_devices(st, bits);
+	mark_failed_devices(st, bits | wrap_bits);
 	if (err) {
 		g_critical("metadata commit %llu failed on every device: %s; the file system is now read-only",
 			   (unsigned long long)h.seq, g_strerror(-err));
@@ -163,12 +176,20 @@ static gpointer committer_main(gpointer data)
 			;
 		st->sync_wanted = false;
 		if (st->pending->len && !st->broken) {
-			if (ring_short(st, st->pending->len)) {
-				if (checkpoint_write(st))
-					st->broken = -EIO;
-			} else {
-				commit(st);
+			int err = ring_short(st, st->pending->len) ? checkpoint_write(st) : 1;
+
+			/* A checkpoint that does not fit its slot (the metadata
+			 * area is full): commit into the rest of the ring while it
+			 * lasts, so that deleting files can make room again. */
+			if (err == -ENOSPC &&
+			    st->log_used + ring_need(st, st->pending->len) <= st->layout.log_bytes) {
+				g_warning("the metadata area is full: no checkpoint fits; delete files to make room");
+				err = 1;
 			}
+			if (err == 1)
+				commit(st);
+			else if (err)
+				st->broken = -EIO;
 		}
 		wake_waiters(st);
 		if (st->stopping && (!st->pending->len || st->broken))

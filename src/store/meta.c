@@ -284,7 +284,7 @@ static void inode_free_contents(struct meta *m, struct dinode *in)
 		x = next;
 	}
 	if (in->errors)
-		m->counts.other_bytes -= REC_HEADER_BYTES + 60;
+		m->counts.other_bytes -= REC_HEADER_BYTES + 64;
 	g_free(in->errors);
 	m->counts.inodes--;
 }
@@ -464,7 +464,7 @@ static int apply_file_errors(struct meta *m, const struct rec_counters *c)
 		return -EUCLEAN;
 	if (!in->errors) {
 		in->errors = g_new0(struct rec_counters, 1);
-		m->counts.other_bytes += REC_HEADER_BYTES + 60;
+		m->counts.other_bytes += REC_HEADER_BYTES + 64;
 	}
 	*in->errors = *c;
 	return 0;

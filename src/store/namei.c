@@ -80,7 +80,7 @@ static int get_dir(struct store *st, uint64_t ino, struct dinode **out)
 /* Is there room in the checkpoint slot for more metadata? */
 static int metadata_room(struct store *st, uint64_t more)
 {
-	return meta_estimate_bytes(&st->meta) + more > st->layout.ckpt_bytes / 8 * 7 ? -ENOSPC : 0;
+	return store_meta_room(st, more, META_SHARE_NAMES);
 }
 
 /* Records for an inode with some fields changed by the caller. */
@@ -679,8 +679,8 @@ int fs_statfs(struct store *st, struct statvfs *out)
 	 * zeroing of truncates and punches on a full file system uses it). */
 	out->f_bavail = avail > st->alloc.reserve ? avail - st->alloc.reserve : 0;
 	/* Inodes are limited by the checkpoint slot, not by a table. */
-	out->f_files = st->meta.nfiles + (st->layout.ckpt_bytes / 8 * 7 > meta_estimate_bytes(&st->meta)
-						  ? (st->layout.ckpt_bytes / 8 * 7 - meta_estimate_bytes(&st->meta)) / per_file
+	out->f_files = st->meta.nfiles + (st->layout.ckpt_bytes / 64 * META_SHARE_NAMES > store_meta_bytes(st)
+						  ? (st->layout.ckpt_bytes / 64 * META_SHARE_NAMES - store_meta_bytes(st)) / per_file
 						  : 0);
 	out->f_ffree = out->f_files - st->meta.nfiles;
 	out->f_favail = out->f_ffree;

@@ -69,12 +69,20 @@ struct range_op *range_release(struct dinode *in, struct range_op *op)
 	return ready;
 }
 
-void range_start_ready(struct range_op *ready)
+void range_run_started(gpointer op, gpointer unused)
+{
+	struct range_op *r = op;
+
+	(void)unused;
+	r->start(r);
+}
+
+void range_start_ready(struct store *st, struct range_op *ready)
 {
 	while (ready) {
 		struct range_op *next = ready->ready_next;
 
-		ready->start(ready);
+		g_thread_pool_push(st->starter, ready, NULL);
 		ready = next;
 	}
 }

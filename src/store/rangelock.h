@@ -33,7 +33,12 @@ bool range_acquire(struct dinode *in, struct range_op *op);
  * list through ->ready_next), for the caller to start once it has dropped
  * the lock.  Frees in->io when nothing is left. */
 struct range_op *range_release(struct dinode *in, struct range_op *op);
-void range_start_ready(struct range_op *ready);
+/* Start them on the store's starter threads, never on the caller's: the
+ * caller may be libdmio's completion thread, and a write may block
+ * (waiting for a commit to free space). */
+void range_start_ready(struct store *st, struct range_op *ready);
+/* The starter threads' work function (store.c creates the pool). */
+void range_run_started(gpointer op, gpointer unused);
 
 /* Blocking acquire for synchronous operations: store lock held, dropped
  * while waiting. */

@@ -155,7 +155,7 @@ static void repair_finish(struct repair *rp)
 		fs_maybe_free(st, in);
 	}
 	g_mutex_unlock(&st->lock);
-	range_start_ready(ready);
+	range_start_ready(st, ready);
 	dio_free(rp->data);
 	g_free(rp->run.csums);
 	g_free(rp);
@@ -291,16 +291,39 @@ static bool run_take_good_blocks(struct rrun *r)
 	return all_good;
 }
 
+/* Do the run's blocks still belong to the file as mapped?  A read takes
+ * no lock: the file may have been rewritten and the blocks reused since. */
+static bool run_current(struct rrun *r)
+{
+	struct store *st = r->plan->st;
+	struct dinode *in;
+	bool current;
+
+	g_mutex_lock(&st->lock);
+	in = meta_inode(&st->meta, r->plan->ino);
+	current = in && run_still_mapped(in, r);
+	g_mutex_unlock(&st->lock);
+	return current;
+}
+
 static void run_read_done(unsigned long error, void *ctx)
 {
 	struct rrun *r = ctx;
 	struct rplan *p = r->plan;
 	uint32_t dev = r->stripes[r->cur].dev;
+	bool all_good = !error && run_take_good_blocks(r);
 
+	/* A mismatch on blocks that changed owner meanwhile is no device's
+	 * fault: count nothing, let the read start over on the new mapping. */
+	if (!error && !all_good && !run_current(r)) {
+		p->failed = true;
+		plan_run_done(p);
+		return;
+	}
 	if (error) {
 		ioerr_note(p->st, false, p->ino, dev, ERR_READ, IO_OP_READ, r->chunk, 1UL << r->cur);
 		r->bad |= 1u << r->cur;
-	} else if (!run_take_good_blocks(r)) {
+	} else if (!all_good) {
 		ioerr_note(p->st, false, p->ino, dev, ERR_CSUM, IO_OP_READ, r->chunk, 1UL << r->cur);
 		r->bad |= 1u << r->cur;
 	}

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "mounts.h"
+#include "rangelock.h"
 #include "store.h"
 
 #define CLIENT_PAGES 1024 /* 4 MiB of bounce pages for the store's own I/O */
@@ -30,6 +31,20 @@ int store_apply(struct store *st, const struct record *rec)
 	default:
 		return meta_apply(&st->meta, rec);
 	}
+}
+
+uint64_t store_meta_bytes(const struct store *st)
+{
+	uint64_t chunk_rec = REC_HEADER_BYTES + 8 + 12 * (uint64_t)st->copies;
+	uint64_t dev_recs = 2 * REC_HEADER_BYTES + 8 + 8 + 8 * ERR_KINDS + 8 + 4 + 4;
+
+	return meta_estimate_bytes(&st->meta) + st->alloc.chunks->len * chunk_rec + st->ndevices * dev_recs +
+	       REC_HEADER_BYTES + 8;
+}
+
+int store_meta_room(const struct store *st, uint64_t more, unsigned int share64)
+{
+	return store_meta_bytes(st) + more > st->layout.ckpt_bytes / 64 * share64 ? -ENOSPC : 0;
 }
 
 int store_log(struct store *st, GByteArray *records)
@@ -295,6 +310,8 @@ static bool superblocks_need_rewrite(const struct store *st)
 
 static void store_free(struct store *st)
 {
+	if (st->starter)
+		g_thread_pool_free(st->starter, FALSE, TRUE);
 	for (uint32_t i = 0; i < DMIOFS_MAX_DEVICES; i++)
 		dev_close(&st->dev[i]);
 	meta_destroy(&st->meta);
@@ -327,6 +344,7 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 		st->opt = *opt;
 	st->pending = g_byte_array_new();
 	bufpool_init(&st->buffers, (1u << 20) + 2 * DMIOFS_BLOCK, 8);
+	st->starter = g_thread_pool_new(range_run_started, NULL, 4, FALSE, NULL);
 	st->client = dm_io_client_create(CLIENT_PAGES);
 	st->meta_client = dm_io_client_create(256);
 	if (!st->client || !st->meta_client) {
@@ -340,9 +358,15 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 		err = load_metadata(st, why, &dirty);
 	if (!err && !st->opt.read_only) {
 		g_mutex_lock(&st->lock);
-		/* After a crash: one checkpoint on every device, so all agree. */
+		/* After a crash: one checkpoint on every device, so all agree.
+		 * If it does not fit (a full metadata area), the log still
+		 * holds everything: mount anyway, so files can be deleted. */
 		if (dirty)
 			err = checkpoint_write(st);
+		if (err == -ENOSPC) {
+			g_warning("the metadata area is full: mounting without a checkpoint; delete files to make room");
+			err = 0;
+		}
 		if (!err && (dirty || superblocks_need_rewrite(st) || (st->sb.flags & SB_CLEAN)))
 			err = store_write_superblocks(st, false);
 		g_mutex_unlock(&st->lock);

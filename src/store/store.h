@@ -59,6 +59,7 @@ struct store {
 	struct sync_waiter *waiters;
 	int broken;            /* -EIO once metadata cannot be written */
 	struct bufpool buffers; /* data I/O buffers */
+	GThreadPool *starter;  /* runs data operations a range lock let go */
 	uint64_t commits, checkpoints;
 	atomic_uint repairs;   /* bad copies being rewritten (readpath.c) */
 };
@@ -69,6 +70,17 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	       GString *why);
 /* Unmount: commit, checkpoint, mark clean. */
 int store_close(struct store *st);
+
+/* Bytes the next checkpoint will take: an upper bound, kept cheaply. */
+uint64_t store_meta_bytes(const struct store *st);
+/* Lock held: 0 if the checkpoint slot keeps room for `more` bytes while
+ * staying under the given share of it (in 64ths), else -ENOSPC.  Growth
+ * of every kind stops at its own share, so that what gives space back
+ * (truncate, unlink) always finds room. */
+int store_meta_room(const struct store *st, uint64_t more, unsigned int share64);
+#define META_SHARE_NAMES 56  /* new names, xattrs: 7/8 of the slot */
+#define META_SHARE_DATA 60   /* data writes: 15/16 */
+#define META_SHARE_EDIT 62   /* punch, partial truncate: 31/32 */
 
 /* Apply records to memory and append them to the log (lock held). */
 int store_log(struct store *st, GByteArray *records);

@@ -99,7 +99,7 @@ static void wop_end(struct wop *op, ssize_t result, bool locked)
 		fs_maybe_free(st, in);
 	}
 	g_mutex_unlock(&st->lock);
-	range_start_ready(ready);
+	range_start_ready(st, ready);
 	op->fn(op->ctx, result);
 	wop_free(op);
 }
@@ -307,7 +307,7 @@ static void rmw_done(struct rplan *p)
  * into pages through dm-io's page-list path, the new bytes laid over
  * them); the rest of a partial block is zero (a hole, or beyond the end of
  * file).  A single partial block is the head. */
-static void plan_partial_blocks(struct wop *op, struct dinode *in)
+static int plan_partial_blocks(struct wop *op, struct dinode *in)
 {
 	size_t end = delta(op) + op->size, total = (size_t)op->nblk * DMIOFS_BLOCK;
 	uint64_t tail = op->b0 + op->nblk - 1;
@@ -320,8 +320,10 @@ static void plan_partial_blocks(struct wop *op, struct dinode *in)
 	if (!op->old_tail)
 		memset(op->buf + end, 0, total - end);
 	if (!op->old_head && !op->old_tail)
-		return;
+		return 0;
 	op->old = dio_alloc(2 * DMIOFS_BLOCK);
+	if (!op->old)
+		return -ENOMEM;
 	op->rmw = rplan_new(op->st, op->ino);
 	op->rmw->pages = true;
 	if (op->old_head)
@@ -330,6 +332,7 @@ static void plan_partial_blocks(struct wop *op, struct dinode *in)
 		rplan_add(op->rmw, in, tail, 1, op->old + DMIOFS_BLOCK);
 	op->rmw->done = rmw_done;
 	op->rmw->ctx = op;
+	return 0;
 }
 
 /* Lock held.  New blocks for the whole range, as few runs as possible. */
@@ -370,7 +373,7 @@ static int allocate_or_wait(struct wop *op)
 
 	/* Every block costs its checksum in the checkpoint: a file system
 	 * whose metadata area is full takes no more data. */
-	if (meta_estimate_bytes(&st->meta) + 64 + 4 * (uint64_t)op->nblk > st->layout.ckpt_bytes / 16 * 15)
+	if (store_meta_room(st, 4 * (uint64_t)op->nblk + 2 * 40, META_SHARE_DATA))
 		return -ENOSPC;
 	/* A few blocks stay back for the zeroing a truncate or a punch needs,
 	 * so that space can always be given back on a full file system. */
@@ -390,11 +393,21 @@ static int allocate_or_wait(struct wop *op)
 		free_runs(op);
 		g_free(op->runs);
 		op->runs = NULL;
+		/* A chunk made meanwhile is in memory already: its record must
+		 * reach the log before anything else can use the chunk. */
+		if (records->len) {
+			store_append(st, records);
+			g_byte_array_set_size(records, 0);
+		}
 		g_mutex_unlock(&st->lock);
 		store_sync(st);
 		g_mutex_lock(&st->lock);
 		err = allocate_runs(op, records);
 	}
+	/* Now the runs are known: each is an extent record (one more may
+	 * split an old extent).  New chunks are counted already. */
+	if (!err && store_meta_room(st, 4 * (uint64_t)op->nblk + 40 * ((uint64_t)op->nruns + 1), META_SHARE_DATA))
+		err = -ENOSPC;
 	if (err)
 		free_runs(op);
 	/* New chunks go to the log now, ahead of the extents that use them
@@ -419,10 +432,10 @@ static void wop_start(struct range_op *range)
 	g_mutex_lock(&st->lock);
 	in = meta_inode(&st->meta, op->ino);
 	err = in ? (st->broken ? st->broken : 0) : -ENOENT;
-	if (!err) {
-		plan_partial_blocks(op, in);
+	if (!err)
+		err = plan_partial_blocks(op, in);
+	if (!err)
 		err = allocate_or_wait(op);
-	}
 	if (err) {
 		wop_end(op, err, true);
 		return;
@@ -635,7 +648,14 @@ static int truncate_locked(struct store *st, struct dinode *in, uint64_t size)
 	int err = 0;
 
 	/* The tail of the new last block must read as zeroes if the file
-	 * grows again: rewrite it now, while it is still in the file. */
+	 * grows again: rewrite it now, while it is still in the file (one
+	 * more extent at most: a truncate to a block boundary needs none, so
+	 * space can always be given back). */
+	if (size < old && size % DMIOFS_BLOCK && ext_mapped_blocks(in, size / DMIOFS_BLOCK, 1) &&
+	    store_meta_room(st, 2 * 44, 63)) {
+		g_byte_array_free(r, TRUE);
+		return -ENOSPC;
+	}
 	if (size < old && size % DMIOFS_BLOCK && ext_mapped_blocks(in, size / DMIOFS_BLOCK, 1)) {
 		g_mutex_unlock(&st->lock);
 		err = zero_in_block(st, in->ino, size, DMIOFS_BLOCK - size % DMIOFS_BLOCK, r);
@@ -682,7 +702,7 @@ static int with_range(struct store *st, uint64_t ino, uint64_t first, uint64_t l
 	fs_maybe_free(st, in);
 	g_mutex_unlock(&st->lock);
 	g_cond_clear(&w.cond);
-	range_start_ready(ready);
+	range_start_ready(st, ready);
 	return err;
 }
 
@@ -710,7 +730,11 @@ struct falloc_args {
 static int punch_locked(struct store *st, struct dinode *in, uint64_t off, uint64_t end, GByteArray *r)
 {
 	uint64_t first = (off + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK, last = end / DMIOFS_BLOCK;
-	int err = 0;
+	/* two zeroed edges and a split extent: three more extents at most */
+	int err = store_meta_room(st, 3 * 44, META_SHARE_EDIT);
+
+	if (err)
+		return err;
 
 	if (off % DMIOFS_BLOCK && ext_mapped_blocks(in, off / DMIOFS_BLOCK, 1)) {
 		uint64_t stop = MIN(end, (off / DMIOFS_BLOCK + 1) * DMIOFS_BLOCK);
@@ -721,7 +745,9 @@ static int punch_locked(struct store *st, struct dinode *in, uint64_t off, uint6
 		if (err == -ENOSPC) /* full: the whole blocks go first */
 			err = zero_when_full(st, in, first, last, 0, off, stop - off, r);
 	}
-	if (!err && end % DMIOFS_BLOCK && end / DMIOFS_BLOCK != off / DMIOFS_BLOCK &&
+	/* The tail block, unless the head's zeroing already covered it (a
+	 * range inside one block that starts mid-block). */
+	if (!err && end % DMIOFS_BLOCK && (off % DMIOFS_BLOCK == 0 || end / DMIOFS_BLOCK != off / DMIOFS_BLOCK) &&
 	    ext_mapped_blocks(in, end / DMIOFS_BLOCK, 1)) {
 		g_mutex_unlock(&st->lock);
 		err = zero_in_block(st, in->ino, last * DMIOFS_BLOCK, end % DMIOFS_BLOCK, r);
