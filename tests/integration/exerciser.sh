@@ -141,6 +141,24 @@ python3 "$T/fsx.py" direct "$MNT/fsx-direct" "$((SEED + 1))" "$OPS" >"$T/fsx-dir
 ok $? "O_DIRECT: $OPS random aligned operations match the model"
 cat "$T/fsx-direct.out"
 mv "$MNT/fsx.model" "$T/" 2>/dev/null; mv "$MNT/fsx-direct.model" "$T/" 2>/dev/null
+
+# Hole punches and zero ranges inside one block, from its start and from
+# its middle: exactly those bytes become zero.
+check "punch and zero-range inside one block zero exactly their bytes" python3 -c "
+import os
+p = '$MNT/edges'
+with open(p, 'wb') as f: f.write(b'A' * 16384)
+fd = os.open(p, os.O_RDWR)
+for mode, off, n in ((3, 4096, 100), (0x11, 8192, 10), (3, 12388, 50), (0x11, 100, 20)):
+    import ctypes
+    assert ctypes.CDLL(None).fallocate(fd, mode, ctypes.c_long(off), ctypes.c_long(n)) == 0
+os.close(fd)
+d = open(p, 'rb').read()
+want = bytearray(b'A' * 16384)
+for off, n in ((4096, 100), (8192, 10), (12388, 50), (100, 20)):
+    want[off:off + n] = bytes(n)
+assert d == bytes(want), [i for i in range(len(d)) if d[i] != want[i]][:8]
+"
 check "unmount" fs_umount
 check "fsck is clean" "$FSCK" -n "$IMAGES"
 check "mount again" fs_mount
