@@ -271,9 +271,27 @@ static bool mountpoint_usable(const char *mountpoint, GString *why)
 	return true;
 }
 
+/* The devices as absolute paths (symbolic links resolved), joined by
+ * ':': /proc/mounts shows them so, and a later mount or fsck recognises
+ * them from any directory. */
+static char *absolute_device_list(const char *devices)
+{
+	gchar **paths = g_strsplit(devices, ":", -1);
+	GString *out = g_string_new(NULL);
+
+	for (gchar **p = paths; *p; p++) {
+		char *abs = realpath(*p, NULL);
+
+		g_string_append_printf(out, "%s%s", out->len ? ":" : "", abs ? abs : *p);
+		free(abs);
+	}
+	g_strfreev(paths);
+	return g_string_free(out, FALSE);
+}
+
 static void add_mount_options(struct fuse_args *args, const char *devices, bool read_only)
 {
-	char *devs = g_strdup(devices);
+	char *devs = absolute_device_list(devices);
 	char *fsname;
 
 	g_strdelimit(devs, ",", ';'); /* a comma would end the option */

@@ -234,8 +234,8 @@ static void setup_open(struct fuse_file_info *fi)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dmiofs *fs = fs_of(req);
-	/* libfuse asks for FUSE_CAP_ATOMIC_O_TRUNC by default: the kernel then
-	 * leaves O_TRUNC to us instead of sending a SETATTR first. */
+	/* op_init turns atomic O_TRUNC off, so the kernel truncates with a
+	 * SETATTR first; should a kernel send O_TRUNC here anyway, honour it. */
 	int err = fs_open(fs->st, ino, (fi->flags & O_TRUNC) != 0);
 
 	if (err) {

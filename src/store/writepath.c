@@ -773,10 +773,13 @@ static int falloc_cb(struct store *st, struct dinode *in, void *arg)
 	} else {
 		/* Copy-on-write cannot promise future overwrites their space;
 		 * what can be checked is that the range fits now. */
-		uint64_t first = a->off / DMIOFS_BLOCK, n = (end - 1) / DMIOFS_BLOCK - first + 1, total, avail;
+		uint64_t first = a->off / DMIOFS_BLOCK, n = (end - 1) / DMIOFS_BLOCK - first + 1;
+		uint64_t usable = alloc_usable_blocks(&st->alloc) + st->alloc.pending_blocks;
 
-		alloc_space(&st->alloc, &total, &avail);
-		if (n - ext_mapped_blocks(in, first, n) > avail)
+		/* As a write of the range would be judged: the reserve is not
+		 * for files. */
+		usable = usable > st->alloc.reserve ? usable - st->alloc.reserve : 0;
+		if (n - ext_mapped_blocks(in, first, n) > usable)
 			err = -ENOSPC;
 	}
 	if (!err) {

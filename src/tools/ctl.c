@@ -97,12 +97,19 @@ static void json_string(GString *out, const char *s)
 	g_string_append_c(out, '"');
 }
 
+/* Keys whose values are text whatever they look like. */
+static const char *const text_keys[] = { "status", "uuid", "label", "state", "path", NULL };
+
 /* A value as JSON: a whole decimal number as a number, yes/no as a
- * boolean, anything else as a string. */
-static void json_value(GString *out, const char *v)
+ * boolean, anything else (and every text key) as a string. */
+static void json_value(GString *out, const char *key, const char *v)
 {
 	const char *p = v;
 
+	if (g_strv_contains(text_keys, key)) {
+		json_string(out, v);
+		return;
+	}
 	if (!strcmp(v, "yes") || !strcmp(v, "no")) {
 		g_string_append(out, strcmp(v, "yes") ? "false" : "true");
 		return;
@@ -115,10 +122,10 @@ static void json_value(GString *out, const char *v)
 		json_string(out, v);
 }
 
-static void json_member(GString *out, const char *name, const char *value, bool *first)
+static void json_member(GString *out, const char *key, const char *name, const char *value, bool *first)
 {
 	g_string_append_printf(out, "%s\"%s\":", *first ? "" : ",", name);
-	json_value(out, value);
+	json_value(out, key, value);
 	*first = false;
 }
 
@@ -132,10 +139,10 @@ static void json_members(GString *out, GHashTable *t, const char *const *order, 
 
 	for (int i = 0; order[i]; i++)
 		if (g_hash_table_contains(t, order[i]))
-			json_member(out, rename(order[i]), get(t, order[i]), first);
+			json_member(out, order[i], rename(order[i]), get(t, order[i]), first);
 	for (GList *k = keys; k; k = k->next)
 		if (!g_strv_contains(order, k->data))
-			json_member(out, rename(k->data), get(t, k->data), first);
+			json_member(out, k->data, rename(k->data), get(t, k->data), first);
 	g_list_free(keys);
 }
 

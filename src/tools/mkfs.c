@@ -250,6 +250,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mkfs.dmiofs: --copies %d: every block needs at least one copy\n", o.copies);
 		return 2;
 	}
+	if (n > DMIOFS_MAX_DEVICES) {
+		fprintf(stderr, "mkfs.dmiofs: %d devices given; a file system has at most %d\n", n, DMIOFS_MAX_DEVICES);
+		return 2;
+	}
 	if (o.copies > n) {
 		fprintf(stderr, "mkfs.dmiofs: %d copies need %d distinct devices; %d given\n", o.copies, o.copies, n);
 		return 2;
