@@ -14,7 +14,6 @@
 
 #define IMG_BYTES (4u << 20)
 #define NDEV 3
-#define CHILD_TIMEOUT_US (60 * G_USEC_PER_SEC)
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -601,30 +600,6 @@ static void test_page_alloc(void)
 
 /* ---- end to end: the three seed memory paths on image files ------------- */
 
-struct guarded {
-	void (*body)(const char *dir);
-};
-
-static void run_guarded(gconstpointer data)
-{
-	const struct guarded *g = data;
-	char *dir;
-
-	if (g_test_subprocess()) {
-		g->body(g_getenv("DMIO_TEST_DIR"));
-		return;
-	}
-	dir = tu_tmpdir_new();
-	g_setenv("DMIO_TEST_DIR", dir, TRUE);
-	g_test_trap_subprocess(NULL, CHILD_TIMEOUT_US,
-			       G_TEST_SUBPROCESS_INHERIT_STDOUT | G_TEST_SUBPROCESS_INHERIT_STDERR);
-	g_unsetenv("DMIO_TEST_DIR");
-	tu_tmpdir_free(dir);
-	if (!g_test_trap_has_passed()) {
-		g_test_message("the test's child process failed: see its messages above");
-		g_test_fail();
-	}
-}
 
 struct devices {
 	char *path[NDEV];
@@ -893,8 +868,6 @@ static void test_bvec_crossing_pages(const char *dir)
 
 int main(int argc, char **argv)
 {
-	static const struct guarded three_paths = { test_three_paths };
-	static const struct guarded crossing = { test_bvec_crossing_pages };
 
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/memory/pool/counts", test_pool_counts);
@@ -909,7 +882,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/memory/cursor/buffer", test_cursor_buffer);
 	g_test_add_func("/memory/mem-check", test_mem_check);
 	g_test_add_func("/memory/page/alloc", test_page_alloc);
-	g_test_add_data_func("/memory/end-to-end/three-paths", &three_paths, run_guarded);
-	g_test_add_data_func("/memory/end-to-end/bvec-crossing-pages", &crossing, run_guarded);
+	tu_add_guarded("/memory/end-to-end/three-paths", test_three_paths, 60);
+	tu_add_guarded("/memory/end-to-end/bvec-crossing-pages", test_bvec_crossing_pages, 60);
 	return g_test_run();
 }

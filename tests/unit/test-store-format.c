@@ -14,32 +14,13 @@
 
 #include "codec.h"
 #include "format.h"
+#include "testutil.h"
 
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
-#define CHILD_TIMEOUT_US (30 * G_USEC_PER_SEC)
 
 /* ---- running a body in a child ------------------------------------------- */
 
-struct guarded {
-	void (*body)(void);
-};
-
-static void run_guarded(gconstpointer data)
-{
-	const struct guarded *g = data;
-
-	if (g_test_subprocess()) {
-		g->body();
-		return;
-	}
-	g_test_trap_subprocess(NULL, CHILD_TIMEOUT_US,
-			       G_TEST_SUBPROCESS_INHERIT_STDOUT | G_TEST_SUBPROCESS_INHERIT_STDERR);
-	if (!g_test_trap_has_passed()) {
-		g_test_message("the test's child process failed: see its messages above");
-		g_test_fail();
-	}
-}
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -694,11 +675,7 @@ static void test_codec_read_overflow(void)
 
 /* ---- main ------------------------------------------------------------------------------ */
 
-#define CASE(path, fn)                                                                                             \
-	do {                                                                                                       \
-		static const struct guarded g_##fn = { fn };                                                      \
-		g_test_add_data_func("/store-format/" path, &g_##fn, run_guarded);                                  \
-	} while (0)
+#define CASE(path, fn) tu_add_guarded_nodir("/store-format/" path, fn, 30)
 
 int main(int argc, char **argv)
 {

@@ -39,35 +39,10 @@
 #define TiB (1ull << 40)
 #define BLK DMIOFS_BLOCK
 #define IMG_BYTES (64 * MiB)
-#define CHILD_TIMEOUT_US (60 * G_USEC_PER_SEC)
 #define WAIT_US (20 * G_USEC_PER_SEC)
 
 /* ---- running a body in a child, the folder in the parent ---------------- */
 
-struct guarded {
-	void (*body)(const char *dir);
-};
-
-static void run_guarded(gconstpointer data)
-{
-	const struct guarded *g = data;
-	char *dir;
-
-	if (g_test_subprocess()) {
-		g->body(g_getenv("DMIOFS_TEST_DIR"));
-		return;
-	}
-	dir = tu_tmpdir_new();
-	g_setenv("DMIOFS_TEST_DIR", dir, TRUE);
-	g_test_trap_subprocess(NULL, CHILD_TIMEOUT_US,
-			       G_TEST_SUBPROCESS_INHERIT_STDOUT | G_TEST_SUBPROCESS_INHERIT_STDERR);
-	g_unsetenv("DMIOFS_TEST_DIR");
-	tu_tmpdir_free(dir);
-	if (!g_test_trap_has_passed()) {
-		g_test_message("the test's child process failed or timed out: see its messages above");
-		g_test_fail();
-	}
-}
 
 /* ---- images and mounting ---------------------------------------------------- */
 
@@ -1635,11 +1610,7 @@ static void body_enospc(const char *dir)
 
 /* ---- main ---------------------------------------------------------------------------------------------------- */
 
-#define CASE(path, fn)                                                                                             \
-	do {                                                                                                       \
-		static const struct guarded g_##fn = { fn };                                                      \
-		g_test_add_data_func("/store-fs/" path, &g_##fn, run_guarded);                                      \
-	} while (0)
+#define CASE(path, fn) tu_add_guarded("/store-fs/" path, fn, 60)
 
 int main(int argc, char **argv)
 {

@@ -16,31 +16,12 @@
 #include <sys/stat.h>
 
 #include "meta.h"
+#include "testutil.h"
 #include "records.h"
 
-#define CHILD_TIMEOUT_US (30 * G_USEC_PER_SEC)
 
 /* ---- running a body in a child ------------------------------------------- */
 
-struct guarded {
-	void (*body)(void);
-};
-
-static void run_guarded(gconstpointer data)
-{
-	const struct guarded *g = data;
-
-	if (g_test_subprocess()) {
-		g->body();
-		return;
-	}
-	g_test_trap_subprocess(NULL, CHILD_TIMEOUT_US,
-			       G_TEST_SUBPROCESS_INHERIT_STDOUT | G_TEST_SUBPROCESS_INHERIT_STDERR);
-	if (!g_test_trap_has_passed()) {
-		g_test_message("the test's child process failed: see its messages above");
-		g_test_fail();
-	}
-}
 
 /* ---- building records ------------------------------------------------------- */
 
@@ -1370,11 +1351,7 @@ static void test_estimate_file_errors_freed(void)
 
 /* ---- main ------------------------------------------------------------------------------ */
 
-#define CASE(path, fn)                                                                                             \
-	do {                                                                                                       \
-		static const struct guarded g_##fn = { fn };                                                      \
-		g_test_add_data_func("/store-meta/" path, &g_##fn, run_guarded);                                    \
-	} while (0)
+#define CASE(path, fn) tu_add_guarded_nodir("/store-meta/" path, fn, 30)
 
 int main(int argc, char **argv)
 {

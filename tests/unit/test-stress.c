@@ -36,35 +36,10 @@
 #define BLOCK 4096u
 #define NDEV 3
 #define NTHREADS 8
-#define CHILD_TIMEOUT_US (150 * G_USEC_PER_SEC)
 #define POP_TIMEOUT_US (30 * G_USEC_PER_SEC) /* no completion for this long: lost or deadlocked */
 
 /* ---- running a body in a child, the folder in the parent ---------------- */
 
-struct guarded {
-	void (*body)(const char *dir);
-};
-
-static void run_guarded(gconstpointer data)
-{
-	const struct guarded *g = data;
-	char *dir;
-
-	if (g_test_subprocess()) {
-		g->body(g_getenv("DMIO_TEST_DIR"));
-		return;
-	}
-	dir = tu_tmpdir_new();
-	g_setenv("DMIO_TEST_DIR", dir, TRUE);
-	g_test_trap_subprocess(NULL, CHILD_TIMEOUT_US,
-			       G_TEST_SUBPROCESS_INHERIT_STDOUT | G_TEST_SUBPROCESS_INHERIT_STDERR);
-	g_unsetenv("DMIO_TEST_DIR");
-	tu_tmpdir_free(dir);
-	if (!g_test_trap_has_passed()) {
-		g_test_message("the test's child process failed or timed out: see its messages above");
-		g_test_fail();
-	}
-}
 
 /* ---- data ----------------------------------------------------------------- */
 
@@ -1079,17 +1054,12 @@ static void test_create_destroy_many(const char *dir)
 
 int main(int argc, char **argv)
 {
-	static const struct guarded mixed = { test_mixed };
-	static const struct guarded chained = { test_chained_callbacks };
-	static const struct guarded tiny = { test_tiny_pool };
-	static const struct guarded destroy_busy = { test_destroy_while_busy };
-	static const struct guarded many = { test_create_destroy_many };
 
 	g_test_init(&argc, &argv, NULL);
-	g_test_add_data_func("/stress/mixed-threads", &mixed, run_guarded);
-	g_test_add_data_func("/stress/chained-callbacks", &chained, run_guarded);
-	g_test_add_data_func("/stress/tiny-pool", &tiny, run_guarded);
-	g_test_add_data_func("/stress/client/destroy-while-others-busy", &destroy_busy, run_guarded);
-	g_test_add_data_func("/stress/client/create-destroy-many", &many, run_guarded);
+	tu_add_guarded("/stress/mixed-threads", test_mixed, 150);
+	tu_add_guarded("/stress/chained-callbacks", test_chained_callbacks, 150);
+	tu_add_guarded("/stress/tiny-pool", test_tiny_pool, 150);
+	tu_add_guarded("/stress/client/destroy-while-others-busy", test_destroy_while_busy, 150);
+	tu_add_guarded("/stress/client/create-destroy-many", test_create_destroy_many, 150);
 	return g_test_run();
 }

@@ -111,6 +111,56 @@ void tu_page_list_free(struct page_list *pl)
 	}
 }
 
+struct guarded {
+	tu_body_fn body;
+	void (*body_nodir)(void);
+	unsigned int timeout_s;
+};
+
+#define TU_DIR_ENV "DMIOFS_TEST_DIR"
+
+static void run_guarded(gconstpointer data)
+{
+	const struct guarded *g = data;
+	char *dir;
+
+	if (g_test_subprocess()) {
+		if (g->body)
+			g->body(g_getenv(TU_DIR_ENV));
+		else
+			g->body_nodir();
+		return;
+	}
+	dir = tu_tmpdir_new();
+	g_setenv(TU_DIR_ENV, dir, TRUE);
+	g_test_trap_subprocess(NULL, (guint64)g->timeout_s * G_USEC_PER_SEC,
+			       G_TEST_SUBPROCESS_INHERIT_STDOUT | G_TEST_SUBPROCESS_INHERIT_STDERR);
+	g_unsetenv(TU_DIR_ENV);
+	tu_tmpdir_free(dir);
+	if (!g_test_trap_has_passed()) {
+		g_test_message("the test's child process failed or timed out: see its messages above");
+		g_test_fail();
+	}
+}
+
+void tu_add_guarded(const char *path, tu_body_fn body, unsigned int timeout_s)
+{
+	struct guarded *g = g_new0(struct guarded, 1);
+
+	g->body = body;
+	g->timeout_s = timeout_s;
+	g_test_add_data_func_full(path, g, run_guarded, g_free);
+}
+
+void tu_add_guarded_nodir(const char *path, void (*body)(void), unsigned int timeout_s)
+{
+	struct guarded *g = g_new0(struct guarded, 1);
+
+	g->body_nodir = body;
+	g->timeout_s = timeout_s;
+	g_test_add_data_func_full(path, g, run_guarded, g_free);
+}
+
 void tu_waiter_init(struct tu_waiter *w)
 {
 	memset(w, 0, sizeof(*w));

@@ -27,6 +27,14 @@ void tu_raw_write(const char *path, uint64_t offset, const void *buf, size_t len
 struct page_list *tu_page_list_new(unsigned int pages);
 void tu_page_list_free(struct page_list *pl);
 
+/* Run a test body in a child process: a failed assertion, a crash or a
+ * hang (timeout_s) fails only that case.  The parent owns a temporary
+ * folder the body is given, and removes it whatever happened. */
+typedef void (*tu_body_fn)(const char *dir);
+void tu_add_guarded(const char *path, tu_body_fn body, unsigned int timeout_s);
+/* The same for bodies that need no folder. */
+void tu_add_guarded_nodir(const char *path, void (*body)(void), unsigned int timeout_s);
+
 /* Counts asynchronous completions and remembers the last error bits. */
 struct tu_waiter {
 	GMutex lock;
