@@ -8,21 +8,6 @@
 require_fuse
 [ -r /dev/fuse ] && [ -w /dev/fuse ] || skip_all "no access to /dev/fuse"
 
-# must DESCRIPTION COMMAND...: as check, but the test stops when it fails
-# (after a failed mount the mount point is a plain directory: nothing
-# after it would test dmiofs).
-must() {
-	desc=$1
-	shift
-	if "$@" >"$T/must.out" 2>&1; then
-		ok 0 "$desc"
-		return 0
-	fi
-	ok 1 "$desc"
-	sed 's/^/#   /' "$T/must.out"
-	echo "Bail out! $desc: failed"
-	exit 1
-}
 
 SIZE=32M
 

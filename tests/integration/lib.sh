@@ -57,7 +57,32 @@ check() {
 	fi
 }
 
+# must DESCRIPTION COMMAND...: as check, but the test stops when it fails
+# (after a failed mount the mount point is a plain directory: nothing
+# after it would test dmiofs).
+must() {
+	desc=$1
+	shift
+	if "$@" >"$T/must.out" 2>&1; then
+		ok 0 "$desc"
+		return 0
+	fi
+	ok 1 "$desc"
+	sed 's/^/#   /' "$T/must.out"
+	echo "Bail out! $desc: failed"
+	exit 1
+}
+
 diag() { echo "# $*"; }
+
+# flip_byte FILE OFFSET: rot one byte of FILE by inverting all its bits, so
+# the byte surely changes whatever it held (writing a fixed letter over
+# random data leaves it as it was once in 256 runs).
+flip_byte() {
+	old=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	printf "\\$(printf '%03o' $((old ^ 255)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
 
 skip_all() {
 	echo "1..0 # SKIP $*"

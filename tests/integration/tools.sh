@@ -36,7 +36,7 @@ check "the layout names the sector of extent 0 on device 0" test -n "$sector"
 check "unmount" fs_umount
 
 # Rot one byte of copy 0 (in the middle of the first block).
-printf 'X' | dd of="$T/d0.img" bs=1 seek=$((sector * 512 + 100)) conv=notrunc status=none
+flip_byte "$T/d0.img" $((sector * 512 + 100))
 "$FSCK" -n "$IMAGES" >"$T/fsck" 2>&1
 ok "$([ $? -eq 4 ]; echo $?)" "fsck.dmiofs -n finds the rotten copy (exit 4)"
 check "it names the device and the block" grep -q 'block 0: the copy on .*d0.img does not match its checksum' "$T/fsck"
@@ -59,7 +59,7 @@ check "the counters persist across a remount" sh -c "
 	rc=\$?; fusermount3 -u '$MNT'; wait \$pid; exit \$rc"
 
 # fsck repairs: a rotten copy and a destroyed primary superblock.
-printf 'Y' | dd of="$T/d1.img" bs=1 seek=$((sector * 512 + 200)) conv=notrunc status=none
+flip_byte "$T/d1.img" $((sector * 512 + 200))
 dd if=/dev/urandom of="$T/d1.img" bs=4096 count=1 conv=notrunc status=none
 "$FSCK" -n "$IMAGES" >"$T/fsck" 2>&1
 ok "$([ $? -eq 4 ]; echo $?)" "fsck -n: a damaged superblock and a rotten copy are uncorrected errors (exit 4)"

@@ -195,23 +195,6 @@ static void run_guarded(gconstpointer data)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static void *aligned(size_t len)
-{
-	void *p = NULL;
-
-	g_assert_cmpint(posix_memalign(&p, DMIO_PAGE_SIZE, len), ==, 0);
-	return p;
-}
-
-static void assert_image_holds(const char *path, uint64_t offset, const void *want, size_t len)
-{
-	void *got = g_malloc(len);
-
-	tu_raw_read(path, offset, got, len);
-	g_assert_cmpmem(got, len, want, len);
-	g_free(got);
-}
-
 static void assert_zero(const char *buf, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -384,7 +367,7 @@ static void test_image_properties(const char *dir)
 {
 	char *path = tu_image_new(dir, "a.img", IMG_BYTES, 0x11);
 	size_t len = 4u << 20;
-	char *buf = aligned(len), *back = aligned(len);
+	char *buf = tu_aligned(len), *back = tu_aligned(len);
 	struct io_region where = { NULL, 8, 65536 >> 9 };
 	struct dmio_bdev_stats st;
 	struct block_device *bdev;
@@ -406,7 +389,7 @@ static void test_image_properties(const char *dir)
 	where.bdev = bdev;
 	tu_pattern(buf, len, 21);
 	g_assert_cmpint(dm_io_sync_vm(1, &where, DMIO_WRITE, buf, NULL), ==, 0);
-	assert_image_holds(path, 8 * 512, buf, 65536);
+	tu_assert_image_holds(path, 8 * 512, buf, 65536);
 	g_assert_cmpint(dm_io_sync_vm(1, &where, DMIO_READ, back, NULL), ==, 0);
 	g_assert_cmpmem(back, 65536, buf, 65536);
 	dmio_bdev_get_stats(bdev, &st);
@@ -422,7 +405,7 @@ static void test_image_properties(const char *dir)
 	g_assert_cmpint(dm_io_sync_vm(1, &where, DMIO_WRITE, buf, NULL), ==, 0);
 	dmio_bdev_get_stats(bdev, &st);
 	g_assert_cmpuint(st.writes, ==, 1 + 4);
-	assert_image_holds(path, 8 * 512, buf, len);
+	tu_assert_image_holds(path, 8 * 512, buf, len);
 
 	/* a smaller limit: 64 KiB in pieces of 8 sectors */
 	g_assert_cmpint(dmio_bdev_set_max_io_sectors(bdev, 8), ==, 0);
@@ -432,7 +415,7 @@ static void test_image_properties(const char *dir)
 	g_assert_cmpint(dm_io_sync_vm(1, &where, DMIO_WRITE, buf, NULL), ==, 0);
 	dmio_bdev_get_stats(bdev, &st);
 	g_assert_cmpuint(st.writes, ==, 5 + 16);
-	assert_image_holds(path, 8 * 512, buf, 65536);
+	tu_assert_image_holds(path, 8 * 512, buf, 65536);
 	g_assert_cmpint(dmio_bdev_set_max_io_sectors(bdev, 0), ==, -EINVAL);
 	g_assert_cmpint(dmio_bdev_set_max_io_sectors(bdev, (1u << 21) + 1), ==, -EINVAL);
 	g_assert_cmpuint(dmio_bdev_max_io_sectors(bdev), ==, 8);
@@ -450,7 +433,7 @@ static void test_image_properties(const char *dir)
 static void test_image_readonly(const char *dir)
 {
 	char *path = tu_image_new(dir, "ro.img", IMG_BYTES, 0x22);
-	char *buf = aligned(8192), *want = g_malloc(8192);
+	char *buf = tu_aligned(8192), *want = g_malloc(8192);
 	struct block_device *bdev = open_ok(path, O_RDONLY);
 	struct io_region where = { bdev, 16, 16 };
 	struct dmio_bdev_stats st;
@@ -467,7 +450,7 @@ static void test_image_readonly(const char *dir)
 	dmio_bdev_get_stats(bdev, &st);
 	g_assert_cmpuint(st.writes, ==, 0);
 	g_assert_cmpuint(st.reads, ==, 1);
-	assert_image_holds(path, 16 * 512, want, 8192);
+	tu_assert_image_holds(path, 16 * 512, want, 8192);
 	dmio_bdev_close(bdev);
 	free(buf);
 	g_free(want);
@@ -519,7 +502,7 @@ static void test_image_buffered(const char *dir)
 	g_assert_cmpint(async_io(client, DMIO_WRITE, vm, 1, &where, &w), ==, 0);
 	tu_waiter_wait(&w, 1);
 	g_assert_cmpuint(w.bits, ==, 0);
-	assert_image_holds(path, 24 * 512, buf, len);
+	tu_assert_image_holds(path, 24 * 512, buf, len);
 	memset(back, 0, len);
 	g_assert_cmpint(async_io(client, DMIO_READ, vmback, 1, &where, &w), ==, 0);
 	tu_waiter_wait(&w, 2);
@@ -536,7 +519,7 @@ static void test_image_buffered(const char *dir)
 	g_assert_cmpint(async_io(client, DMIO_WRITE, bvmem, 1, &bvwhere, &w), ==, 0);
 	tu_waiter_wait(&w, 3);
 	g_assert_cmpuint(w.bits, ==, 0);
-	assert_image_holds(path, 512 * 512, want, 8192);
+	tu_assert_image_holds(path, 512 * 512, want, 8192);
 	for (int i = 0; i < 4; i++)
 		memset(dmio_page_address(bv[i].bv_page), 0, 4096);
 	g_assert_cmpint(async_io(client, DMIO_READ, bvmem, 1, &bvwhere, &w), ==, 0);
@@ -561,7 +544,7 @@ static void test_image_buffered(const char *dir)
 		held = NULL;
 		tu_waiter_wait(&w, 5);
 		g_assert_cmpuint(w.bits, ==, 0);
-		assert_image_holds(dpath, 24 * 512, buf, len);
+		tu_assert_image_holds(dpath, 24 * 512, buf, len);
 	}
 	if (held)
 		return_bounce_pages(client, held);
@@ -584,7 +567,7 @@ static void test_image_buffered(const char *dir)
 static void test_image_exclusive(const char *dir)
 {
 	char *path = tu_image_new(dir, "x.img", IMG_BYTES, 0);
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	struct block_device *a, *b, *r1, *r2;
 	struct io_region where = { NULL, 0, 8 };
 	struct log_capture cap;
@@ -600,7 +583,7 @@ static void test_image_exclusive(const char *dir)
 	where.bdev = a;
 	tu_pattern(buf, 4096, 41);
 	g_assert_cmpint(dm_io_sync_vm(1, &where, DMIO_WRITE, buf, NULL), ==, 0); /* the holder still works */
-	assert_image_holds(path, 0, buf, 4096);
+	tu_assert_image_holds(path, 0, buf, 4096);
 	dmio_bdev_close(a);
 
 	b = open_ok(path, O_RDWR);
@@ -717,7 +700,7 @@ static void test_image_partial_tail(const char *dir)
 	char *path = tu_image_new(dir, "tail.img", size, 0x33);
 	char *small = tu_image_new(dir, "small.img", 100, 0x33);
 	char *empty = tu_image_new(dir, "empty.img", 0, 0x33);
-	char *buf = aligned(8192), *tail = g_malloc(488), *want = g_malloc(488);
+	char *buf = tu_aligned(8192), *tail = g_malloc(488), *want = g_malloc(488);
 	struct block_device *bdev = open_ok(path, O_RDWR), *sb, *eb;
 	struct io_region r[2];
 	unsigned long bits = 0;
@@ -731,14 +714,14 @@ static void test_image_partial_tail(const char *dir)
 	r[0] = (struct io_region){ bdev, 2048, 1 };
 	g_assert_cmpint(dm_io_sync_vm(1, r, DMIO_WRITE, buf, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
-	assert_image_holds(path, 2048 * 512, buf, 512);
+	tu_assert_image_holds(path, 2048 * 512, buf, 512);
 
 	/* the partial sector is not */
 	r[0] = (struct io_region){ bdev, 2049, 1 };
 	r[1] = (struct io_region){ bdev, 0, 1 };
 	g_assert_cmpint(dm_io_sync_vm(2, r, DMIO_WRITE, buf, &bits), ==, -EIO);
 	g_assert_cmpuint(bits, ==, 1);
-	assert_image_holds(path, 0, buf, 512); /* region 1 was written */
+	tu_assert_image_holds(path, 0, buf, 512); /* region 1 was written */
 	r[0] = (struct io_region){ bdev, 2048, 2 };
 	g_assert_cmpint(dm_io_sync_vm(1, r, DMIO_WRITE, buf, &bits), ==, -EIO);
 	g_assert_cmpuint(bits, ==, 1);
@@ -799,7 +782,7 @@ static struct dmio_fault delay_rule(unsigned int ops, unsigned int ms)
 static void test_close_waits_delayed(const char *dir)
 {
 	char *path = tu_image_new(dir, "c.img", IMG_BYTES, 0);
-	char *buf = aligned(65536);
+	char *buf = tu_aligned(65536);
 	struct block_device *bdev = open_ok(path, O_RDWR);
 	struct dmio_fault rule = delay_rule(DMIO_FAULT_WRITE, 200);
 	struct io_region where = { bdev, 0, 128 };
@@ -818,7 +801,7 @@ static void test_close_waits_delayed(const char *dir)
 	g_assert_cmpuint(calls, ==, 1);
 	g_assert_cmpint(elapsed, >=, 150000);
 	g_assert_cmpuint(w.bits, ==, 0);
-	assert_image_holds(path, 0, buf, 65536);
+	tu_assert_image_holds(path, 0, buf, 65536);
 	g_usleep(20000);
 	g_assert_cmpuint(waiter_calls(&w), ==, 1);
 	tu_waiter_clear(&w);
@@ -831,7 +814,7 @@ static void test_close_waits_delayed(const char *dir)
 static void test_close_waits_injected(const char *dir)
 {
 	char *path = tu_image_new(dir, "i.img", IMG_BYTES, 0);
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	struct block_device *bdev = open_ok(path, O_RDWR);
 	struct dmio_fault delay = delay_rule(DMIO_FAULT_WRITE, 200);
 	struct dmio_fault eio = { .ops = DMIO_FAULT_WRITE, .action = DMIO_FAULT_EIO };
@@ -864,7 +847,7 @@ static void test_close_waits_injected(const char *dir)
 static void test_close_waits_request(const char *dir)
 {
 	char *pa = tu_image_new(dir, "ra.img", IMG_BYTES, 0), *pb = tu_image_new(dir, "rb.img", IMG_BYTES, 0);
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	struct block_device *a = open_ok(pa, O_RDWR), *b = open_ok(pb, O_RDWR);
 	struct dmio_fault fast = delay_rule(DMIO_FAULT_WRITE, 50), slow = delay_rule(DMIO_FAULT_WRITE, 300);
 	struct io_region where[2] = { { a, 0, 8 }, { b, 0, 8 } };
@@ -882,8 +865,8 @@ static void test_close_waits_request(const char *dir)
 	tu_waiter_wait(&w, 1);
 	g_assert_cmpuint(w.bits, ==, 0);
 	dmio_bdev_close(b);
-	assert_image_holds(pa, 0, buf, 4096);
-	assert_image_holds(pb, 0, buf, 4096);
+	tu_assert_image_holds(pa, 0, buf, 4096);
+	tu_assert_image_holds(pb, 0, buf, 4096);
 	tu_waiter_clear(&w);
 	free(buf);
 	g_free(pa);
@@ -897,7 +880,7 @@ static void test_close_waits_request(const char *dir)
 static void test_close_waits_parked(const char *dir)
 {
 	char *pa = tu_image_new(dir, "pa.img", IMG_BYTES, 0), *pb = tu_image_new(dir, "pb.img", IMG_BYTES, 0);
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	struct block_device *a = open_ok(pa, O_RDWR), *b = open_ok(pb, O_RDWR);
 	struct dm_io_client *client = dm_io_client_create(0);
 	struct dmio_fault slow = delay_rule(DMIO_FAULT_WRITE, 300);
@@ -934,7 +917,7 @@ static void test_close_waits_parked(const char *dir)
 	tu_waiter_wait(&wa, nreq);
 	g_assert_cmpuint(wa.all_bits, ==, 0);
 	g_assert_cmpuint(wb.bits, ==, 0);
-	assert_image_holds(pb, 0, buf, 4096);
+	tu_assert_image_holds(pb, 0, buf, 4096);
 	dm_io_client_destroy(client);
 	dmio_bdev_close(a);
 	tu_waiter_clear(&wa);
@@ -962,7 +945,7 @@ static void close_in_callback(unsigned long error, void *context)
 static void test_close_from_own_callback(const char *dir)
 {
 	char *path = tu_image_new(dir, "own.img", IMG_BYTES, 0);
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	struct tu_waiter w;
 	struct close_in_cb c = { open_ok(path, O_RDWR), &w };
 	struct io_region where = { c.bdev, 0, 8 };
@@ -972,7 +955,7 @@ static void test_close_from_own_callback(const char *dir)
 	g_assert_cmpint(dm_io_async_vm(1, &where, DMIO_WRITE, buf, close_in_callback, &c), ==, 0);
 	tu_waiter_wait(&w, 1);
 	g_assert_cmpuint(w.bits, ==, 0);
-	assert_image_holds(path, 0, buf, 4096);
+	tu_assert_image_holds(path, 0, buf, 4096);
 	tu_waiter_clear(&w);
 	free(buf);
 	g_free(path);
@@ -986,7 +969,7 @@ static void test_blockdev(const char *dir)
 	char *sysfs_lbs, *name;
 	unsigned int ssz, max_kb, expect_pieces;
 	size_t len = 4u << 20;
-	char *buf = aligned(len), *raw = g_malloc(len + 64), *mis = raw + 1, *back = g_malloc(len);
+	char *buf = tu_aligned(len), *raw = g_malloc(len + 64), *mis = raw + 1, *back = g_malloc(len);
 	struct block_device *bdev, *again;
 	struct dmio_bdev_stats st, st2;
 	struct io_region where;
@@ -1027,7 +1010,7 @@ static void test_blockdev(const char *dir)
 	dmio_bdev_get_stats(bdev, &st2);
 	expect_pieces = (unsigned int)((len + max_kb * 1024 - 1) / (max_kb * 1024));
 	g_assert_cmpuint(st2.writes - st.writes, ==, expect_pieces);
-	assert_image_holds(dev, 8192 * 512, buf, len);
+	tu_assert_image_holds(dev, 8192 * 512, buf, len);
 	/* read back into an odd address: bounced */
 	memset(raw, 0, len + 64);
 	g_assert_cmpint(dm_io_sync_vm(1, &where, DMIO_READ, mis, &bits), ==, 0);
@@ -1037,7 +1020,7 @@ static void test_blockdev(const char *dir)
 	where = (struct io_region){ bdev, 32768, 65536 >> 9 };
 	tu_pattern(mis, 65536, 72);
 	g_assert_cmpint(dm_io_sync_vm(1, &where, DMIO_WRITE, mis, &bits), ==, 0);
-	assert_image_holds(dev, 32768 * 512, mis, 65536);
+	tu_assert_image_holds(dev, 32768 * 512, mis, 65536);
 	g_assert_cmpint(dm_io_sync_vm(1, &where, DMIO_READ, back + 512, &bits), ==, 0);
 	g_assert_cmpmem(back + 512, 65536, mis, 65536);
 
@@ -1062,7 +1045,7 @@ static void test_blockdev(const char *dir)
 		where = (struct io_region){ bdev, 40960, 64 };
 		tu_pattern(back + 512, 32768, 73);
 		g_assert_cmpint(dm_io_sync_vm(1, &where, DMIO_WRITE, back + 512, &bits), ==, 0);
-		assert_image_holds(dev, 40960 * 512, back + 512, 32768);
+		tu_assert_image_holds(dev, 40960 * 512, back + 512, 32768);
 		dmio_bdev_get_stats(bdev, &st2);
 		g_assert_cmpuint(st2.writes - st.writes, ==, 32768 / (16 * 512));
 	}
@@ -1088,7 +1071,7 @@ static void test_blockdev(const char *dir)
 	g_assert_cmpuint(cap.messages->len, ==, 1);
 	log_capture_clear(&cap);
 	dmio_bdev_close(again);
-	assert_image_holds(dev, 50001 * 512, mis, 1536);
+	tu_assert_image_holds(dev, 50001 * 512, mis, 1536);
 	g_free(name);
 	g_free(sysfs_lbs);
 	free(buf);
@@ -1103,7 +1086,7 @@ static void test_blockdev_partition(const char *dir)
 	const char *dev = g_getenv("DMIO_TEST_LOOP");
 	char *part, *name, *qpath;
 	unsigned int max_kb;
-	char *buf = aligned(65536);
+	char *buf = tu_aligned(65536);
 	struct block_device *bdev;
 	struct io_region where;
 
@@ -1120,7 +1103,7 @@ static void test_blockdev_partition(const char *dir)
 	where = (struct io_region){ bdev, 0, 65536 >> 9 };
 	tu_pattern(buf, 65536, 74);
 	g_assert_cmpint(dm_io_sync_vm(1, &where, DMIO_WRITE, buf, NULL), ==, 0);
-	assert_image_holds(dev, (uint64_t)PART_START * 512, buf, 65536);
+	tu_assert_image_holds(dev, (uint64_t)PART_START * 512, buf, 65536);
 	if (dmio_bdev_max_io_sectors(bdev) != max_kb * 2)
 		known_issue_hit(dir);
 	g_assert_cmpuint(dmio_bdev_max_io_sectors(bdev), ==, max_kb * 2);

@@ -55,41 +55,6 @@ static void teardown(struct fixture *f, gconstpointer data)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static void *aligned(size_t len)
-{
-	void *p = NULL;
-
-	g_assert_cmpint(posix_memalign(&p, DMIO_PAGE_SIZE, len), ==, 0);
-	return p;
-}
-
-static void assert_image_holds(const char *path, uint64_t offset, const void *want, size_t len)
-{
-	void *got = g_malloc(len);
-
-	tu_raw_read(path, offset, got, len);
-	g_assert_cmpmem(got, len, want, len);
-	g_free(got);
-}
-
-static void assert_image_filled(const char *path, uint64_t offset, int byte, size_t len)
-{
-	void *want = g_malloc(len);
-
-	memset(want, byte, len);
-	assert_image_holds(path, offset, want, len);
-	g_free(want);
-}
-
-static void assert_bytes(const void *mem, int byte, size_t len)
-{
-	const unsigned char *p = mem;
-
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != (unsigned char)byte)
-			g_assert_cmpuint(i, ==, len); /* names the first differing byte */
-}
-
 static struct dm_io_memory kmem(void *p)
 {
 	return (struct dm_io_memory){ .type = DM_IO_KMEM, .ptr.addr = p };
@@ -185,7 +150,7 @@ static void test_eio_read_range(struct fixture *f, gconstpointer data)
 		{ 63, 2, true },
 	};
 	size_t span = 256 * 512;
-	char *pat = g_malloc(span), *buf = aligned(span), *odd = g_malloc(span + 2) + 1;
+	char *pat = g_malloc(span), *buf = tu_aligned(span), *odd = g_malloc(span + 2) + 1;
 	struct dmio_fault rule = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_EIO, .sector = 64, .count = 8 };
 	struct dmio_bdev_stats before;
 	uint64_t fails = 0, passes = 0, pass_bytes = 0;
@@ -209,7 +174,7 @@ static void test_eio_read_range(struct fixture *f, gconstpointer data)
 			if (reads[i].fails) {
 				g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, mem, 1, &where, &bits), ==, -EIO);
 				g_assert_cmpuint(bits, ==, 1);
-				assert_bytes(mem, 0, len);
+				tu_assert_bytes(mem, 0, len);
 				fails++;
 			} else {
 				g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, mem, 1, &where, &bits), ==, 0);
@@ -218,7 +183,7 @@ static void test_eio_read_range(struct fixture *f, gconstpointer data)
 				passes++;
 				pass_bytes += len;
 			}
-			assert_bytes(mem + len, 0xAB, span - len); /* nothing beyond the region */
+			tu_assert_bytes(mem + len, 0xAB, span - len); /* nothing beyond the region */
 		}
 	}
 	g_assert_cmpuint(since(f->bdev[0], &before).errors, ==, fails);
@@ -232,7 +197,7 @@ static void test_eio_read_range(struct fixture *f, gconstpointer data)
 
 		tu_pattern(buf, 4096, 2);
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, buf, 1, &w, NULL), ==, 0);
-		assert_image_holds(f->path[0], 64 * 512, buf, 4096);
+		tu_assert_image_holds(f->path[0], 64 * 512, buf, 4096);
 		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, buf, 1, &other, NULL), ==, 0);
 		g_assert_cmpmem(buf, 4096, pat + 64 * 512, 4096);
 		g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, (int64_t)fails);
@@ -263,8 +228,8 @@ static void test_eio_discard(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 2);
 	g_assert_cmpuint(since(f->bdev[0], &before).discards, ==, 0);
 	g_assert_cmpuint(since(f->bdev[0], &before).errors, ==, 2);
-	assert_image_filled(f->path[0], 96 * 512, FILL, 4096);
-	assert_image_holds(f->path[1], 96 * 512, zero, 4096);
+	tu_assert_image_filled(f->path[0], 96 * 512, FILL, 4096);
+	tu_assert_image_holds(f->path[1], 96 * 512, zero, 4096);
 }
 
 /* ---- 2. counting: every, skip, limit, probability ---------------------------- */
@@ -275,7 +240,7 @@ static void test_eio_discard(struct fixture *f, gconstpointer data)
 static void run_counted(struct fixture *f, const struct dmio_fault *spec, unsigned int n, uint32_t fail)
 {
 	struct block_device *b = f->bdev[0];
-	char *buf = aligned(2048), *back = aligned(2048);
+	char *buf = tu_aligned(2048), *back = tu_aligned(2048);
 	struct dmio_bdev_stats before = stats_of(b);
 	unsigned int nfail = 0;
 	int id = add(b, spec);
@@ -289,9 +254,9 @@ static void run_counted(struct fixture *f, const struct dmio_fault *spec, unsign
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, buf, 1, &in, &bits), ==, want_fail ? -EIO : 0);
 		g_assert_cmpuint(bits, ==, want_fail ? 1 : 0);
 		if (want_fail)
-			assert_image_filled(f->path[0], (uint64_t)i * 2048, FILL, 2048);
+			tu_assert_image_filled(f->path[0], (uint64_t)i * 2048, FILL, 2048);
 		else
-			assert_image_holds(f->path[0], (uint64_t)i * 2048, buf, 2048);
+			tu_assert_image_holds(f->path[0], (uint64_t)i * 2048, buf, 2048);
 		nfail += want_fail;
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, buf, 1, &out, &bits), ==, 0);
 		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, back, 1, &in, &bits), ==, 0);
@@ -354,7 +319,7 @@ static unsigned int prob_pattern(struct fixture *f, struct block_device *b, uint
 {
 	struct dmio_fault r = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_EIO, .probability = 0.5, .seed = seed };
 	struct io_region where = { b, 8, 8 };
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	unsigned int count = 0;
 	int id = add(b, &r);
 
@@ -401,7 +366,7 @@ static void test_probability(struct fixture *f, gconstpointer data)
 static void test_drop(struct fixture *f, gconstpointer data)
 {
 	size_t len = 8192;
-	char *buf = aligned(len), *back = aligned(len);
+	char *buf = tu_aligned(len), *back = tu_aligned(len);
 	struct dmio_fault rule = { .ops = DMIO_FAULT_WRITE, .action = DMIO_FAULT_DROP };
 	struct io_region where[2] = { { f->bdev[0], 8, len >> 9 }, { f->bdev[1], 8, len >> 9 } };
 	struct dmio_bdev_stats b0 = stats_of(f->bdev[0]), b1 = stats_of(f->bdev[1]);
@@ -415,8 +380,8 @@ static void test_drop(struct fixture *f, gconstpointer data)
 	tu_pattern(buf, len, 3);
 	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, buf, 2, where, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
-	assert_image_holds(f->path[0], 8 * 512, buf, len);
-	assert_image_filled(f->path[1], 8 * 512, FILL, len);
+	tu_assert_image_holds(f->path[0], 8 * 512, buf, len);
+	tu_assert_image_filled(f->path[1], 8 * 512, FILL, len);
 	g_assert_cmpint(dmio_fault_hits(f->bdev[1], id), ==, 1);
 	g_assert_cmpuint(since(f->bdev[0], &b0).writes, ==, 1);
 	g_assert_cmpuint(since(f->bdev[1], &b1).writes, ==, 0);
@@ -432,8 +397,8 @@ static void test_drop(struct fixture *f, gconstpointer data)
 				0);
 		tu_waiter_wait(&w, 1);
 		g_assert_cmpuint(w.bits, ==, 0);
-		assert_image_holds(f->path[0], 8 * 512, odd, len);
-		assert_image_filled(f->path[1], 8 * 512, FILL, len);
+		tu_assert_image_holds(f->path[0], 8 * 512, odd, len);
+		tu_assert_image_filled(f->path[1], 8 * 512, FILL, len);
 		g_free(odd - 3);
 	}
 
@@ -441,10 +406,10 @@ static void test_drop(struct fixture *f, gconstpointer data)
 	bits = ~0UL;
 	g_assert_cmpint(io_sync(f->client, DMIO_WRITE_ZEROES, 0, NULL, 1, &where[1], &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
-	assert_image_filled(f->path[1], 8 * 512, FILL, len);
+	tu_assert_image_filled(f->path[1], 8 * 512, FILL, len);
 	g_assert_cmpuint(since(f->bdev[1], &b1).discards, ==, 0);
 	g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, back, 1, &where[1], &bits), ==, 0);
-	assert_bytes(back, FILL, len);
+	tu_assert_bytes(back, FILL, len);
 	g_assert_cmpint(dmio_fault_hits(f->bdev[1], id), ==, 3);
 
 	/* a dropped flush: success, nothing reaches the device */
@@ -496,7 +461,7 @@ static void assert_corrupted(const char *buf, const char *pat, sector_t first, u
 static void test_corrupt(struct fixture *f, gconstpointer data)
 {
 	size_t span = 128 * 512;
-	char *pat = g_malloc(span), *buf = aligned(span), *odd = g_malloc(span + 8) + 5;
+	char *pat = g_malloc(span), *buf = tu_aligned(span), *odd = g_malloc(span + 8) + 5;
 	struct dmio_fault rule = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_CORRUPT, .sector = 16, .count = 8 };
 	struct io_region where = { f->bdev[0], 8, 32 };
 	bool corrupt[32];
@@ -523,7 +488,7 @@ static void test_corrupt(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 2);
 	g_assert_cmpuint(since(f->bdev[0], &before).reads, ==, 2); /* it reached the device */
 	g_assert_cmpuint(since(f->bdev[0], &before).errors, ==, 0);
-	assert_image_holds(f->path[0], 0, pat, span); /* the disk is untouched */
+	tu_assert_image_holds(f->path[0], 0, pat, span); /* the disk is untouched */
 	g_assert_cmpint(dmio_fault_remove(f->bdev[0], id), ==, 0);
 
 	/* a range straddling two pieces of a split read */
@@ -561,7 +526,7 @@ static void test_corrupt(struct fixture *f, gconstpointer data)
 
 		tu_pattern(buf, 4096, 6);
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, buf, 1, &wr, NULL), ==, 0);
-		assert_image_holds(f->path[0], 120 * 512, buf, 4096);
+		tu_assert_image_holds(f->path[0], 120 * 512, buf, 4096);
 	}
 	free(buf);
 	g_free(odd - 5);
@@ -576,7 +541,7 @@ static void test_flush_eio(struct fixture *f, gconstpointer data)
 	struct dmio_fault wr = { .ops = DMIO_FAULT_WRITE | DMIO_FAULT_READ, .action = DMIO_FAULT_EIO };
 	struct io_region where[NDEV] = { { f->bdev[0], 0, 0 }, { f->bdev[1], 0, 0 }, { f->bdev[2], 0, 0 } };
 	struct dmio_bdev_stats before[NDEV];
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	unsigned long bits = 0;
 	struct tu_waiter w;
 	int id;
@@ -608,7 +573,7 @@ static void test_flush_eio(struct fixture *f, gconstpointer data)
 		bits = 0;
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, DMIO_REQ_PREFLUSH, buf, 2, data_where, &bits), ==, -EIO);
 		g_assert_cmpuint(bits, ==, 1UL << 1);
-		assert_image_holds(f->path[0], 16 * 512, buf, 4096);
+		tu_assert_image_holds(f->path[0], 16 * 512, buf, 4096);
 		/* without the flag no flush happens, so nothing fails */
 		bits = ~0UL;
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, DMIO_REQ_FUA, buf, 2, data_where, &bits), ==, 0);
@@ -623,7 +588,7 @@ static void test_flush_delay(struct fixture *f, gconstpointer data)
 {
 	struct dmio_fault rule = { .ops = DMIO_FAULT_FLUSH, .action = DMIO_FAULT_DELAY, .delay_ms = 250 };
 	struct io_region where[2] = { { f->bdev[0], 0, 0 }, { f->bdev[1], 0, 0 } };
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	unsigned long bits = ~0UL;
 	struct tu_waiter w;
 	gint64 start;
@@ -680,7 +645,7 @@ static void test_remove_clear(struct fixture *f, gconstpointer data)
 	struct dmio_fault second = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_EIO, .sector = 8, .count = 8 };
 	struct dmio_fault fl = { .ops = DMIO_FAULT_FLUSH, .action = DMIO_FAULT_EIO };
 	struct io_region lo = { b, 0, 8 }, hi = { b, 8, 8 }, other = { f->bdev[1], 0, 8 };
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	int id, ida, idb, ids[3];
 	unsigned long bits;
 
@@ -750,7 +715,7 @@ static void test_validation(struct fixture *f, gconstpointer data)
 	struct dmio_fault bad[20], good[8];
 	unsigned int nbad = 0, ngood = 0;
 	struct io_region where = { f->bdev[0], 0, 8 };
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	int ids[G_N_ELEMENTS(good)];
 
 	(void)data;
@@ -923,7 +888,7 @@ static void test_parse_empty_ops(void)
 static void test_corrupt_two_rules(struct fixture *f, gconstpointer data)
 {
 	size_t span = 64 * 512;
-	char *pat = g_malloc(span), *buf = aligned(span);
+	char *pat = g_malloc(span), *buf = tu_aligned(span);
 	struct dmio_fault a = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_CORRUPT, .sector = 16, .count = 8 };
 	struct dmio_fault b = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_CORRUPT, .sector = 28, .count = 4 };
 	struct io_region where = { f->bdev[0], 8, 32 };
@@ -1027,7 +992,7 @@ static void test_runtime_toggle(struct fixture *f, gconstpointer data)
 	(void)data;
 	g_mutex_init(&t.lock);
 	g_cond_init(&t.cond);
-	t.buf = aligned(4096);
+	t.buf = tu_aligned(4096);
 	tu_pattern(t.buf, 4096, 9);
 	writer = g_thread_new("writer", writer_main, &t);
 	g_usleep(50000);
@@ -1080,7 +1045,7 @@ static void test_runtime_toggle(struct fixture *f, gconstpointer data)
 
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, t.buf, 2, where, &bits), ==, 0);
 		g_assert_cmpuint(bits, ==, 0);
-		assert_image_holds(f->path[1], 4096 * 512, t.buf, 4096);
+		tu_assert_image_holds(f->path[1], 4096 * 512, t.buf, 4096);
 	}
 	g_test_message("toggle: %u requests, %u ok, %u failed on the faulted leg", t.submitted, t.ok, t.failed);
 	free(t.buf);

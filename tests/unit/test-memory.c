@@ -17,14 +17,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void *aligned(size_t len)
-{
-	void *p = NULL;
-
-	g_assert_cmpint(posix_memalign(&p, DMIO_PAGE_SIZE, len), ==, 0);
-	return p;
-}
-
 static void assert_zero(const void *mem, size_t len)
 {
 	const unsigned char *p = mem;
@@ -338,7 +330,7 @@ static void test_cursor_page_list_write(struct pl_fixture *f, gconstpointer data
 
 static void test_cursor_bvec(void)
 {
-	char *pages = aligned(4 * DMIO_PAGE_SIZE), *big = aligned(3 * DMIO_PAGE_SIZE);
+	char *pages = tu_aligned(4 * DMIO_PAGE_SIZE), *big = tu_aligned(3 * DMIO_PAGE_SIZE);
 	char *p0 = pages, *p1 = pages + 4096, *p2 = pages + 8192;
 	struct bio_vec bv[] = {
 		{ NULL, 0, 0 },                       /* empty, no page */
@@ -663,9 +655,9 @@ static void three_ways_init(struct three_ways *m, size_t len, unsigned int pl_of
 
 	m->pl = tu_page_list_new(pages);
 	m->pl_offset = pl_offset;
-	m->bv_mem = aligned(len + bv_start + DMIO_PAGE_SIZE);
+	m->bv_mem = tu_aligned(len + bv_start + DMIO_PAGE_SIZE);
 	m->bv = bvec_over(m->bv_mem + bv_start, len, cuts, ncuts);
-	m->vm_raw = aligned(len + vm_misalign + DMIO_PAGE_SIZE);
+	m->vm_raw = tu_aligned(len + vm_misalign + DMIO_PAGE_SIZE);
 	m->vm = m->vm_raw + vm_misalign;
 }
 
@@ -827,7 +819,7 @@ static void test_three_paths(const char *dir)
 static void test_bvec_crossing_pages(const char *dir)
 {
 	const size_t len = 65536;
-	char *mem = aligned(len + DMIO_PAGE_SIZE), *want = g_malloc(len), *img = g_malloc(len);
+	char *mem = tu_aligned(len + DMIO_PAGE_SIZE), *want = g_malloc(len), *img = g_malloc(len);
 	struct devices d;
 	struct bio_vec bv[] = {
 		{ dmio_virt_to_page(mem), 10240, 0 },                  /* [0, 10240): three pages */

@@ -61,41 +61,6 @@ static void teardown(struct fixture *f, gconstpointer data)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static void *aligned(size_t len)
-{
-	void *p = NULL;
-
-	g_assert_cmpint(posix_memalign(&p, DMIO_PAGE_SIZE, len), ==, 0);
-	return p;
-}
-
-static void assert_image_holds(const char *path, uint64_t offset, const void *want, size_t len)
-{
-	void *got = g_malloc(len);
-
-	tu_raw_read(path, offset, got, len);
-	g_assert_cmpmem(got, len, want, len);
-	g_free(got);
-}
-
-static void assert_image_filled(const char *path, uint64_t offset, int byte, size_t len)
-{
-	void *want = g_malloc(len);
-
-	memset(want, byte, len);
-	assert_image_holds(path, offset, want, len);
-	g_free(want);
-}
-
-static void assert_bytes(const void *mem, int byte, size_t len)
-{
-	const unsigned char *p = mem;
-
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != (unsigned char)byte)
-			g_assert_cmpuint(i, ==, len); /* names the first differing byte */
-}
-
 static struct dm_io_memory kmem(void *p)
 {
 	return (struct dm_io_memory){ .type = DM_IO_KMEM, .ptr.addr = p };
@@ -276,7 +241,7 @@ static struct memdesc *md_new(enum mem_case mc, size_t len)
 	case MC_PL_ODD:
 		npages = (unsigned int)((offset + len + DMIO_PAGE_SIZE - 1) / DMIO_PAGE_SIZE);
 		md->arena_len = (size_t)npages * DMIO_PAGE_SIZE;
-		md->arena = aligned(md->arena_len);
+		md->arena = tu_aligned(md->arena_len);
 		md->is_data = g_malloc0(md->arena_len);
 		md->nodes = g_new0(struct page_list, npages);
 		/* pages in reverse order: nothing is adjacent, nothing merges */
@@ -301,7 +266,7 @@ static struct memdesc *md_new(enum mem_case mc, size_t len)
 			npages++;
 		}
 		md->arena_len = (size_t)npages * DMIO_PAGE_SIZE;
-		md->arena = aligned(md->arena_len);
+		md->arena = tu_aligned(md->arena_len);
 		md->is_data = g_malloc0(md->arena_len);
 		md->bv = g_new0(struct bio_vec, npages);
 		for (unsigned int i = 0; i < npages; i++) {
@@ -320,7 +285,7 @@ static struct memdesc *md_new(enum mem_case mc, size_t len)
 		char *start;
 
 		md->arena_len = len + 2 * DMIO_PAGE_SIZE;
-		md->arena = aligned(md->arena_len);
+		md->arena = tu_aligned(md->arena_len);
 		md->is_data = g_malloc0(md->arena_len);
 		start = md->arena + DMIO_PAGE_SIZE + (odd ? 3 : 0);
 		md_add_span(md, start, len);
@@ -412,7 +377,7 @@ static void test_client_create_destroy(void)
  * waits for its last request, whose callback has run when destroy returns. */
 static void test_client_with_io(struct fixture *f, gconstpointer data)
 {
-	char *buf = aligned(8192), *back = aligned(8192);
+	char *buf = tu_aligned(8192), *back = tu_aligned(8192);
 	struct io_region where = { f->bdev[0], 16, 16 };
 	unsigned int fds_before, fds_after;
 	struct probe p;
@@ -451,7 +416,7 @@ static void test_client_with_io(struct fixture *f, gconstpointer data)
 		g_assert_cmpuint(p.w.bits, ==, 0);
 		g_assert_cmpint(p.on_thread, ==, 1);
 		g_assert_cmpint(p.when - start, >=, 200000);
-		assert_image_holds(f->path[0], 16 * 512, buf, 8192);
+		tu_assert_image_holds(f->path[0], 16 * 512, buf, 8192);
 		tu_waiter_clear(&p.w);
 	}
 	free(buf);
@@ -484,9 +449,9 @@ static void test_mem_type(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(delta(f, &sn, 0).write_bytes, ==, len);
 	g_assert_cmpuint(delta(f, &sn, 1).write_bytes, ==, len);
 	g_assert_cmpuint(delta(f, &sn, 2).write_bytes, ==, 0);
-	assert_image_holds(f->path[0], 0, want, len);
-	assert_image_holds(f->path[1], 2048 * 512, want, len);
-	assert_image_filled(f->path[0], len, FILL, 512); /* nothing past the end */
+	tu_assert_image_holds(f->path[0], 0, want, len);
+	tu_assert_image_holds(f->path[1], 2048 * 512, want, len);
+	tu_assert_image_filled(f->path[0], len, FILL, 512); /* nothing past the end */
 	md_assert_guards(md, 0xC3);
 
 	/* async read of one of them */
@@ -506,9 +471,9 @@ static void test_mem_type(struct fixture *f, gconstpointer data)
 	tu_waiter_wait(&p.w, 2);
 	g_assert_cmpuint(p.w.bits, ==, 0);
 	g_assert_cmpint(p.on_thread, ==, 2);
-	assert_image_holds(f->path[2], 101 * 512, want, len);
-	assert_image_holds(f->path[0], 4096 * 512, want, len);
-	assert_image_filled(f->path[2], 100 * 512, FILL, 512);
+	tu_assert_image_holds(f->path[2], 101 * 512, want, len);
+	tu_assert_image_holds(f->path[0], 4096 * 512, want, len);
+	tu_assert_image_filled(f->path[2], 100 * 512, FILL, 512);
 	md_assert_guards(md, 0x3C);
 
 	memset(md->arena, 0x99, md->arena_len);
@@ -529,14 +494,14 @@ static void test_mem_type(struct fixture *f, gconstpointer data)
 		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, md->mem, 1, &past, &bits), ==, -EIO);
 		g_assert_cmpuint(bits, ==, 1);
 		for (unsigned int i = 0; i < md->nspans; i++)
-			assert_bytes(md->spans[i].addr, 0, md->spans[i].len);
+			tu_assert_bytes(md->spans[i].addr, 0, md->spans[i].len);
 		md_assert_guards(md, 0x77);
 		memset(md->arena, 0x78, md->arena_len);
 		g_assert_cmpint(io_async(f->client, DMIO_READ, 0, md->mem, 1, &past, probe_notify, &p), ==, 0);
 		tu_waiter_wait(&p.w, 3);
 		g_assert_cmpuint(p.w.bits, ==, 1);
 		for (unsigned int i = 0; i < md->nspans; i++)
-			assert_bytes(md->spans[i].addr, 0, md->spans[i].len);
+			tu_assert_bytes(md->spans[i].addr, 0, md->spans[i].len);
 		md_assert_guards(md, 0x78);
 		g_assert_cmpuint(delta_of(f->bdev[1], &before).reads, ==, 0);
 	}
@@ -553,7 +518,7 @@ static void test_mem_type(struct fixture *f, gconstpointer data)
 static void test_default_client(struct fixture *f, gconstpointer data)
 {
 	size_t len = 64 * 1024;
-	char *buf = aligned(len), *back = g_malloc(len + 1) + 1;
+	char *buf = tu_aligned(len), *back = g_malloc(len + 1) + 1;
 	struct io_region where = { f->bdev[2], 512, len >> 9 };
 	struct dm_io_client *def;
 	unsigned long bits = ~0UL;
@@ -563,7 +528,7 @@ static void test_default_client(struct fixture *f, gconstpointer data)
 	tu_pattern(buf, len, 41);
 	g_assert_cmpint(io_sync(NULL, DMIO_WRITE, DMIO_REQ_SYNC, vma(buf), 1, &where, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
-	assert_image_holds(f->path[2], 512 * 512, buf, len);
+	tu_assert_image_holds(f->path[2], 512 * 512, buf, len);
 	def = dmio_default_client();
 	g_assert_nonnull(def);
 	g_assert_true(def != f->client);
@@ -631,7 +596,7 @@ static void test_flush_regions(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(delta(f, &sn, 2).flushes, ==, 1);
 	for (int i = 0; i < NDEV; i++) {
 		g_assert_cmpuint(delta(f, &sn, i).writes, ==, 0);
-		assert_image_filled(f->path[i], 0, FILL, 128 * 512);
+		tu_assert_image_filled(f->path[i], 0, FILL, 128 * 512);
 	}
 	g_usleep(20000);
 	g_assert_cmpuint(probe_calls(&p), ==, 1);
@@ -643,7 +608,7 @@ static void test_flush_regions(struct fixture *f, gconstpointer data)
 static void test_preflush_write(struct fixture *f, gconstpointer data)
 {
 	size_t len = 8192;
-	char *buf = aligned(len);
+	char *buf = tu_aligned(len);
 	struct io_region where[3] = { { f->bdev[0], 0, len >> 9 }, { f->bdev[1], 0, 0 }, { f->bdev[2], 64, len >> 9 } };
 	unsigned long bits = ~0UL;
 	struct snap sn;
@@ -663,9 +628,9 @@ static void test_preflush_write(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(delta(f, &sn, 1).write_bytes, ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 2).flushes, ==, 1);
 	g_assert_cmpuint(delta(f, &sn, 2).writes, ==, 1);
-	assert_image_holds(f->path[0], 0, buf, len);
-	assert_image_filled(f->path[1], 0, FILL, len);
-	assert_image_holds(f->path[2], 64 * 512, buf, len);
+	tu_assert_image_holds(f->path[0], 0, buf, len);
+	tu_assert_image_filled(f->path[1], 0, FILL, len);
+	tu_assert_image_holds(f->path[2], 64 * 512, buf, len);
 
 	/* Order: hold dev0's flush for 300 ms.  Until it completes no data
 	 * piece may be issued, not even to dev2 whose flush is long done. */
@@ -690,8 +655,8 @@ static void test_preflush_write(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(delta(f, &sn, 1).writes, ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 2).writes, ==, 1);
 	g_assert_cmpuint(delta(f, &sn, 1).flushes, ==, 1);
-	assert_image_holds(f->path[0], 0, buf, len);
-	assert_image_holds(f->path[2], 64 * 512, buf, len);
+	tu_assert_image_holds(f->path[0], 0, buf, len);
+	tu_assert_image_holds(f->path[2], 64 * 512, buf, len);
 	tu_waiter_clear(&p.w);
 	free(buf);
 }
@@ -701,7 +666,7 @@ static void test_preflush_write(struct fixture *f, gconstpointer data)
 static void test_fua_write(struct fixture *f, gconstpointer data)
 {
 	size_t len = 128 * 1024;
-	char *buf = aligned(len), *odd = g_malloc(len + 8) + 5;
+	char *buf = tu_aligned(len), *odd = g_malloc(len + 8) + 5;
 	struct io_region where[2] = { { f->bdev[0], 256, len >> 9 }, { f->bdev[1], 0, len >> 9 } };
 	unsigned long bits = ~0UL;
 	struct snap sn;
@@ -717,8 +682,8 @@ static void test_fua_write(struct fixture *f, gconstpointer data)
 		g_assert_cmpuint(delta(f, &sn, i).write_bytes, ==, len);
 		g_assert_cmpuint(delta(f, &sn, i).errors, ==, 0);
 	}
-	assert_image_holds(f->path[0], 256 * 512, buf, len);
-	assert_image_holds(f->path[1], 0, buf, len);
+	tu_assert_image_holds(f->path[0], 256 * 512, buf, len);
+	tu_assert_image_holds(f->path[1], 0, buf, len);
 
 	/* async, through bounce pages */
 	probe_init(&p, f->client);
@@ -731,10 +696,10 @@ static void test_fua_write(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(p.w.bits, ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 0).write_bytes, ==, len);
 	g_assert_cmpuint(delta(f, &sn, 1).write_bytes, ==, len);
-	assert_image_holds(f->path[0], 256 * 512, odd, len);
-	assert_image_holds(f->path[1], 0, odd, len);
-	assert_image_filled(f->path[0], 255 * 512, FILL, 512);
-	assert_image_filled(f->path[0], 256 * 512 + len, FILL, 512);
+	tu_assert_image_holds(f->path[0], 256 * 512, odd, len);
+	tu_assert_image_holds(f->path[1], 0, odd, len);
+	tu_assert_image_filled(f->path[0], 255 * 512, FILL, 512);
+	tu_assert_image_filled(f->path[0], 256 * 512 + len, FILL, 512);
 	tu_waiter_clear(&p.w);
 	free(buf);
 	g_free(odd - 5);
@@ -765,13 +730,13 @@ static void test_deallocate(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(io_sync(f->client, op, 0, kmem(NULL), 4, where, &bits), ==, -EIO);
 	g_assert_cmpuint(bits, ==, 1UL << 1);
 
-	assert_image_holds(f->path[0], 0, pat, 33 * 512);
-	assert_image_holds(f->path[0], 33 * 512, zero, 70 * 512);
-	assert_image_holds(f->path[0], 103 * 512, pat + 103 * 512, span - 103 * 512);
-	assert_image_holds(f->path[2], 0, pat, 32 * 1024);
-	assert_image_holds(f->path[2], 32 * 1024, zero, 32 * 1024);
-	assert_image_filled(f->path[2], span, FILL, 4096);
-	assert_image_filled(f->path[1], (IMG_SECTORS - 8) * 512, FILL, 4096);
+	tu_assert_image_holds(f->path[0], 0, pat, 33 * 512);
+	tu_assert_image_holds(f->path[0], 33 * 512, zero, 70 * 512);
+	tu_assert_image_holds(f->path[0], 103 * 512, pat + 103 * 512, span - 103 * 512);
+	tu_assert_image_holds(f->path[2], 0, pat, 32 * 1024);
+	tu_assert_image_holds(f->path[2], 32 * 1024, zero, 32 * 1024);
+	tu_assert_image_filled(f->path[2], span, FILL, 4096);
+	tu_assert_image_filled(f->path[1], (IMG_SECTORS - 8) * 512, FILL, 4096);
 	g_assert_cmpint(stat(f->path[1], &st), ==, 0);
 	g_assert_cmpuint(st.st_size, ==, IMG_BYTES);
 
@@ -786,7 +751,7 @@ static void test_deallocate(struct fixture *f, gconstpointer data)
 
 	/* async, with FUA, over a range that had data written through libdmio */
 	{
-		char *buf = aligned(span);
+		char *buf = tu_aligned(span);
 		struct io_region r = { f->bdev[1], 1000, span >> 9 };
 		struct io_region part = { f->bdev[1], 1008, 16 };
 
@@ -801,7 +766,7 @@ static void test_deallocate(struct fixture *f, gconstpointer data)
 		/* libdmio reads it back as zeroes too, not a stale cached copy */
 		memset(buf, 0xEE, span);
 		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, kmem(buf), 1, &r, NULL), ==, 0);
-		assert_bytes(buf + 8 * 512, 0, 16 * 512);
+		tu_assert_bytes(buf + 8 * 512, 0, 16 * 512);
 		tu_pattern(pat, span, 72);
 		g_assert_cmpmem(buf, 8 * 512, pat, 8 * 512);
 		g_assert_cmpmem(buf + 24 * 512, span - 24 * 512, pat + 24 * 512, span - 24 * 512);
@@ -817,7 +782,7 @@ static void test_deallocate(struct fixture *f, gconstpointer data)
 static void test_split(struct fixture *f, gconstpointer data)
 {
 	size_t len = 256 * 1024;
-	char *buf = aligned(len), *back = aligned(len);
+	char *buf = tu_aligned(len), *back = tu_aligned(len);
 	struct io_region where = { f->bdev[0], 1024, len >> 9 };
 	unsigned int dflt = dmio_bdev_max_io_sectors(f->bdev[0]);
 	unsigned long bits = ~0UL;
@@ -840,7 +805,7 @@ static void test_split(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(bits, ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 0).writes, ==, 64);
 	g_assert_cmpuint(delta(f, &sn, 0).write_bytes, ==, len);
-	assert_image_holds(f->path[0], 1024 * 512, buf, len);
+	tu_assert_image_holds(f->path[0], 1024 * 512, buf, len);
 
 	memset(back, 0, len);
 	g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, kmem(back), 1, &where, &bits), ==, 0);
@@ -856,7 +821,7 @@ static void test_split(struct fixture *f, gconstpointer data)
 		snap_take(f, &sn);
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(odd), 1, &where, &bits), ==, 0);
 		g_assert_cmpuint(delta(f, &sn, 0).writes, ==, 64);
-		assert_image_holds(f->path[0], 1024 * 512, odd, len);
+		tu_assert_image_holds(f->path[0], 1024 * 512, odd, len);
 		g_free(odd - 1);
 	}
 
@@ -875,7 +840,7 @@ static void test_split(struct fixture *f, gconstpointer data)
 		tu_waiter_wait(&p.w, 1);
 		g_assert_cmpuint(p.w.bits, ==, 0);
 		g_assert_cmpuint(delta(f, &sn, 0).writes, ==, len >> 9);
-		assert_image_holds(f->path[0], 1024 * 512, mem, len);
+		tu_assert_image_holds(f->path[0], 1024 * 512, mem, len);
 		memset(back, 0, len);
 		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, kmem(back), 1, &where, &bits), ==, 0);
 		g_assert_cmpuint(delta(f, &sn, 0).reads, ==, len >> 9);
@@ -892,7 +857,7 @@ static void test_split(struct fixture *f, gconstpointer data)
 static void test_split_fault_write(struct fixture *f, gconstpointer data)
 {
 	size_t len = 256 * 1024, piece = 4096;
-	char *buf = aligned(len);
+	char *buf = tu_aligned(len);
 	struct io_region where[2] = { { f->bdev[0], 1024, len >> 9 }, { f->bdev[1], 0, len >> 9 } };
 	unsigned long bits = 0;
 	struct snap sn;
@@ -910,10 +875,10 @@ static void test_split_fault_write(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(delta(f, &sn, 0).write_bytes, ==, len - piece);
 	g_assert_cmpuint(delta(f, &sn, 0).errors, ==, 1);
 	g_assert_cmpuint(delta(f, &sn, 1).errors, ==, 0);
-	assert_image_holds(f->path[0], 1024 * 512, buf, 32 * piece);
-	assert_image_filled(f->path[0], 1024 * 512 + 32 * piece, FILL, piece);
-	assert_image_holds(f->path[0], 1024 * 512 + 33 * piece, buf + 33 * piece, len - 33 * piece);
-	assert_image_holds(f->path[1], 0, buf, len);
+	tu_assert_image_holds(f->path[0], 1024 * 512, buf, 32 * piece);
+	tu_assert_image_filled(f->path[0], 1024 * 512 + 32 * piece, FILL, piece);
+	tu_assert_image_holds(f->path[0], 1024 * 512 + 33 * piece, buf + 33 * piece, len - 33 * piece);
+	tu_assert_image_holds(f->path[1], 0, buf, len);
 	free(buf);
 }
 
@@ -923,7 +888,7 @@ static void test_split_fault_read(struct fixture *f, gconstpointer data)
 {
 	size_t len = 256 * 1024, piece = 4096;
 	char *want = g_malloc(len);
-	char *direct = aligned(len), *odd = g_malloc(len + 4) + 3;
+	char *direct = tu_aligned(len), *odd = g_malloc(len + 4) + 3;
 	char *bufs[2] = { direct, odd };
 	struct io_region where = { f->bdev[0], 1024, len >> 9 };
 	unsigned long bits = 0;
@@ -946,7 +911,7 @@ static void test_split_fault_read(struct fixture *f, gconstpointer data)
 		g_assert_cmpuint(delta(f, &sn, 0).read_bytes, ==, len - piece);
 		g_assert_cmpuint(delta(f, &sn, 0).errors, ==, 1);
 		g_assert_cmpmem(bufs[b], 32 * piece, want, 32 * piece);
-		assert_bytes(bufs[b] + 32 * piece, 0, piece);
+		tu_assert_bytes(bufs[b] + 32 * piece, 0, piece);
 		g_assert_cmpmem(bufs[b] + 33 * piece, len - 33 * piece, want + 33 * piece, len - 33 * piece);
 	}
 	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 2);
@@ -966,12 +931,12 @@ static void test_split_fault_read(struct fixture *f, gconstpointer data)
 		g_assert_cmpuint(delta(f, &sn, 0).reads, ==, 62);
 		g_assert_cmpuint(delta(f, &sn, 0).errors, ==, 2);
 		g_assert_cmpmem(bufs[b], 31 * piece, want, 31 * piece);
-		assert_bytes(bufs[b] + 31 * piece, 0, 2 * piece);
+		tu_assert_bytes(bufs[b] + 31 * piece, 0, 2 * piece);
 		g_assert_cmpmem(bufs[b] + 33 * piece, len - 33 * piece, want + 33 * piece, len - 33 * piece);
 		tu_waiter_clear(&p.w);
 	}
 	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 4);
-	assert_image_holds(f->path[0], 1024 * 512, want, len);
+	tu_assert_image_holds(f->path[0], 1024 * 512, want, len);
 	free(direct);
 	g_free(odd - 3);
 	g_free(want);
@@ -982,7 +947,7 @@ static void test_split_fault_read(struct fixture *f, gconstpointer data)
 static void test_callback_after_last_piece(struct fixture *f, gconstpointer data)
 {
 	size_t len = 32 * 1024;
-	char *buf = aligned(len);
+	char *buf = tu_aligned(len);
 
 	(void)data;
 	tu_pattern(buf, len, 111);
@@ -1058,7 +1023,7 @@ static void seed_sync_notify(unsigned long error, void *context)
 
 static void test_sync_from_callback(struct fixture *f, gconstpointer data)
 {
-	char *first = aligned(4096), *second = aligned(4096);
+	char *first = tu_aligned(4096), *second = tu_aligned(4096);
 	struct io_region where = { f->bdev[0], 0, 8 };
 	struct reenter r = { .client = f->client, .where = { f->bdev[1], 0, 8 }, .sync_ret = 1 };
 	struct snap sn;
@@ -1074,12 +1039,12 @@ static void test_sync_from_callback(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(r.done.bits, ==, 0);
 	g_assert_cmpint(r.sync_ret, ==, -EDEADLK);
 	g_assert_cmpuint(delta(f, &sn, 1).writes, ==, 0); /* the refused call did nothing */
-	assert_image_filled(f->path[1], 0, FILL, 4096);
-	assert_image_holds(f->path[0], 0, first, 4096);
+	tu_assert_image_filled(f->path[1], 0, FILL, 4096);
+	tu_assert_image_holds(f->path[0], 0, first, 4096);
 
 	/* the client still works afterwards */
 	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(second), 1, &r.where, NULL), ==, 0);
-	assert_image_holds(f->path[1], 0, second, 4096);
+	tu_assert_image_holds(f->path[1], 0, second, 4096);
 
 	/* the default client through the seed's calls: the same rule */
 	r.client = NULL;
@@ -1088,7 +1053,7 @@ static void test_sync_from_callback(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(dm_io_async_vm(1, &where, DMIO_WRITE, first, seed_sync_notify, &r), ==, 0);
 	tu_waiter_wait(&r.done, 2);
 	g_assert_cmpint(r.sync_ret, ==, -EDEADLK);
-	assert_image_filled(f->path[2], 0, FILL, 4096);
+	tu_assert_image_filled(f->path[2], 0, FILL, 4096);
 
 	/* a request with no I/O completes inside dm_io(), on the caller's
 	 * thread: there a sync call is fine */
@@ -1101,7 +1066,7 @@ static void test_sync_from_callback(struct fixture *f, gconstpointer data)
 				0);
 		g_assert_cmpuint(r.done.calls, ==, 3); /* already ran */
 		g_assert_cmpint(r.sync_ret, ==, 0);
-		assert_image_holds(f->path[2], 0, second, 4096);
+		tu_assert_image_holds(f->path[2], 0, second, 4096);
 	}
 	tu_waiter_clear(&r.done);
 	free(first);
@@ -1168,11 +1133,11 @@ static void test_async_chain_from_callback(struct fixture *f, gconstpointer data
 	for (int i = 0; i < CHAIN; i++) {
 		g_assert_cmpint(c.ret[i], ==, 0);
 		g_assert_cmpuint(c.bits[i], ==, 0);
-		assert_image_holds(f->path[1], 8 * 512 * (uint64_t)i, c.buf + (size_t)i * 4097, 4096);
+		tu_assert_image_holds(f->path[1], 8 * 512 * (uint64_t)i, c.buf + (size_t)i * 4097, 4096);
 	}
 	g_assert_cmpuint(delta(f, &sn, 1).writes, ==, CHAIN);
 	g_assert_cmpuint(delta(f, &sn, 1).flushes, ==, 2); /* links 3 and 6 */
-	assert_image_filled(f->path[1], 8 * 512 * CHAIN, FILL, 4096);
+	tu_assert_image_filled(f->path[1], 8 * 512 * CHAIN, FILL, 4096);
 	tu_waiter_clear(&c.done);
 	g_free(raw);
 }
@@ -1216,7 +1181,7 @@ static void test_destroy_from_callback(struct fixture *f, gconstpointer data)
 	struct dm_io_client *c = dm_io_client_create(0);
 	struct self_destroy sd = { .client = c, .resize_ret = 1 };
 	struct io_region where = { f->bdev[0], 0, 8 };
-	char *buf = aligned(4096), *back = aligned(4096);
+	char *buf = tu_aligned(4096), *back = tu_aligned(4096);
 	struct log_capture lc = { .errors = 0 };
 	unsigned int nfree;
 
@@ -1281,7 +1246,7 @@ static void test_burst_from_callback(struct fixture *f, gconstpointer data)
 	(void)data;
 	g_assert_cmpuint(BURST, >, f->client->ios.total);
 	g_assert_cmpuint(BURST, >, f->client->pieces.total);
-	b.buf = aligned((size_t)BURST * 4096);
+	b.buf = tu_aligned((size_t)BURST * 4096);
 	tu_pattern(b.buf, (size_t)BURST * 4096, 201);
 	tu_waiter_init(&b.first);
 	tu_waiter_init(&b.rest);
@@ -1293,7 +1258,7 @@ static void test_burst_from_callback(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(b.rest.all_bits, ==, 0);
 	g_test_message("the callback submitted %d requests in %" G_GINT64_FORMAT " us", BURST, b.submit_us);
 	g_assert_cmpuint(delta(f, &sn, 2).writes, ==, BURST);
-	assert_image_holds(f->path[2], 0, b.buf, (size_t)BURST * 4096);
+	tu_assert_image_holds(f->path[2], 0, b.buf, (size_t)BURST * 4096);
 	g_usleep(20000);
 	g_assert_cmpuint(b.rest.calls, ==, BURST);
 	tu_waiter_clear(&b.first);
@@ -1483,7 +1448,7 @@ static void test_pool_resize_idle(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(pool_total(f->client, &f->client->pieces, &nfree), ==, pieces_floor);
 	tu_pattern(buf, len, 152);
 	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &where, NULL), ==, 0);
-	assert_image_holds(f->path[2], 0, buf, len);
+	tu_assert_image_holds(f->path[2], 0, buf, len);
 	g_free(raw);
 	g_free(back);
 }
@@ -1492,7 +1457,7 @@ static void test_pool_resize_idle(struct fixture *f, gconstpointer data)
 
 static void test_bad_input(struct fixture *f, gconstpointer data)
 {
-	char *buf = aligned(8192);
+	char *buf = tu_aligned(8192);
 	struct io_region ok = { f->bdev[0], 0, 8 };
 	struct dm_io_request req = { .bi_op = DMIO_WRITE, .mem = kmem(buf), .client = f->client };
 	static const int bad_ops[] = { -1, 5, 6, 100, INT_MIN };
@@ -1552,7 +1517,7 @@ static void test_bad_input(struct fixture *f, gconstpointer data)
 
 		g_assert_cmpuint(d.reads + d.writes + d.flushes + d.discards + d.errors, ==, 0);
 	}
-	assert_image_filled(f->path[0], 0, FILL, 8192);
+	tu_assert_image_filled(f->path[0], 0, FILL, 8192);
 
 	/* empty regions only, no memory at all: allowed, nothing happens */
 	for (int t = DM_IO_PAGE_LIST; t <= DM_IO_KMEM; t++) {
@@ -1604,7 +1569,7 @@ static void test_unaligned_lbs_device(struct fixture *f, gconstpointer data)
 		if (lbs > 512) {
 			sector_t per = lbs >> 9;
 			struct io_region bad[2] = { { f->bdev[i], 1, per }, { f->bdev[i], 0, per + 1 } };
-			char *buf = aligned(2 * lbs);
+			char *buf = tu_aligned(2 * lbs);
 
 			for (int b = 0; b < 2; b++)
 				g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &bad[b], NULL), ==,
@@ -1622,7 +1587,7 @@ static void test_unaligned_lbs_simulated(struct fixture *f, gconstpointer data)
 {
 	struct block_device *b = f->bdev[0];
 	unsigned int saved = b->lbs;
-	char *buf = aligned(16384);
+	char *buf = tu_aligned(16384);
 	struct io_region r;
 	unsigned long bits = 0;
 	struct snap sn;
@@ -1645,7 +1610,7 @@ static void test_unaligned_lbs_simulated(struct fixture *f, gconstpointer data)
 		struct io_region two[2] = { { f->bdev[1], 0, 8 }, { b, 3, 8 } };
 
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 2, two, NULL), ==, -EINVAL);
-		assert_image_filled(f->path[1], 0, FILL, 4096);
+		tu_assert_image_filled(f->path[1], 0, FILL, 4096);
 	}
 	/* empty regions and flushes are not checked */
 	r = (struct io_region){ b, 3, 0 };
@@ -1656,7 +1621,7 @@ static void test_unaligned_lbs_simulated(struct fixture *f, gconstpointer data)
 	/* aligned works */
 	r = (struct io_region){ b, 16, 32 };
 	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &r, &bits), ==, 0);
-	assert_image_holds(f->path[0], 16 * 512, buf, 16384);
+	tu_assert_image_holds(f->path[0], 16 * 512, buf, 16384);
 	/* and the piece limit must be whole blocks */
 	g_assert_cmpint(dmio_bdev_set_max_io_sectors(b, 12), ==, -EINVAL);
 	g_assert_cmpint(dmio_bdev_set_max_io_sectors(b, 4), ==, -EINVAL);
@@ -1671,7 +1636,7 @@ static void test_read_only_device(struct fixture *f, gconstpointer data)
 {
 	size_t len = 16384;
 	char *path = tu_image_new(f->dir, "ro.img", 1 << 20, 0);
-	char *orig = g_malloc(len), *buf = aligned(len), *back = aligned(len);
+	char *orig = g_malloc(len), *buf = tu_aligned(len), *back = tu_aligned(len);
 	struct block_device *ro;
 	struct io_region where[2];
 	struct dmio_bdev_stats before, d;
@@ -1689,8 +1654,8 @@ static void test_read_only_device(struct fixture *f, gconstpointer data)
 	dmio_bdev_get_stats(ro, &before);
 	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 2, where, &bits), ==, -EIO);
 	g_assert_cmpuint(bits, ==, 1UL << 0);
-	assert_image_holds(path, 4096, orig, len);
-	assert_image_holds(f->path[0], 4096, buf, len);
+	tu_assert_image_holds(path, 4096, orig, len);
+	tu_assert_image_holds(f->path[0], 4096, buf, len);
 
 	probe_init(&p, f->client);
 	g_assert_cmpint(io_async(f->client, DMIO_WRITE, DMIO_REQ_FUA, kmem(buf), 2, where, probe_notify, &p), ==, 0);
@@ -1704,7 +1669,7 @@ static void test_read_only_device(struct fixture *f, gconstpointer data)
 	d = delta_of(ro, &before);
 	g_assert_cmpuint(d.writes, ==, 0);
 	g_assert_cmpuint(d.discards, ==, 0);
-	assert_image_holds(path, 4096, orig, len);
+	tu_assert_image_holds(path, 4096, orig, len);
 
 	/* reads work */
 	memset(back, 0, len);

@@ -45,29 +45,12 @@ static void teardown(struct fixture *f, gconstpointer data)
 	tu_tmpdir_free(f->dir);
 }
 
-static void *aligned(size_t len)
-{
-	void *p = NULL;
-
-	g_assert_cmpint(posix_memalign(&p, DMIO_PAGE_SIZE, len), ==, 0);
-	return p;
-}
-
-static void assert_image_holds(const char *path, uint64_t offset, const void *want, size_t len)
-{
-	void *got = g_malloc(len);
-
-	tu_raw_read(path, offset, got, len);
-	g_assert_cmpmem(got, len, want, len);
-	g_free(got);
-}
-
 /* A write to every region puts the same bytes, from the start of the same
  * memory, into each, even when the regions differ in place and length. */
 static void test_vm_write_fans_out(struct fixture *f, gconstpointer data)
 {
 	size_t len = 256 * 1024;
-	char *buf = aligned(len);
+	char *buf = tu_aligned(len);
 	struct io_region where[NDEV] = {
 		{ f->bdev[0], 0, len >> 9 },
 		{ f->bdev[1], 2048, len >> 9 },
@@ -79,16 +62,16 @@ static void test_vm_write_fans_out(struct fixture *f, gconstpointer data)
 	tu_pattern(buf, len, 1);
 	g_assert_cmpint(dm_io_sync_vm(NDEV, where, DMIO_WRITE, buf, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
-	assert_image_holds(f->path[0], 0, buf, len);
-	assert_image_holds(f->path[1], 2048 * 512, buf, len);
-	assert_image_holds(f->path[2], 8 * 512, buf, 16 * 512);
+	tu_assert_image_holds(f->path[0], 0, buf, len);
+	tu_assert_image_holds(f->path[1], 2048 * 512, buf, len);
+	tu_assert_image_holds(f->path[2], 8 * 512, buf, 16 * 512);
 	free(buf);
 }
 
 static void test_vm_read_back(struct fixture *f, gconstpointer data)
 {
 	size_t len = 3 * 1024 * 1024 + 4096; /* more than one piece */
-	char *buf = aligned(len), *back = aligned(len);
+	char *buf = tu_aligned(len), *back = tu_aligned(len);
 	struct io_region where = { f->bdev[1], 24, len >> 9 };
 
 	(void)data;
@@ -123,8 +106,8 @@ static void test_page_list_offset(struct fixture *f, gconstpointer data)
 		done += n;
 	}
 	g_assert_cmpint(dm_io_sync(2, where, DMIO_WRITE, pl, offset, NULL), ==, 0);
-	assert_image_holds(f->path[0], 64 * 512, want, len);
-	assert_image_holds(f->path[2], 0, want, len);
+	tu_assert_image_holds(f->path[0], 64 * 512, want, len);
+	tu_assert_image_holds(f->path[2], 0, want, len);
 
 	/* and a read lands at the same offsets */
 	for (p = pl; p; p = p->next)
@@ -169,7 +152,7 @@ static void test_bvec_lengths_and_offsets(struct fixture *f, gconstpointer data)
 	}
 	g_assert_cmpuint(done, ==, total);
 	g_assert_cmpint(dm_io_sync_bvec(1, &where, DMIO_WRITE, bv, NULL), ==, 0);
-	assert_image_holds(f->path[0], 40 * 512, want, total);
+	tu_assert_image_holds(f->path[0], 40 * 512, want, total);
 
 	for (int i = 0; i < 4; i++)
 		memset(dmio_page_address(bv[i].bv_page), 0, 4096);
@@ -195,8 +178,8 @@ static void test_misaligned_vm(struct fixture *f, gconstpointer data)
 	(void)data;
 	tu_pattern(buf, len, 5);
 	g_assert_cmpint(dm_io_sync_vm(2, where, DMIO_WRITE, buf, NULL), ==, 0);
-	assert_image_holds(f->path[0], 0, buf, len);
-	assert_image_holds(f->path[1], 8 * 512, buf, len);
+	tu_assert_image_holds(f->path[0], 0, buf, len);
+	tu_assert_image_holds(f->path[1], 8 * 512, buf, len);
 	g_assert_cmpint(dm_io_sync_vm(1, &where[1], DMIO_READ, back, NULL), ==, 0);
 	g_assert_cmpmem(back, len, buf, len);
 	g_free(raw);
@@ -208,7 +191,7 @@ static void test_misaligned_vm(struct fixture *f, gconstpointer data)
 static void test_error_bit_beyond_end(struct fixture *f, gconstpointer data)
 {
 	size_t len = 8192;
-	char *buf = aligned(len), *before = g_malloc(len);
+	char *buf = tu_aligned(len), *before = g_malloc(len);
 	sector_t end = IMG_BYTES >> 9;
 	struct io_region where[3] = {
 		{ f->bdev[0], 0, len >> 9 },
@@ -223,10 +206,10 @@ static void test_error_bit_beyond_end(struct fixture *f, gconstpointer data)
 	tu_raw_read(f->path[1], (end - 8) * 512, before, 4096);
 	g_assert_cmpint(dm_io_sync_vm(3, where, DMIO_WRITE, buf, &bits), ==, -EIO);
 	g_assert_cmpuint(bits, ==, 1UL << 1);
-	assert_image_holds(f->path[0], 0, buf, len);
-	assert_image_holds(f->path[2], 0, buf, len);
+	tu_assert_image_holds(f->path[0], 0, buf, len);
+	tu_assert_image_holds(f->path[2], 0, buf, len);
 	/* the failing region touched nothing, and the image did not grow */
-	assert_image_holds(f->path[1], (end - 8) * 512, before, 4096);
+	tu_assert_image_holds(f->path[1], (end - 8) * 512, before, 4096);
 	g_assert_cmpint(stat(f->path[1], &st), ==, 0);
 	g_assert_cmpuint(st.st_size, ==, IMG_BYTES);
 	free(buf);
@@ -237,7 +220,7 @@ static void test_error_bit_beyond_end(struct fixture *f, gconstpointer data)
 static void test_failed_read_is_zeroed(struct fixture *f, gconstpointer data)
 {
 	size_t len = 4096;
-	char *buf = aligned(len);
+	char *buf = tu_aligned(len);
 	struct io_region where = { f->bdev[0], (IMG_BYTES >> 9) - 4, len >> 9 };
 	unsigned long bits = 0;
 
@@ -253,7 +236,7 @@ static void test_failed_read_is_zeroed(struct fixture *f, gconstpointer data)
 /* A read names exactly one region: more is refused without I/O. */
 static void test_read_many_regions_refused(struct fixture *f, gconstpointer data)
 {
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	struct io_region where[2] = { { f->bdev[0], 0, 8 }, { f->bdev[1], 0, 8 } };
 	struct tu_waiter w;
 	struct dmio_bdev_stats before, after;
@@ -276,7 +259,7 @@ static void test_read_many_regions_refused(struct fixture *f, gconstpointer data
 /* A region with count 0 does no I/O and sets no bit. */
 static void test_zero_count_region(struct fixture *f, gconstpointer data)
 {
-	char *buf = aligned(4096);
+	char *buf = tu_aligned(4096);
 	struct io_region where[3] = { { f->bdev[0], 0, 8 }, { f->bdev[1], 0, 0 }, { f->bdev[2], 0, 8 } };
 	struct dmio_bdev_stats before, after;
 	unsigned long bits = ~0UL;
@@ -335,7 +318,7 @@ static void test_async_page_list(struct fixture *f, gconstpointer data)
 	tu_waiter_wait(&w, 1);
 	g_assert_cmpuint(w.bits, ==, 0);
 	for (i = 0; i < NDEV; i++)
-		assert_image_holds(f->path[i], 512 * 512 * (uint64_t)i, want, 16 * 4096);
+		tu_assert_image_holds(f->path[i], 512 * 512 * (uint64_t)i, want, 16 * 4096);
 	for (p = pl; p; p = p->next)
 		memset(dmio_page_address(p->page), 0, 4096);
 	g_assert_cmpint(dm_io_async(1, &where[2], DMIO_READ, pl, 0, tu_waiter_notify, &w), ==, 0);
@@ -352,7 +335,7 @@ static void test_async_page_list(struct fixture *f, gconstpointer data)
 /* Bad input gets -EINVAL before any I/O and touches nothing. */
 static void test_bad_input(struct fixture *f, gconstpointer data)
 {
-	char *buf = aligned(8192);
+	char *buf = tu_aligned(8192);
 	struct io_region ok = { f->bdev[0], 0, 8 };
 	struct io_region many[DM_IO_MAX_REGIONS + 1];
 	struct io_region nulldev = { NULL, 0, 8 };
@@ -400,7 +383,7 @@ static void test_bad_input(struct fixture *f, gconstpointer data)
 static void test_sixty_four_regions(struct fixture *f, gconstpointer data)
 {
 	struct io_region where[DM_IO_MAX_REGIONS];
-	char *buf = aligned(4096), *got = g_malloc(4096);
+	char *buf = tu_aligned(4096), *got = g_malloc(4096);
 	unsigned long bits = 0;
 
 	(void)data;

@@ -75,14 +75,6 @@ static void gen_buffer(char *dst, size_t len, uint32_t seed)
 		gen_block(dst + k * BLOCK, seed, (uint32_t)k);
 }
 
-static void *aligned(size_t len)
-{
-	void *p = NULL;
-
-	g_assert_cmpint(posix_memalign(&p, DMIO_PAGE_SIZE, len), ==, 0);
-	return p;
-}
-
 /* What each 4 KiB block of a device should hold: the write (seed) and the
  * block of its buffer. */
 struct tag {
@@ -413,8 +405,8 @@ static void test_mixed(const char *dir)
 		}
 		for (int i = 0; i < MIX_DEPTH; i++) {
 			w[t].ops[i].w = &w[t];
-			w[t].ops[i].wmem = aligned(MIX_MAX_BLOCKS * BLOCK + BLOCK);
-			w[t].ops[i].rmem = aligned(MIX_MAX_BLOCKS * BLOCK + BLOCK);
+			w[t].ops[i].wmem = tu_aligned(MIX_MAX_BLOCKS * BLOCK + BLOCK);
+			w[t].ops[i].rmem = tu_aligned(MIX_MAX_BLOCKS * BLOCK + BLOCK);
 		}
 	}
 	for (unsigned int t = 0; t < NTHREADS; t++)
@@ -559,8 +551,8 @@ static void test_chained_callbacks(const char *dir)
 		c->id = i;
 		c->where[0] = (struct io_region){ d.bdev[i % NDEV], sector, CHAIN_BYTES >> 9 };
 		c->where[1] = (struct io_region){ d.bdev[(i + 1) % NDEV], sector, CHAIN_BYTES >> 9 };
-		c->buf = aligned(CHAIN_BYTES);
-		c->rbuf = (char *)aligned(CHAIN_BYTES + BLOCK) + (i % 4 == 3 ? 1 + i % 511 : 0);
+		c->buf = tu_aligned(CHAIN_BYTES);
+		c->rbuf = (char *)tu_aligned(CHAIN_BYTES + BLOCK) + (i % 4 == 3 ? 1 + i % 511 : 0);
 	}
 	/* the main thread starts each chain; the completion threads keep it going */
 	for (unsigned int i = 0; i < 2 * CHAINS; i++)
@@ -734,8 +726,8 @@ static void test_tiny_pool(const char *dir)
 		w[t].done = g_async_queue_new();
 		for (int i = 0; i < TINY_DEPTH; i++) {
 			w[t].ops[i].w = &w[t];
-			w[t].ops[i].wmem = aligned(MIB + BLOCK);
-			w[t].ops[i].rmem = aligned(MIB + BLOCK);
+			w[t].ops[i].wmem = tu_aligned(MIB + BLOCK);
+			w[t].ops[i].rmem = tu_aligned(MIB + BLOCK);
 		}
 	}
 	for (unsigned int t = 0; t < NTHREADS; t++)
@@ -885,7 +877,7 @@ static void test_destroy_while_busy(const char *dir)
 	GThread *thread[BG_THREADS];
 	atomic_bool stop = false;
 	struct dmio_fault slow = { .ops = DMIO_FAULT_WRITE, .action = DMIO_FAULT_DELAY, .delay_ms = 20 };
-	char *buf = aligned(65536 + BLOCK), *back = aligned(65536);
+	char *buf = tu_aligned(65536 + BLOCK), *back = tu_aligned(65536);
 	unsigned int rounds = SCALE(24, 16);
 	struct tag *tags = g_new0(struct tag, BG_BLOCKS);
 
@@ -903,7 +895,7 @@ static void test_destroy_while_busy(const char *dir)
 		w[t].stop = &stop;
 		for (int i = 0; i < BG_DEPTH; i++) {
 			w[t].ops[i].w = &w[t];
-			w[t].ops[i].mem = aligned(BG_BLOCKS * BLOCK);
+			w[t].ops[i].mem = tu_aligned(BG_BLOCKS * BLOCK);
 		}
 		thread[t] = g_thread_new("bg", bg_worker_main, &w[t]);
 	}
@@ -989,7 +981,7 @@ static void test_create_destroy_many(const char *dir)
 {
 	char *path = tu_image_new(dir, "c.img", 4u << 20, 0);
 	struct block_device *bdev = dmio_bdev_open(path, O_RDWR);
-	char *buf = aligned(8192), *back = aligned(8192 + BLOCK);
+	char *buf = tu_aligned(8192), *back = tu_aligned(8192 + BLOCK);
 	unsigned int rings, fds, threads, many = SCALE(200, 200);
 	struct dm_io_client *live[8];
 

@@ -84,6 +84,41 @@ void tu_raw_write(const char *path, uint64_t offset, const void *buf, size_t len
 	close(fd);
 }
 
+void *tu_aligned(size_t len)
+{
+	void *p = NULL;
+
+	g_assert_cmpint(posix_memalign(&p, DMIO_PAGE_SIZE, len), ==, 0);
+	return p;
+}
+
+void tu_assert_image_holds(const char *path, uint64_t offset, const void *want, size_t len)
+{
+	void *got = g_malloc(len);
+
+	tu_raw_read(path, offset, got, len);
+	g_assert_cmpmem(got, len, want, len);
+	g_free(got);
+}
+
+void tu_assert_image_filled(const char *path, uint64_t offset, int byte, size_t len)
+{
+	void *want = g_malloc(len);
+
+	memset(want, byte, len);
+	tu_assert_image_holds(path, offset, want, len);
+	g_free(want);
+}
+
+void tu_assert_bytes(const void *mem, int byte, size_t len)
+{
+	const unsigned char *p = mem;
+
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != (unsigned char)byte)
+			g_assert_cmpuint(i, ==, len); /* names the first differing byte */
+}
+
 struct page_list *tu_page_list_new(unsigned int pages)
 {
 	struct page_list *head = NULL, **tail = &head;

@@ -23,6 +23,14 @@ void tu_pattern(void *buf, size_t len, uint32_t seed);
 void tu_raw_read(const char *path, uint64_t offset, void *buf, size_t len);
 void tu_raw_write(const char *path, uint64_t offset, const void *buf, size_t len);
 
+/* Page-aligned memory (free()). */
+void *tu_aligned(size_t len);
+/* The image holds want[0, len) at offset / len bytes of byte there. */
+void tu_assert_image_holds(const char *path, uint64_t offset, const void *want, size_t len);
+void tu_assert_image_filled(const char *path, uint64_t offset, int byte, size_t len);
+/* Every byte of mem[0, len) is byte (names the first that is not). */
+void tu_assert_bytes(const void *mem, int byte, size_t len);
+
 /* Page lists of freshly allocated pages. */
 struct page_list *tu_page_list_new(unsigned int pages);
 void tu_page_list_free(struct page_list *pl);
