@@ -349,7 +349,7 @@ static void run_issue(struct rrun *r)
 		.client = st->client,
 	};
 	struct io_region where;
-	int k = choose_copy(st, r);
+	int k = choose_copy(st, r), err;
 
 	if (k < 0) {
 		p->failed = true; /* every copy is gone or bad */
@@ -376,8 +376,15 @@ static void run_issue(struct rrun *r)
 				    (uint64_t)r->n * (DMIOFS_BLOCK >> DMIO_SECTOR_SHIFT) };
 	__atomic_store_n(&st->dev[r->stripes[k].dev].next_read, copy_offset(r, (uint32_t)k) + (uint64_t)r->n * DMIOFS_BLOCK,
 			 __ATOMIC_RELAXED);
-	if (dm_io(&req, 1, &where, NULL))
-		run_read_done(1, r);
+	err = dm_io(&req, 1, &where, NULL);
+	if (err) {
+		/* Refused before any I/O (out of memory, a bug): no device's
+		 * fault, so nothing is counted against one; the read fails. */
+		g_warning("a read of inode %llu could not be submitted: %s", (unsigned long long)p->ino,
+			  g_strerror(-err));
+		p->failed = true;
+		plan_run_done(p);
+	}
 }
 
 void rplan_start(struct rplan *p)

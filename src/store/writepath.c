@@ -34,6 +34,7 @@ struct wrun {
 	uint32_t map[DMIOFS_MAX_COPIES]; /* region -> copy */
 	uint32_t nregions;
 	unsigned long bits;              /* dm-io error bits, by region */
+	int refused;                     /* dm_io() refused it: no device's fault */
 };
 
 struct wop {
@@ -132,6 +133,11 @@ static void note_write_errors(struct wop *op, GByteArray *r)
 		struct wrun *run = &op->runs[i];
 		bool whole = run_failed(run);
 
+		if (run->refused) {
+			g_warning("a write of inode %llu could not be submitted: %s; no device is blamed",
+				  (unsigned long long)op->ino, g_strerror(-run->refused));
+			continue;
+		}
 		for (uint32_t k = 0; k < run->nregions; k++) {
 			uint32_t dev = run->stripes[run->map[k]].dev;
 
@@ -261,7 +267,8 @@ static void issue_run(struct wop *op, struct wrun *run)
 	}
 	g_mutex_unlock(&st->lock);
 	run_bvec(op, run, bv);
-	if (!run->nregions || dm_io(&req, run->nregions, where, NULL)) {
+	run->refused = run->nregions ? dm_io(&req, run->nregions, where, NULL) : 0;
+	if (!run->nregions || run->refused) {
 		run->bits = ~0UL;
 		wop_put(op);
 	}
