@@ -20,8 +20,7 @@
 
 struct fixture {
 	char *dir;
-	char *path[NDEV];
-	struct block_device *bdev[NDEV];
+	struct tu_devices d;
 	struct dm_io_client *client;
 };
 
@@ -29,14 +28,7 @@ static void setup(struct fixture *f, gconstpointer data)
 {
 	(void)data;
 	f->dir = tu_tmpdir_new();
-	for (int i = 0; i < NDEV; i++) {
-		char name[16];
-
-		g_snprintf(name, sizeof(name), "d%d.img", i);
-		f->path[i] = tu_image_new(f->dir, name, IMG_BYTES, FILL);
-		f->bdev[i] = dmio_bdev_open(f->path[i], O_RDWR);
-		g_assert_nonnull(f->bdev[i]);
-	}
+	tu_devices_open(&f->d, f->dir, "d", NDEV, IMG_BYTES, FILL);
 	f->client = dm_io_client_create(64);
 	g_assert_nonnull(f->client);
 }
@@ -45,41 +37,22 @@ static void teardown(struct fixture *f, gconstpointer data)
 {
 	(void)data;
 	dm_io_client_destroy(f->client);
-	for (int i = 0; i < NDEV; i++) {
-		dmio_fault_clear(f->bdev[i]);
-		dmio_bdev_close(f->bdev[i]);
-		g_free(f->path[i]);
-	}
+	tu_devices_close(&f->d);
 	tu_tmpdir_free(f->dir);
 }
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static struct dm_io_memory kmem(void *p)
-{
-	return (struct dm_io_memory){ .type = DM_IO_KMEM, .ptr.addr = p };
-}
-
 static int io_sync(struct dm_io_client *client, int op, unsigned int flags, void *buf, unsigned int n,
 		   struct io_region *where, unsigned long *bits)
 {
-	struct dm_io_request req = { .bi_op = op, .bi_op_flags = flags, .mem = kmem(buf), .client = client };
-
-	return dm_io(&req, n, where, bits);
+	return tu_io_sync(client, op, flags, tu_kmem(buf), n, where, bits);
 }
 
 static int io_async(struct dm_io_client *client, int op, unsigned int flags, void *buf, unsigned int n,
 		    struct io_region *where, io_notify_fn fn, void *context)
 {
-	struct dm_io_request req = {
-		.bi_op = op,
-		.bi_op_flags = flags,
-		.mem = kmem(buf),
-		.notify = { .fn = fn, .context = context },
-		.client = client,
-	};
-
-	return dm_io(&req, n, where, NULL);
+	return tu_io_async(client, op, flags, tu_kmem(buf), n, where, fn, context);
 }
 
 static struct dmio_bdev_stats stats_of(struct block_device *bdev)
@@ -88,22 +61,6 @@ static struct dmio_bdev_stats stats_of(struct block_device *bdev)
 
 	dmio_bdev_get_stats(bdev, &s);
 	return s;
-}
-
-/* Counters since a snapshot. */
-static struct dmio_bdev_stats since(struct block_device *bdev, const struct dmio_bdev_stats *before)
-{
-	struct dmio_bdev_stats now = stats_of(bdev), d;
-
-	d.reads = now.reads - before->reads;
-	d.writes = now.writes - before->writes;
-	d.flushes = now.flushes - before->flushes;
-	d.discards = now.discards - before->discards;
-	d.read_bytes = now.read_bytes - before->read_bytes;
-	d.write_bytes = now.write_bytes - before->write_bytes;
-	d.errors = now.errors - before->errors;
-	d.inflight = now.inflight;
-	return d;
 }
 
 static int add(struct block_device *bdev, const struct dmio_fault *rule)
@@ -158,16 +115,16 @@ static void test_eio_read_range(struct fixture *f, gconstpointer data)
 
 	(void)data;
 	tu_pattern(pat, span, 1);
-	tu_raw_write(f->path[0], 0, pat, span);
-	tu_raw_write(f->path[1], 0, pat, span);
-	id = add(f->bdev[0], &rule);
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 0);
-	before = stats_of(f->bdev[0]);
+	tu_raw_write(f->d.path[0], 0, pat, span);
+	tu_raw_write(f->d.path[1], 0, pat, span);
+	id = add(f->d.bdev[0], &rule);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], id), ==, 0);
+	before = stats_of(f->d.bdev[0]);
 	for (size_t i = 0; i < G_N_ELEMENTS(reads); i++) {
 		for (int b = 0; b < 2; b++) { /* direct, then bounced memory */
 			char *mem = b ? odd : buf;
 			size_t len = reads[i].count << 9;
-			struct io_region where = { f->bdev[0], reads[i].sector, reads[i].count };
+			struct io_region where = { f->d.bdev[0], reads[i].sector, reads[i].count };
 			unsigned long bits = ~0UL;
 
 			memset(mem, 0xAB, span);
@@ -186,22 +143,22 @@ static void test_eio_read_range(struct fixture *f, gconstpointer data)
 			tu_assert_bytes(mem + len, 0xAB, span - len); /* nothing beyond the region */
 		}
 	}
-	g_assert_cmpuint(since(f->bdev[0], &before).errors, ==, fails);
-	g_assert_cmpuint(since(f->bdev[0], &before).reads, ==, passes); /* failed pieces never reached it */
-	g_assert_cmpuint(since(f->bdev[0], &before).read_bytes, ==, pass_bytes);
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, (int64_t)fails);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &before).errors, ==, fails);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &before).reads, ==, passes); /* failed pieces never reached it */
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &before).read_bytes, ==, pass_bytes);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], id), ==, (int64_t)fails);
 
 	/* writes to the range pass; the other device is unaffected */
 	{
-		struct io_region w = { f->bdev[0], 64, 8 }, other = { f->bdev[1], 64, 8 };
+		struct io_region w = { f->d.bdev[0], 64, 8 }, other = { f->d.bdev[1], 64, 8 };
 
 		tu_pattern(buf, 4096, 2);
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, buf, 1, &w, NULL), ==, 0);
-		tu_assert_image_holds(f->path[0], 64 * 512, buf, 4096);
+		tu_assert_image_holds(f->d.path[0], 64 * 512, buf, 4096);
 		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, buf, 1, &other, NULL), ==, 0);
 		g_assert_cmpmem(buf, 4096, pat + 64 * 512, 4096);
-		g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, (int64_t)fails);
-		g_assert_cmpuint(since(f->bdev[0], &before).errors, ==, fails);
+		g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], id), ==, (int64_t)fails);
+		g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &before).errors, ==, fails);
 	}
 	free(buf);
 	g_free(odd - 1);
@@ -212,24 +169,24 @@ static void test_eio_read_range(struct fixture *f, gconstpointer data)
 static void test_eio_discard(struct fixture *f, gconstpointer data)
 {
 	struct dmio_fault rule = { .ops = DMIO_FAULT_WRITE, .action = DMIO_FAULT_EIO, .sector = 100, .count = 1 };
-	struct io_region where[2] = { { f->bdev[0], 96, 8 }, { f->bdev[1], 96, 8 } };
-	struct dmio_bdev_stats before = stats_of(f->bdev[0]);
+	struct io_region where[2] = { { f->d.bdev[0], 96, 8 }, { f->d.bdev[1], 96, 8 } };
+	struct dmio_bdev_stats before = stats_of(f->d.bdev[0]);
 	unsigned long bits = 0;
 	char zero[4096] = { 0 };
 	int id;
 
 	(void)data;
-	id = add(f->bdev[0], &rule);
+	id = add(f->d.bdev[0], &rule);
 	for (int op = DMIO_DISCARD; op <= DMIO_WRITE_ZEROES; op++) {
 		bits = 0;
 		g_assert_cmpint(io_sync(f->client, op, 0, NULL, 2, where, &bits), ==, -EIO);
 		g_assert_cmpuint(bits, ==, 1);
 	}
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 2);
-	g_assert_cmpuint(since(f->bdev[0], &before).discards, ==, 0);
-	g_assert_cmpuint(since(f->bdev[0], &before).errors, ==, 2);
-	tu_assert_image_filled(f->path[0], 96 * 512, FILL, 4096);
-	tu_assert_image_holds(f->path[1], 96 * 512, zero, 4096);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], id), ==, 2);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &before).discards, ==, 0);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &before).errors, ==, 2);
+	tu_assert_image_filled(f->d.path[0], 96 * 512, FILL, 4096);
+	tu_assert_image_holds(f->d.path[1], 96 * 512, zero, 4096);
 }
 
 /* ---- 2. counting: every, skip, limit, probability ---------------------------- */
@@ -239,7 +196,7 @@ static void test_eio_discard(struct fixture *f, gconstpointer data)
  * the mask of the in-range writes that must fail. */
 static void run_counted(struct fixture *f, const struct dmio_fault *spec, unsigned int n, uint32_t fail)
 {
-	struct block_device *b = f->bdev[0];
+	struct block_device *b = f->d.bdev[0];
 	char *buf = tu_aligned(2048), *back = tu_aligned(2048);
 	struct dmio_bdev_stats before = stats_of(b);
 	unsigned int nfail = 0;
@@ -254,17 +211,17 @@ static void run_counted(struct fixture *f, const struct dmio_fault *spec, unsign
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, buf, 1, &in, &bits), ==, want_fail ? -EIO : 0);
 		g_assert_cmpuint(bits, ==, want_fail ? 1 : 0);
 		if (want_fail)
-			tu_assert_image_filled(f->path[0], (uint64_t)i * 2048, FILL, 2048);
+			tu_assert_image_filled(f->d.path[0], (uint64_t)i * 2048, FILL, 2048);
 		else
-			tu_assert_image_holds(f->path[0], (uint64_t)i * 2048, buf, 2048);
+			tu_assert_image_holds(f->d.path[0], (uint64_t)i * 2048, buf, 2048);
 		nfail += want_fail;
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, buf, 1, &out, &bits), ==, 0);
 		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, back, 1, &in, &bits), ==, 0);
 		g_assert_cmpint(dmio_fault_hits(b, id), ==, nfail);
 	}
-	g_assert_cmpuint(since(b, &before).errors, ==, nfail);
-	g_assert_cmpuint(since(b, &before).writes, ==, 2 * n - nfail);
-	g_assert_cmpuint(since(b, &before).reads, ==, n);
+	g_assert_cmpuint(tu_stats_since(b, &before).errors, ==, nfail);
+	g_assert_cmpuint(tu_stats_since(b, &before).writes, ==, 2 * n - nfail);
+	g_assert_cmpuint(tu_stats_since(b, &before).reads, ==, n);
 	g_assert_cmpint(dmio_fault_remove(b, id), ==, 0);
 	free(buf);
 	free(back);
@@ -345,19 +302,19 @@ static void test_probability(struct fixture *f, gconstpointer data)
 	unsigned int na, nb, nc;
 
 	(void)data;
-	na = prob_pattern(f, f->bdev[0], 42, a, NPROB);
+	na = prob_pattern(f, f->d.bdev[0], 42, a, NPROB);
 	g_assert_cmpuint(na, >=, 60);
 	g_assert_cmpuint(na, <=, 140);
-	nb = prob_pattern(f, f->bdev[1], 42, b, NPROB); /* same seed, another device */
+	nb = prob_pattern(f, f->d.bdev[1], 42, b, NPROB); /* same seed, another device */
 	g_assert_cmpuint(nb, ==, na);
 	g_assert_cmpmem(b, sizeof(b), a, sizeof(a));
-	nc = prob_pattern(f, f->bdev[2], 43, c, NPROB); /* another seed */
+	nc = prob_pattern(f, f->d.bdev[2], 43, c, NPROB); /* another seed */
 	g_assert_cmpuint(nc, >=, 60);
 	g_assert_cmpuint(nc, <=, 140);
 	g_assert_true(memcmp(a, c, sizeof(a)) != 0);
 	/* seed 0: a fixed default, so also repeatable */
-	prob_pattern(f, f->bdev[2], 0, a, 50);
-	prob_pattern(f, f->bdev[2], 0, b, 50);
+	prob_pattern(f, f->d.bdev[2], 0, a, 50);
+	prob_pattern(f, f->d.bdev[2], 0, b, 50);
 	g_assert_cmpmem(b, 50 * sizeof(bool), a, 50 * sizeof(bool));
 }
 
@@ -368,25 +325,25 @@ static void test_drop(struct fixture *f, gconstpointer data)
 	size_t len = 8192;
 	char *buf = tu_aligned(len), *back = tu_aligned(len);
 	struct dmio_fault rule = { .ops = DMIO_FAULT_WRITE, .action = DMIO_FAULT_DROP };
-	struct io_region where[2] = { { f->bdev[0], 8, len >> 9 }, { f->bdev[1], 8, len >> 9 } };
-	struct dmio_bdev_stats b0 = stats_of(f->bdev[0]), b1 = stats_of(f->bdev[1]);
+	struct io_region where[2] = { { f->d.bdev[0], 8, len >> 9 }, { f->d.bdev[1], 8, len >> 9 } };
+	struct dmio_bdev_stats b0 = stats_of(f->d.bdev[0]), b1 = stats_of(f->d.bdev[1]);
 	unsigned long bits = ~0UL;
 	struct tu_waiter w;
 	int id;
 
 	(void)data;
 	tu_waiter_init(&w);
-	id = add(f->bdev[1], &rule);
+	id = add(f->d.bdev[1], &rule);
 	tu_pattern(buf, len, 3);
 	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, buf, 2, where, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
-	tu_assert_image_holds(f->path[0], 8 * 512, buf, len);
-	tu_assert_image_filled(f->path[1], 8 * 512, FILL, len);
-	g_assert_cmpint(dmio_fault_hits(f->bdev[1], id), ==, 1);
-	g_assert_cmpuint(since(f->bdev[0], &b0).writes, ==, 1);
-	g_assert_cmpuint(since(f->bdev[1], &b1).writes, ==, 0);
-	g_assert_cmpuint(since(f->bdev[1], &b1).write_bytes, ==, 0);
-	g_assert_cmpuint(since(f->bdev[1], &b1).errors, ==, 0);
+	tu_assert_image_holds(f->d.path[0], 8 * 512, buf, len);
+	tu_assert_image_filled(f->d.path[1], 8 * 512, FILL, len);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[1], id), ==, 1);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &b0).writes, ==, 1);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[1], &b1).writes, ==, 0);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[1], &b1).write_bytes, ==, 0);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[1], &b1).errors, ==, 0);
 
 	/* async, and through bounce pages */
 	{
@@ -397,8 +354,8 @@ static void test_drop(struct fixture *f, gconstpointer data)
 				0);
 		tu_waiter_wait(&w, 1);
 		g_assert_cmpuint(w.bits, ==, 0);
-		tu_assert_image_holds(f->path[0], 8 * 512, odd, len);
-		tu_assert_image_filled(f->path[1], 8 * 512, FILL, len);
+		tu_assert_image_holds(f->d.path[0], 8 * 512, odd, len);
+		tu_assert_image_filled(f->d.path[1], 8 * 512, FILL, len);
 		g_free(odd - 3);
 	}
 
@@ -406,25 +363,25 @@ static void test_drop(struct fixture *f, gconstpointer data)
 	bits = ~0UL;
 	g_assert_cmpint(io_sync(f->client, DMIO_WRITE_ZEROES, 0, NULL, 1, &where[1], &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
-	tu_assert_image_filled(f->path[1], 8 * 512, FILL, len);
-	g_assert_cmpuint(since(f->bdev[1], &b1).discards, ==, 0);
+	tu_assert_image_filled(f->d.path[1], 8 * 512, FILL, len);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[1], &b1).discards, ==, 0);
 	g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, back, 1, &where[1], &bits), ==, 0);
 	tu_assert_bytes(back, FILL, len);
-	g_assert_cmpint(dmio_fault_hits(f->bdev[1], id), ==, 3);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[1], id), ==, 3);
 
 	/* a dropped flush: success, nothing reaches the device */
 	{
 		struct dmio_fault fl = { .ops = DMIO_FAULT_FLUSH, .action = DMIO_FAULT_DROP };
-		int fid = add(f->bdev[2], &fl);
-		struct dmio_bdev_stats b2 = stats_of(f->bdev[2]);
-		struct io_region all[NDEV] = { { f->bdev[0], 0, 0 }, { f->bdev[1], 0, 0 }, { f->bdev[2], 0, 0 } };
+		int fid = add(f->d.bdev[2], &fl);
+		struct dmio_bdev_stats b2 = stats_of(f->d.bdev[2]);
+		struct io_region all[NDEV] = { { f->d.bdev[0], 0, 0 }, { f->d.bdev[1], 0, 0 }, { f->d.bdev[2], 0, 0 } };
 
 		bits = ~0UL;
 		g_assert_cmpint(io_sync(f->client, DMIO_FLUSH, 0, NULL, NDEV, all, &bits), ==, 0);
 		g_assert_cmpuint(bits, ==, 0);
-		g_assert_cmpuint(since(f->bdev[2], &b2).flushes, ==, 0);
-		g_assert_cmpuint(since(f->bdev[2], &b2).errors, ==, 0);
-		g_assert_cmpint(dmio_fault_hits(f->bdev[2], fid), ==, 1);
+		g_assert_cmpuint(tu_stats_since(f->d.bdev[2], &b2).flushes, ==, 0);
+		g_assert_cmpuint(tu_stats_since(f->d.bdev[2], &b2).errors, ==, 0);
+		g_assert_cmpint(dmio_fault_hits(f->d.bdev[2], fid), ==, 1);
 	}
 	tu_waiter_clear(&w);
 	free(buf);
@@ -463,7 +420,7 @@ static void test_corrupt(struct fixture *f, gconstpointer data)
 	size_t span = 128 * 512;
 	char *pat = g_malloc(span), *buf = tu_aligned(span), *odd = g_malloc(span + 8) + 5;
 	struct dmio_fault rule = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_CORRUPT, .sector = 16, .count = 8 };
-	struct io_region where = { f->bdev[0], 8, 32 };
+	struct io_region where = { f->d.bdev[0], 8, 32 };
 	bool corrupt[32];
 	struct dmio_bdev_stats before;
 	unsigned long bits;
@@ -471,11 +428,11 @@ static void test_corrupt(struct fixture *f, gconstpointer data)
 
 	(void)data;
 	tu_pattern(pat, span, 5);
-	tu_raw_write(f->path[0], 0, pat, span);
-	id = add(f->bdev[0], &rule);
+	tu_raw_write(f->d.path[0], 0, pat, span);
+	id = add(f->d.bdev[0], &rule);
 	for (unsigned int s = 0; s < 32; s++)
 		corrupt[s] = 8 + s >= 16 && 8 + s < 24;
-	before = stats_of(f->bdev[0]);
+	before = stats_of(f->d.bdev[0]);
 	for (int b = 0; b < 2; b++) { /* direct, then bounced */
 		char *mem = b ? odd : buf;
 
@@ -485,16 +442,16 @@ static void test_corrupt(struct fixture *f, gconstpointer data)
 		g_assert_cmpuint(bits, ==, 0);
 		assert_corrupted(mem, pat, 8, 32, corrupt);
 	}
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 2);
-	g_assert_cmpuint(since(f->bdev[0], &before).reads, ==, 2); /* it reached the device */
-	g_assert_cmpuint(since(f->bdev[0], &before).errors, ==, 0);
-	tu_assert_image_holds(f->path[0], 0, pat, span); /* the disk is untouched */
-	g_assert_cmpint(dmio_fault_remove(f->bdev[0], id), ==, 0);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], id), ==, 2);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &before).reads, ==, 2); /* it reached the device */
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &before).errors, ==, 0);
+	tu_assert_image_holds(f->d.path[0], 0, pat, span); /* the disk is untouched */
+	g_assert_cmpint(dmio_fault_remove(f->d.bdev[0], id), ==, 0);
 
 	/* a range straddling two pieces of a split read */
-	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->bdev[0], 8), ==, 0);
+	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->d.bdev[0], 8), ==, 0);
 	rule.sector = 12;
-	id = add(f->bdev[0], &rule);
+	id = add(f->d.bdev[0], &rule);
 	for (unsigned int s = 0; s < 32; s++)
 		corrupt[s] = 8 + s >= 12 && 8 + s < 20;
 	for (int b = 0; b < 2; b++) {
@@ -505,16 +462,16 @@ static void test_corrupt(struct fixture *f, gconstpointer data)
 		g_assert_cmpuint(bits, ==, 0);
 		assert_corrupted(mem, pat, 8, 32, corrupt);
 	}
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 4); /* two pieces per read */
-	g_assert_cmpint(dmio_fault_remove(f->bdev[0], id), ==, 0);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], id), ==, 4); /* two pieces per read */
+	g_assert_cmpint(dmio_fault_remove(f->d.bdev[0], id), ==, 0);
 
 	/* count 0: to the end of the device */
 	{
 		struct dmio_fault tail = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_CORRUPT, .sector = 120 };
-		struct io_region end = { f->bdev[0], 112, 16 };
+		struct io_region end = { f->d.bdev[0], 112, 16 };
 		bool c16[16];
 
-		add(f->bdev[0], &tail);
+		add(f->d.bdev[0], &tail);
 		for (unsigned int s = 0; s < 16; s++)
 			c16[s] = s >= 8;
 		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, buf, 1, &end, NULL), ==, 0);
@@ -522,11 +479,11 @@ static void test_corrupt(struct fixture *f, gconstpointer data)
 	}
 	/* writes are not affected, and what they wrote is what the disk holds */
 	{
-		struct io_region wr = { f->bdev[0], 120, 8 };
+		struct io_region wr = { f->d.bdev[0], 120, 8 };
 
 		tu_pattern(buf, 4096, 6);
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, buf, 1, &wr, NULL), ==, 0);
-		tu_assert_image_holds(f->path[0], 120 * 512, buf, 4096);
+		tu_assert_image_holds(f->d.path[0], 120 * 512, buf, 4096);
 	}
 	free(buf);
 	g_free(odd - 5);
@@ -539,7 +496,7 @@ static void test_flush_eio(struct fixture *f, gconstpointer data)
 {
 	struct dmio_fault rule = { .ops = DMIO_FAULT_FLUSH, .action = DMIO_FAULT_EIO };
 	struct dmio_fault wr = { .ops = DMIO_FAULT_WRITE | DMIO_FAULT_READ, .action = DMIO_FAULT_EIO };
-	struct io_region where[NDEV] = { { f->bdev[0], 0, 0 }, { f->bdev[1], 0, 0 }, { f->bdev[2], 0, 0 } };
+	struct io_region where[NDEV] = { { f->d.bdev[0], 0, 0 }, { f->d.bdev[1], 0, 0 }, { f->d.bdev[2], 0, 0 } };
 	struct dmio_bdev_stats before[NDEV];
 	char *buf = tu_aligned(4096);
 	unsigned long bits = 0;
@@ -548,18 +505,18 @@ static void test_flush_eio(struct fixture *f, gconstpointer data)
 
 	(void)data;
 	tu_waiter_init(&w);
-	id = add(f->bdev[1], &rule);
-	add(f->bdev[2], &wr); /* a rule for data does not catch flushes */
+	id = add(f->d.bdev[1], &rule);
+	add(f->d.bdev[2], &wr); /* a rule for data does not catch flushes */
 	for (int i = 0; i < NDEV; i++)
-		before[i] = stats_of(f->bdev[i]);
+		before[i] = stats_of(f->d.bdev[i]);
 	g_assert_cmpint(io_sync(f->client, DMIO_FLUSH, 0, NULL, NDEV, where, &bits), ==, -EIO);
 	g_assert_cmpuint(bits, ==, 1UL << 1);
-	g_assert_cmpuint(since(f->bdev[0], &before[0]).flushes, ==, 1);
-	g_assert_cmpuint(since(f->bdev[1], &before[1]).flushes, ==, 0);
-	g_assert_cmpuint(since(f->bdev[1], &before[1]).errors, ==, 1);
-	g_assert_cmpuint(since(f->bdev[2], &before[2]).flushes, ==, 1);
-	g_assert_cmpuint(since(f->bdev[2], &before[2]).errors, ==, 0);
-	g_assert_cmpint(dmio_fault_hits(f->bdev[1], id), ==, 1);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &before[0]).flushes, ==, 1);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[1], &before[1]).flushes, ==, 0);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[1], &before[1]).errors, ==, 1);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[2], &before[2]).flushes, ==, 1);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[2], &before[2]).errors, ==, 0);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[1], id), ==, 1);
 
 	g_assert_cmpint(io_async(f->client, DMIO_FLUSH, 0, NULL, NDEV, where, tu_waiter_notify, &w), ==, 0);
 	tu_waiter_wait(&w, 1);
@@ -567,19 +524,19 @@ static void test_flush_eio(struct fixture *f, gconstpointer data)
 
 	/* the pre-flush of a write fails the same way; the other legs get data */
 	{
-		struct io_region data_where[2] = { { f->bdev[0], 16, 8 }, { f->bdev[1], 16, 8 } };
+		struct io_region data_where[2] = { { f->d.bdev[0], 16, 8 }, { f->d.bdev[1], 16, 8 } };
 
 		tu_pattern(buf, 4096, 7);
 		bits = 0;
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, DMIO_REQ_PREFLUSH, buf, 2, data_where, &bits), ==, -EIO);
 		g_assert_cmpuint(bits, ==, 1UL << 1);
-		tu_assert_image_holds(f->path[0], 16 * 512, buf, 4096);
+		tu_assert_image_holds(f->d.path[0], 16 * 512, buf, 4096);
 		/* without the flag no flush happens, so nothing fails */
 		bits = ~0UL;
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, DMIO_REQ_FUA, buf, 2, data_where, &bits), ==, 0);
 		g_assert_cmpuint(bits, ==, 0);
 	}
-	g_assert_cmpint(dmio_fault_hits(f->bdev[1], id), ==, 3);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[1], id), ==, 3);
 	tu_waiter_clear(&w);
 	free(buf);
 }
@@ -587,7 +544,7 @@ static void test_flush_eio(struct fixture *f, gconstpointer data)
 static void test_flush_delay(struct fixture *f, gconstpointer data)
 {
 	struct dmio_fault rule = { .ops = DMIO_FAULT_FLUSH, .action = DMIO_FAULT_DELAY, .delay_ms = 250 };
-	struct io_region where[2] = { { f->bdev[0], 0, 0 }, { f->bdev[1], 0, 0 } };
+	struct io_region where[2] = { { f->d.bdev[0], 0, 0 }, { f->d.bdev[1], 0, 0 } };
 	char *buf = tu_aligned(4096);
 	unsigned long bits = ~0UL;
 	struct tu_waiter w;
@@ -596,7 +553,7 @@ static void test_flush_delay(struct fixture *f, gconstpointer data)
 
 	(void)data;
 	tu_waiter_init(&w);
-	id = add(f->bdev[0], &rule);
+	id = add(f->d.bdev[0], &rule);
 	start = g_get_monotonic_time();
 	g_assert_cmpint(io_sync(f->client, DMIO_FLUSH, 0, NULL, 2, where, &bits), ==, 0);
 	g_assert_cmpint(g_get_monotonic_time() - start, >=, 250000);
@@ -609,22 +566,22 @@ static void test_flush_delay(struct fixture *f, gconstpointer data)
 	tu_waiter_wait(&w, 1);
 	g_assert_cmpint(g_get_monotonic_time() - start, >=, 250000);
 	g_assert_cmpuint(w.bits, ==, 0);
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 2);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], id), ==, 2);
 
 	/* writes and reads do not match a flush rule */
 	{
-		struct io_region one = { f->bdev[0], 0, 8 };
+		struct io_region one = { f->d.bdev[0], 0, 8 };
 
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, buf, 1, &one, NULL), ==, 0);
 		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, buf, 1, &one, NULL), ==, 0);
-		g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 2);
+		g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], id), ==, 2);
 	}
 
 	/* delayed and failed: the bit arrives late */
 	{
 		struct dmio_fault eio = { .ops = DMIO_FAULT_FLUSH, .action = DMIO_FAULT_EIO };
 
-		add(f->bdev[0], &eio);
+		add(f->d.bdev[0], &eio);
 		bits = 0;
 		start = g_get_monotonic_time();
 		g_assert_cmpint(io_sync(f->client, DMIO_FLUSH, 0, NULL, 2, where, &bits), ==, -EIO);
@@ -639,12 +596,12 @@ static void test_flush_delay(struct fixture *f, gconstpointer data)
 
 static void test_remove_clear(struct fixture *f, gconstpointer data)
 {
-	struct block_device *b = f->bdev[0];
+	struct block_device *b = f->d.bdev[0];
 	struct dmio_fault all = { .ops = DMIO_FAULT_READ | DMIO_FAULT_WRITE, .action = DMIO_FAULT_EIO };
 	struct dmio_fault first = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_EIO, .sector = 0, .count = 8 };
 	struct dmio_fault second = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_EIO, .sector = 8, .count = 8 };
 	struct dmio_fault fl = { .ops = DMIO_FAULT_FLUSH, .action = DMIO_FAULT_EIO };
-	struct io_region lo = { b, 0, 8 }, hi = { b, 8, 8 }, other = { f->bdev[1], 0, 8 };
+	struct io_region lo = { b, 0, 8 }, hi = { b, 8, 8 }, other = { f->d.bdev[1], 0, 8 };
 	char *buf = tu_aligned(4096);
 	int id, ida, idb, ids[3];
 	unsigned long bits;
@@ -714,7 +671,7 @@ static void test_validation(struct fixture *f, gconstpointer data)
 	const struct dmio_fault eio = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_EIO };
 	struct dmio_fault bad[20], good[8];
 	unsigned int nbad = 0, ngood = 0;
-	struct io_region where = { f->bdev[0], 0, 8 };
+	struct io_region where = { f->d.bdev[0], 0, 8 };
 	char *buf = tu_aligned(4096);
 	int ids[G_N_ELEMENTS(good)];
 
@@ -736,9 +693,9 @@ static void test_validation(struct fixture *f, gconstpointer data)
 	bad[nbad] = eio, bad[nbad++].action = (enum dmio_fault_action)0;
 	bad[nbad] = eio, bad[nbad++].action = (enum dmio_fault_action)99;
 	for (unsigned int i = 0; i < nbad; i++)
-		if (dmio_fault_add(f->bdev[0], &bad[i]) != -EINVAL)
+		if (dmio_fault_add(f->d.bdev[0], &bad[i]) != -EINVAL)
 			g_assert_cmpuint(i, ==, UINT_MAX); /* names the rule let through */
-	g_assert_cmpint(dmio_fault_add(f->bdev[0], NULL), ==, -EINVAL);
+	g_assert_cmpint(dmio_fault_add(f->d.bdev[0], NULL), ==, -EINVAL);
 	g_assert_cmpint(dmio_fault_add(NULL, &eio), ==, -EINVAL);
 	/* none of them was installed */
 	g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, buf, 1, &where, NULL), ==, 0);
@@ -754,7 +711,7 @@ static void test_validation(struct fixture *f, gconstpointer data)
 	good[ngood] = eio, good[ngood].action = DMIO_FAULT_DELAY, good[ngood].delay_ms = 1,
 	good[ngood++].ops = DMIO_FAULT_READ | DMIO_FAULT_WRITE | DMIO_FAULT_FLUSH;
 	for (unsigned int i = 0; i < ngood; i++) {
-		ids[i] = dmio_fault_add(f->bdev[0], &good[i]);
+		ids[i] = dmio_fault_add(f->d.bdev[0], &good[i]);
 		g_assert_cmpint(ids[i], >, 0);
 		for (unsigned int j = 0; j < i; j++)
 			g_assert_cmpint(ids[i], !=, ids[j]);
@@ -762,7 +719,7 @@ static void test_validation(struct fixture *f, gconstpointer data)
 	/* the EIO rules' ranges all miss sector 0 and DROP ignores reads: a
 	 * read passes, 1 ms late (the DELAY rule covers everything) */
 	g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, buf, 1, &where, NULL), ==, 0);
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], ids[ngood - 1]), ==, 1);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], ids[ngood - 1]), ==, 1);
 	free(buf);
 }
 
@@ -891,24 +848,24 @@ static void test_corrupt_two_rules(struct fixture *f, gconstpointer data)
 	char *pat = g_malloc(span), *buf = tu_aligned(span);
 	struct dmio_fault a = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_CORRUPT, .sector = 16, .count = 8 };
 	struct dmio_fault b = { .ops = DMIO_FAULT_READ, .action = DMIO_FAULT_CORRUPT, .sector = 28, .count = 4 };
-	struct io_region where = { f->bdev[0], 8, 32 };
+	struct io_region where = { f->d.bdev[0], 8, 32 };
 	bool corrupt[32];
 	int ida, idb;
 
 	(void)data;
 	g_test_set_nonfatal_assertions(); /* a known library bug: report every sector */
 	tu_pattern(pat, span, 8);
-	tu_raw_write(f->path[0], 0, pat, span);
-	ida = add(f->bdev[0], &a);
-	idb = add(f->bdev[0], &b);
+	tu_raw_write(f->d.path[0], 0, pat, span);
+	ida = add(f->d.bdev[0], &a);
+	idb = add(f->d.bdev[0], &b);
 	for (unsigned int s = 0; s < 32; s++) {
 		sector_t abs = 8 + s;
 
 		corrupt[s] = (abs >= 16 && abs < 24) || (abs >= 28 && abs < 32);
 	}
 	g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, buf, 1, &where, NULL), ==, 0);
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], ida), ==, 1);
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], idb), ==, 1);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], ida), ==, 1);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], idb), ==, 1);
 	assert_corrupted(buf, pat, 8, 32, corrupt);
 	free(buf);
 	g_free(pat);
@@ -953,8 +910,8 @@ static gpointer writer_main(gpointer data)
 
 	for (unsigned int i = 0;; i++) {
 		struct io_region where[2] = {
-			{ t->f->bdev[0], (sector_t)(i % 256) * 8, 8 },
-			{ t->f->bdev[1], (sector_t)(i % 256) * 8, 8 },
+			{ t->f->d.bdev[0], (sector_t)(i % 256) * 8, 8 },
+			{ t->f->d.bdev[1], (sector_t)(i % 256) * 8, 8 },
 		};
 		int ret;
 
@@ -984,7 +941,7 @@ static void test_runtime_toggle(struct fixture *f, gconstpointer data)
 {
 	struct dmio_fault eio = { .ops = DMIO_FAULT_WRITE, .action = DMIO_FAULT_EIO };
 	struct dmio_fault slow = { .ops = DMIO_FAULT_WRITE, .action = DMIO_FAULT_DELAY, .delay_ms = 2, .every = 7 };
-	struct dmio_bdev_stats b0 = stats_of(f->bdev[0]), b1 = stats_of(f->bdev[1]);
+	struct dmio_bdev_stats b0 = stats_of(f->d.bdev[0]), b1 = stats_of(f->d.bdev[1]);
 	struct toggler t = { .f = f };
 	GThread *writer;
 	int64_t hits = 0;
@@ -997,19 +954,19 @@ static void test_runtime_toggle(struct fixture *f, gconstpointer data)
 	writer = g_thread_new("writer", writer_main, &t);
 	g_usleep(50000);
 	for (int round = 0; round < 6; round++) {
-		int id = dmio_fault_add(f->bdev[1], &eio);
-		int sid = dmio_fault_add(f->bdev[0], &slow);
+		int id = dmio_fault_add(f->d.bdev[1], &eio);
+		int sid = dmio_fault_add(f->d.bdev[0], &slow);
 
 		g_assert_cmpint(id, >, 0);
 		g_assert_cmpint(sid, >, 0);
 		g_usleep(60000);
-		hits += dmio_fault_hits(f->bdev[1], id);
+		hits += dmio_fault_hits(f->d.bdev[1], id);
 		if (round % 2) {
-			g_assert_cmpint(dmio_fault_remove(f->bdev[1], id), ==, 0);
-			g_assert_cmpint(dmio_fault_remove(f->bdev[0], sid), ==, 0);
+			g_assert_cmpint(dmio_fault_remove(f->d.bdev[1], id), ==, 0);
+			g_assert_cmpint(dmio_fault_remove(f->d.bdev[0], sid), ==, 0);
 		} else {
-			dmio_fault_clear(f->bdev[1]);
-			dmio_fault_clear(f->bdev[0]);
+			dmio_fault_clear(f->d.bdev[1]);
+			dmio_fault_clear(f->d.bdev[0]);
 		}
 		g_usleep(60000);
 	}
@@ -1032,20 +989,20 @@ static void test_runtime_toggle(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(hits, <=, (int64_t)t.failed);
 	g_assert_cmpint(hits, >, 0);
 	/* each request was one piece per device */
-	g_assert_cmpuint(since(f->bdev[0], &b0).writes, ==, t.submitted);
-	g_assert_cmpuint(since(f->bdev[0], &b0).errors, ==, 0);
-	g_assert_cmpuint(since(f->bdev[1], &b1).errors, ==, t.failed);
-	g_assert_cmpuint(since(f->bdev[1], &b1).writes, ==, t.ok);
-	g_assert_cmpuint(since(f->bdev[0], &b0).inflight, ==, 0);
-	g_assert_cmpuint(since(f->bdev[1], &b1).inflight, ==, 0);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &b0).writes, ==, t.submitted);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &b0).errors, ==, 0);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[1], &b1).errors, ==, t.failed);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[1], &b1).writes, ==, t.ok);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[0], &b0).inflight, ==, 0);
+	g_assert_cmpuint(tu_stats_since(f->d.bdev[1], &b1).inflight, ==, 0);
 	/* and with every rule gone, writes pass */
 	{
-		struct io_region where[2] = { { f->bdev[0], 4096, 8 }, { f->bdev[1], 4096, 8 } };
+		struct io_region where[2] = { { f->d.bdev[0], 4096, 8 }, { f->d.bdev[1], 4096, 8 } };
 		unsigned long bits = ~0UL;
 
 		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, t.buf, 2, where, &bits), ==, 0);
 		g_assert_cmpuint(bits, ==, 0);
-		tu_assert_image_holds(f->path[1], 4096 * 512, t.buf, 4096);
+		tu_assert_image_holds(f->d.path[1], 4096 * 512, t.buf, 4096);
 	}
 	g_test_message("toggle: %u requests, %u ok, %u failed on the faulted leg", t.submitted, t.ok, t.failed);
 	free(t.buf);

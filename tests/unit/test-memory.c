@@ -593,31 +593,6 @@ static void test_page_alloc(void)
 /* ---- end to end: the three seed memory paths on image files ------------- */
 
 
-struct devices {
-	char *path[NDEV];
-	struct block_device *bdev[NDEV];
-};
-
-static void devices_open(struct devices *d, const char *dir)
-{
-	for (int i = 0; i < NDEV; i++) {
-		char name[16];
-
-		g_snprintf(name, sizeof(name), "m%d.img", i);
-		d->path[i] = tu_image_new(dir, name, IMG_BYTES, 0x5A);
-		d->bdev[i] = dmio_bdev_open(d->path[i], O_RDWR);
-		g_assert_nonnull(d->bdev[i]);
-	}
-}
-
-static void devices_close(struct devices *d)
-{
-	for (int i = 0; i < NDEV; i++) {
-		dmio_bdev_close(d->bdev[i]);
-		g_free(d->path[i]);
-	}
-}
-
 /* Memory described three ways over the same bytes. */
 struct three_ways {
 	/* page list: pages holding the data from `pl_offset` on */
@@ -707,7 +682,7 @@ static void bv_copy(struct three_ways *m, char *flat, size_t len, bool to_mem)
 	g_assert_cmpuint(done, ==, len);
 }
 
-static void write_three_ways(struct devices *d, sector_t sector, size_t len, const char *data,
+static void write_three_ways(struct tu_devices *d, sector_t sector, size_t len, const char *data,
 			     struct three_ways *m)
 {
 	struct io_region where[NDEV];
@@ -727,7 +702,7 @@ static void write_three_ways(struct devices *d, sector_t sector, size_t len, con
 }
 
 /* Read every device through every path: all nine give the data. */
-static void read_three_ways(struct devices *d, sector_t sector, size_t len, const char *data,
+static void read_three_ways(struct tu_devices *d, sector_t sector, size_t len, const char *data,
 			    struct three_ways *m)
 {
 	char *got = g_malloc(len);
@@ -754,7 +729,7 @@ static void read_three_ways(struct devices *d, sector_t sector, size_t len, cons
 	g_free(got);
 }
 
-static void assert_images_identical(struct devices *d)
+static void assert_images_identical(struct tu_devices *d)
 {
 	char *img[NDEV];
 
@@ -775,11 +750,11 @@ static void test_three_paths(const char *dir)
 	static const size_t cuts_aligned[] = { 4096, 12288, 16384, 40960 };
 	/* misaligned: odd offsets, odd lengths, entries crossing pages */
 	static const size_t cuts_odd[] = { 1000, 1007, 5103, 5104, 20000, 33333, 60001 };
-	struct devices d;
+	struct tu_devices d;
 	struct three_ways aligned_m, odd_m;
 	char *data = g_malloc(len), *data2 = g_malloc(len), *img = g_malloc(IMG_BYTES), *want = g_malloc(IMG_BYTES);
 
-	devices_open(&d, dir);
+	tu_devices_open(&d, dir, "m", NDEV, IMG_BYTES, 0x5A);
 	tu_pattern(data, len, 81);
 	tu_pattern(data2, len, 82);
 
@@ -807,7 +782,7 @@ static void test_three_paths(const char *dir)
 
 	three_ways_free(&aligned_m);
 	three_ways_free(&odd_m);
-	devices_close(&d);
+	tu_devices_close(&d);
 	g_free(data);
 	g_free(data2);
 	g_free(img);
@@ -820,7 +795,7 @@ static void test_bvec_crossing_pages(const char *dir)
 {
 	const size_t len = 65536;
 	char *mem = tu_aligned(len + DMIO_PAGE_SIZE), *want = g_malloc(len), *img = g_malloc(len);
-	struct devices d;
+	struct tu_devices d;
 	struct bio_vec bv[] = {
 		{ dmio_virt_to_page(mem), 10240, 0 },                  /* [0, 10240): three pages */
 		{ dmio_virt_to_page(mem + 10240), 20480, 10240 % 4096 }, /* [10240, 30720): from mid-page */
@@ -830,7 +805,7 @@ static void test_bvec_crossing_pages(const char *dir)
 	struct io_region where;
 	struct dmio_bdev_stats before, after;
 
-	devices_open(&d, dir);
+	tu_devices_open(&d, dir, "m", NDEV, IMG_BYTES, 0x5A);
 	tu_pattern(mem, len, 91);
 	memcpy(want, mem, len);
 	g_assert_cmpuint(bv[0].bv_len + bv[1].bv_len + bv[2].bv_len + bv[3].bv_len, ==, len);
@@ -852,7 +827,7 @@ static void test_bvec_crossing_pages(const char *dir)
 	assert_zero(mem, 512);
 	assert_zero(mem + 512 + len, DMIO_PAGE_SIZE - 512);
 
-	devices_close(&d);
+	tu_devices_close(&d);
 	free(mem);
 	g_free(want);
 	g_free(img);

@@ -26,8 +26,7 @@
 
 struct fixture {
 	char *dir;
-	char *path[NDEV];
-	struct block_device *bdev[NDEV];
+	struct tu_devices d;
 	struct dm_io_client *client; /* a private client at its floor size */
 };
 
@@ -35,14 +34,7 @@ static void setup(struct fixture *f, gconstpointer data)
 {
 	(void)data;
 	f->dir = tu_tmpdir_new();
-	for (int i = 0; i < NDEV; i++) {
-		char name[16];
-
-		g_snprintf(name, sizeof(name), "d%d.img", i);
-		f->path[i] = tu_image_new(f->dir, name, IMG_BYTES, FILL);
-		f->bdev[i] = dmio_bdev_open(f->path[i], O_RDWR);
-		g_assert_nonnull(f->bdev[i]);
-	}
+	tu_devices_open(&f->d, f->dir, "d", NDEV, IMG_BYTES, FILL);
 	f->client = dm_io_client_create(0);
 	g_assert_nonnull(f->client);
 }
@@ -51,47 +43,11 @@ static void teardown(struct fixture *f, gconstpointer data)
 {
 	(void)data;
 	dm_io_client_destroy(f->client);
-	for (int i = 0; i < NDEV; i++) {
-		dmio_fault_clear(f->bdev[i]);
-		dmio_bdev_close(f->bdev[i]);
-		g_free(f->path[i]);
-	}
+	tu_devices_close(&f->d);
 	tu_tmpdir_free(f->dir);
 }
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static struct dm_io_memory kmem(void *p)
-{
-	return (struct dm_io_memory){ .type = DM_IO_KMEM, .ptr.addr = p };
-}
-
-static struct dm_io_memory vma(void *p)
-{
-	return (struct dm_io_memory){ .type = DM_IO_VMA, .ptr.vma = p };
-}
-
-static int io_sync(struct dm_io_client *client, int op, unsigned int flags, struct dm_io_memory mem,
-		   unsigned int n, struct io_region *where, unsigned long *bits)
-{
-	struct dm_io_request req = { .bi_op = op, .bi_op_flags = flags, .mem = mem, .client = client };
-
-	return dm_io(&req, n, where, bits);
-}
-
-static int io_async(struct dm_io_client *client, int op, unsigned int flags, struct dm_io_memory mem,
-		    unsigned int n, struct io_region *where, io_notify_fn fn, void *context)
-{
-	struct dm_io_request req = {
-		.bi_op = op,
-		.bi_op_flags = flags,
-		.mem = mem,
-		.notify = { .fn = fn, .context = context },
-		.client = client,
-	};
-
-	return dm_io(&req, n, where, NULL);
-}
 
 /* Counter deltas since a snapshot. */
 struct snap {
@@ -101,28 +57,12 @@ struct snap {
 static void snap_take(struct fixture *f, struct snap *sn)
 {
 	for (int i = 0; i < NDEV; i++)
-		dmio_bdev_get_stats(f->bdev[i], &sn->s[i]);
-}
-
-static struct dmio_bdev_stats delta_of(struct block_device *bdev, const struct dmio_bdev_stats *before)
-{
-	struct dmio_bdev_stats now, d;
-
-	dmio_bdev_get_stats(bdev, &now);
-	d.reads = now.reads - before->reads;
-	d.writes = now.writes - before->writes;
-	d.flushes = now.flushes - before->flushes;
-	d.discards = now.discards - before->discards;
-	d.read_bytes = now.read_bytes - before->read_bytes;
-	d.write_bytes = now.write_bytes - before->write_bytes;
-	d.errors = now.errors - before->errors;
-	d.inflight = now.inflight;
-	return d;
+		dmio_bdev_get_stats(f->d.bdev[i], &sn->s[i]);
 }
 
 static struct dmio_bdev_stats delta(struct fixture *f, const struct snap *sn, int dev)
 {
-	return delta_of(f->bdev[dev], &sn->s[dev]);
+	return tu_stats_since(f->d.bdev[dev], &sn->s[dev]);
 }
 
 /* A callback that also records where and when it ran. */
@@ -289,7 +229,7 @@ static struct memdesc *md_new(enum mem_case mc, size_t len)
 		md->is_data = g_malloc0(md->arena_len);
 		start = md->arena + DMIO_PAGE_SIZE + (odd ? 3 : 0);
 		md_add_span(md, start, len);
-		md->mem = (mc == MC_VMA || mc == MC_VMA_ODD) ? vma(start) : kmem(start);
+		md->mem = (mc == MC_VMA || mc == MC_VMA_ODD) ? tu_vma(start) : tu_kmem(start);
 		break;
 	}
 	}
@@ -378,7 +318,7 @@ static void test_client_create_destroy(void)
 static void test_client_with_io(struct fixture *f, gconstpointer data)
 {
 	char *buf = tu_aligned(8192), *back = tu_aligned(8192);
-	struct io_region where = { f->bdev[0], 16, 16 };
+	struct io_region where = { f->d.bdev[0], 16, 16 };
 	unsigned int fds_before, fds_after;
 	struct probe p;
 	gint64 start;
@@ -391,10 +331,10 @@ static void test_client_with_io(struct fixture *f, gconstpointer data)
 
 		g_assert_nonnull(c);
 		tu_pattern(buf, 8192, 100 + (uint32_t)round);
-		g_assert_cmpint(io_sync(c, DMIO_WRITE, 0, kmem(buf), 1, &where, &bits), ==, 0);
+		g_assert_cmpint(tu_io_sync(c, DMIO_WRITE, 0, tu_kmem(buf), 1, &where, &bits), ==, 0);
 		g_assert_cmpuint(bits, ==, 0);
 		memset(back, 0, 8192);
-		g_assert_cmpint(io_sync(c, DMIO_READ, 0, kmem(back), 1, &where, &bits), ==, 0);
+		g_assert_cmpint(tu_io_sync(c, DMIO_READ, 0, tu_kmem(back), 1, &where, &bits), ==, 0);
 		g_assert_cmpmem(back, 8192, buf, 8192);
 		dm_io_client_destroy(c);
 	}
@@ -406,17 +346,17 @@ static void test_client_with_io(struct fixture *f, gconstpointer data)
 		struct dm_io_client *c = dm_io_client_create(0);
 
 		probe_init(&p, c);
-		add_fault(f->bdev[0], DMIO_FAULT_WRITE, DMIO_FAULT_DELAY, 0, 0, 200, 0);
+		add_fault(f->d.bdev[0], DMIO_FAULT_WRITE, DMIO_FAULT_DELAY, 0, 0, 200, 0);
 		tu_pattern(buf, 8192, 200);
 		start = g_get_monotonic_time();
-		g_assert_cmpint(io_async(c, DMIO_WRITE, 0, kmem(buf), 1, &where, probe_notify, &p), ==, 0);
+		g_assert_cmpint(tu_io_async(c, DMIO_WRITE, 0, tu_kmem(buf), 1, &where, probe_notify, &p), ==, 0);
 		dm_io_client_destroy(c);
 		g_assert_cmpint(g_get_monotonic_time() - start, >=, 200000);
 		g_assert_cmpuint(p.w.calls, ==, 1);
 		g_assert_cmpuint(p.w.bits, ==, 0);
 		g_assert_cmpint(p.on_thread, ==, 1);
 		g_assert_cmpint(p.when - start, >=, 200000);
-		tu_assert_image_holds(f->path[0], 16 * 512, buf, 8192);
+		tu_assert_image_holds(f->d.path[0], 16 * 512, buf, 8192);
 		tu_waiter_clear(&p.w);
 	}
 	free(buf);
@@ -431,8 +371,8 @@ static void test_mem_type(struct fixture *f, gconstpointer data)
 	size_t len = 81 * 512; /* ends mid-page */
 	struct memdesc *md = md_new(mc, len);
 	char *want = g_malloc(len);
-	struct io_region w1[2] = { { f->bdev[0], 0, len >> 9 }, { f->bdev[1], 2048, len >> 9 } };
-	struct io_region w2[2] = { { f->bdev[2], 101, len >> 9 }, { f->bdev[0], 4096, len >> 9 } };
+	struct io_region w1[2] = { { f->d.bdev[0], 0, len >> 9 }, { f->d.bdev[1], 2048, len >> 9 } };
+	struct io_region w2[2] = { { f->d.bdev[2], 101, len >> 9 }, { f->d.bdev[0], 4096, len >> 9 } };
 	unsigned long bits = ~0UL;
 	struct snap sn;
 	struct probe p;
@@ -444,19 +384,19 @@ static void test_mem_type(struct fixture *f, gconstpointer data)
 	memset(md->arena, 0xC3, md->arena_len);
 	md_scatter(md, want);
 	snap_take(f, &sn);
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, md->mem, 2, w1, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, md->mem, 2, w1, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 0).write_bytes, ==, len);
 	g_assert_cmpuint(delta(f, &sn, 1).write_bytes, ==, len);
 	g_assert_cmpuint(delta(f, &sn, 2).write_bytes, ==, 0);
-	tu_assert_image_holds(f->path[0], 0, want, len);
-	tu_assert_image_holds(f->path[1], 2048 * 512, want, len);
-	tu_assert_image_filled(f->path[0], len, FILL, 512); /* nothing past the end */
+	tu_assert_image_holds(f->d.path[0], 0, want, len);
+	tu_assert_image_holds(f->d.path[1], 2048 * 512, want, len);
+	tu_assert_image_filled(f->d.path[0], len, FILL, 512); /* nothing past the end */
 	md_assert_guards(md, 0xC3);
 
 	/* async read of one of them */
 	memset(md->arena, 0x3C, md->arena_len);
-	g_assert_cmpint(io_async(f->client, DMIO_READ, 0, md->mem, 1, &w1[1], probe_notify, &p), ==, 0);
+	g_assert_cmpint(tu_io_async(f->client, DMIO_READ, 0, md->mem, 1, &w1[1], probe_notify, &p), ==, 0);
 	tu_waiter_wait(&p.w, 1);
 	g_assert_cmpuint(p.w.bits, ==, 0);
 	g_assert_cmpint(p.on_thread, ==, 1);
@@ -467,17 +407,17 @@ static void test_mem_type(struct fixture *f, gconstpointer data)
 	/* async write, then a sync read */
 	tu_pattern(want, len, 31 + (uint32_t)mc);
 	md_scatter(md, want);
-	g_assert_cmpint(io_async(f->client, DMIO_WRITE, 0, md->mem, 2, w2, probe_notify, &p), ==, 0);
+	g_assert_cmpint(tu_io_async(f->client, DMIO_WRITE, 0, md->mem, 2, w2, probe_notify, &p), ==, 0);
 	tu_waiter_wait(&p.w, 2);
 	g_assert_cmpuint(p.w.bits, ==, 0);
 	g_assert_cmpint(p.on_thread, ==, 2);
-	tu_assert_image_holds(f->path[2], 101 * 512, want, len);
-	tu_assert_image_holds(f->path[0], 4096 * 512, want, len);
-	tu_assert_image_filled(f->path[2], 100 * 512, FILL, 512);
+	tu_assert_image_holds(f->d.path[2], 101 * 512, want, len);
+	tu_assert_image_holds(f->d.path[0], 4096 * 512, want, len);
+	tu_assert_image_filled(f->d.path[2], 100 * 512, FILL, 512);
 	md_assert_guards(md, 0x3C);
 
 	memset(md->arena, 0x99, md->arena_len);
-	g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, md->mem, 1, &w2[0], &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, md->mem, 1, &w2[0], &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
 	md_assert_holds(md, want);
 	md_assert_guards(md, 0x99);
@@ -485,25 +425,25 @@ static void test_mem_type(struct fixture *f, gconstpointer data)
 	/* a read straddling the device's end fails before any I/O and hands
 	 * back zeroes in exactly the data bytes, sync and async */
 	{
-		struct io_region past = { f->bdev[1], IMG_SECTORS - 8, len >> 9 };
+		struct io_region past = { f->d.bdev[1], IMG_SECTORS - 8, len >> 9 };
 		struct dmio_bdev_stats before;
 
-		dmio_bdev_get_stats(f->bdev[1], &before);
+		dmio_bdev_get_stats(f->d.bdev[1], &before);
 		memset(md->arena, 0x77, md->arena_len);
 		bits = 0;
-		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, md->mem, 1, &past, &bits), ==, -EIO);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, md->mem, 1, &past, &bits), ==, -EIO);
 		g_assert_cmpuint(bits, ==, 1);
 		for (unsigned int i = 0; i < md->nspans; i++)
 			tu_assert_bytes(md->spans[i].addr, 0, md->spans[i].len);
 		md_assert_guards(md, 0x77);
 		memset(md->arena, 0x78, md->arena_len);
-		g_assert_cmpint(io_async(f->client, DMIO_READ, 0, md->mem, 1, &past, probe_notify, &p), ==, 0);
+		g_assert_cmpint(tu_io_async(f->client, DMIO_READ, 0, md->mem, 1, &past, probe_notify, &p), ==, 0);
 		tu_waiter_wait(&p.w, 3);
 		g_assert_cmpuint(p.w.bits, ==, 1);
 		for (unsigned int i = 0; i < md->nspans; i++)
 			tu_assert_bytes(md->spans[i].addr, 0, md->spans[i].len);
 		md_assert_guards(md, 0x78);
-		g_assert_cmpuint(delta_of(f->bdev[1], &before).reads, ==, 0);
+		g_assert_cmpuint(tu_stats_since(f->d.bdev[1], &before).reads, ==, 0);
 	}
 
 	g_usleep(20000);
@@ -519,23 +459,23 @@ static void test_default_client(struct fixture *f, gconstpointer data)
 {
 	size_t len = 64 * 1024;
 	char *buf = tu_aligned(len), *back = g_malloc(len + 1) + 1;
-	struct io_region where = { f->bdev[2], 512, len >> 9 };
+	struct io_region where = { f->d.bdev[2], 512, len >> 9 };
 	struct dm_io_client *def;
 	unsigned long bits = ~0UL;
 	struct probe p, other;
 
 	(void)data;
 	tu_pattern(buf, len, 41);
-	g_assert_cmpint(io_sync(NULL, DMIO_WRITE, DMIO_REQ_SYNC, vma(buf), 1, &where, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_WRITE, DMIO_REQ_SYNC, tu_vma(buf), 1, &where, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
-	tu_assert_image_holds(f->path[2], 512 * 512, buf, len);
+	tu_assert_image_holds(f->d.path[2], 512 * 512, buf, len);
 	def = dmio_default_client();
 	g_assert_nonnull(def);
 	g_assert_true(def != f->client);
 
 	probe_init(&p, def);
 	memset(back, 0, len);
-	g_assert_cmpint(io_async(NULL, DMIO_READ, 0, kmem(back), 1, &where, probe_notify, &p), ==, 0);
+	g_assert_cmpint(tu_io_async(NULL, DMIO_READ, 0, tu_kmem(back), 1, &where, probe_notify, &p), ==, 0);
 	tu_waiter_wait(&p.w, 1);
 	g_assert_cmpuint(p.w.bits, ==, 0);
 	g_assert_cmpint(p.on_thread, ==, 1);
@@ -543,7 +483,7 @@ static void test_default_client(struct fixture *f, gconstpointer data)
 
 	/* and a private client's callback does not run there */
 	probe_init(&other, def);
-	g_assert_cmpint(io_async(f->client, DMIO_READ, 0, kmem(back), 1, &where, probe_notify, &other), ==, 0);
+	g_assert_cmpint(tu_io_async(f->client, DMIO_READ, 0, tu_kmem(back), 1, &where, probe_notify, &other), ==, 0);
 	tu_waiter_wait(&other.w, 1);
 	g_assert_cmpint(other.on_thread, ==, 0);
 	tu_waiter_clear(&p.w);
@@ -558,7 +498,7 @@ static void test_flush_regions(struct fixture *f, gconstpointer data)
 {
 	/* dev0 named twice, dev1 with an empty region: one flush per region */
 	struct io_region where[4] = {
-		{ f->bdev[0], 0, 8 }, { f->bdev[1], 64, 0 }, { f->bdev[2], 100, 16 }, { f->bdev[0], 8, 8 },
+		{ f->d.bdev[0], 0, 8 }, { f->d.bdev[1], 64, 0 }, { f->d.bdev[2], 100, 16 }, { f->d.bdev[0], 8, 8 },
 	};
 	struct dm_io_memory nomem = { .type = DM_IO_KMEM, .ptr.addr = NULL };
 	unsigned long bits = ~0UL;
@@ -567,7 +507,7 @@ static void test_flush_regions(struct fixture *f, gconstpointer data)
 
 	(void)data;
 	snap_take(f, &sn);
-	g_assert_cmpint(io_sync(f->client, DMIO_FLUSH, 0, nomem, 4, where, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_FLUSH, 0, nomem, 4, where, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 0).flushes, ==, 2);
 	g_assert_cmpuint(delta(f, &sn, 1).flushes, ==, 1);
@@ -586,7 +526,7 @@ static void test_flush_regions(struct fixture *f, gconstpointer data)
 	/* async, with flags that make no difference to a flush */
 	probe_init(&p, f->client);
 	snap_take(f, &sn);
-	g_assert_cmpint(io_async(f->client, DMIO_FLUSH, DMIO_REQ_SYNC | DMIO_REQ_FUA, nomem, 3, where, probe_notify,
+	g_assert_cmpint(tu_io_async(f->client, DMIO_FLUSH, DMIO_REQ_SYNC | DMIO_REQ_FUA, nomem, 3, where, probe_notify,
 				 &p),
 			==, 0);
 	tu_waiter_wait(&p.w, 1);
@@ -596,7 +536,7 @@ static void test_flush_regions(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(delta(f, &sn, 2).flushes, ==, 1);
 	for (int i = 0; i < NDEV; i++) {
 		g_assert_cmpuint(delta(f, &sn, i).writes, ==, 0);
-		tu_assert_image_filled(f->path[i], 0, FILL, 128 * 512);
+		tu_assert_image_filled(f->d.path[i], 0, FILL, 128 * 512);
 	}
 	g_usleep(20000);
 	g_assert_cmpuint(probe_calls(&p), ==, 1);
@@ -609,7 +549,7 @@ static void test_preflush_write(struct fixture *f, gconstpointer data)
 {
 	size_t len = 8192;
 	char *buf = tu_aligned(len);
-	struct io_region where[3] = { { f->bdev[0], 0, len >> 9 }, { f->bdev[1], 0, 0 }, { f->bdev[2], 64, len >> 9 } };
+	struct io_region where[3] = { { f->d.bdev[0], 0, len >> 9 }, { f->d.bdev[1], 0, 0 }, { f->d.bdev[2], 64, len >> 9 } };
 	unsigned long bits = ~0UL;
 	struct snap sn;
 	struct probe p;
@@ -618,7 +558,7 @@ static void test_preflush_write(struct fixture *f, gconstpointer data)
 	(void)data;
 	tu_pattern(buf, len, 51);
 	snap_take(f, &sn);
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, DMIO_REQ_PREFLUSH, kmem(buf), 3, where, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, DMIO_REQ_PREFLUSH, tu_kmem(buf), 3, where, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 0).flushes, ==, 1);
 	g_assert_cmpuint(delta(f, &sn, 0).writes, ==, 1);
@@ -628,18 +568,18 @@ static void test_preflush_write(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(delta(f, &sn, 1).write_bytes, ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 2).flushes, ==, 1);
 	g_assert_cmpuint(delta(f, &sn, 2).writes, ==, 1);
-	tu_assert_image_holds(f->path[0], 0, buf, len);
-	tu_assert_image_filled(f->path[1], 0, FILL, len);
-	tu_assert_image_holds(f->path[2], 64 * 512, buf, len);
+	tu_assert_image_holds(f->d.path[0], 0, buf, len);
+	tu_assert_image_filled(f->d.path[1], 0, FILL, len);
+	tu_assert_image_holds(f->d.path[2], 64 * 512, buf, len);
 
 	/* Order: hold dev0's flush for 300 ms.  Until it completes no data
 	 * piece may be issued, not even to dev2 whose flush is long done. */
-	add_fault(f->bdev[0], DMIO_FAULT_FLUSH, DMIO_FAULT_DELAY, 0, 0, 300, 0);
+	add_fault(f->d.bdev[0], DMIO_FAULT_FLUSH, DMIO_FAULT_DELAY, 0, 0, 300, 0);
 	probe_init(&p, f->client);
 	tu_pattern(buf, len, 52);
 	snap_take(f, &sn);
 	start = g_get_monotonic_time();
-	g_assert_cmpint(io_async(f->client, DMIO_WRITE, DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, kmem(buf), 3, where,
+	g_assert_cmpint(tu_io_async(f->client, DMIO_WRITE, DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, tu_kmem(buf), 3, where,
 				 probe_notify, &p),
 			==, 0);
 	sleep_until(start + 100000);
@@ -655,8 +595,8 @@ static void test_preflush_write(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(delta(f, &sn, 1).writes, ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 2).writes, ==, 1);
 	g_assert_cmpuint(delta(f, &sn, 1).flushes, ==, 1);
-	tu_assert_image_holds(f->path[0], 0, buf, len);
-	tu_assert_image_holds(f->path[2], 64 * 512, buf, len);
+	tu_assert_image_holds(f->d.path[0], 0, buf, len);
+	tu_assert_image_holds(f->d.path[2], 64 * 512, buf, len);
 	tu_waiter_clear(&p.w);
 	free(buf);
 }
@@ -667,7 +607,7 @@ static void test_fua_write(struct fixture *f, gconstpointer data)
 {
 	size_t len = 128 * 1024;
 	char *buf = tu_aligned(len), *odd = g_malloc(len + 8) + 5;
-	struct io_region where[2] = { { f->bdev[0], 256, len >> 9 }, { f->bdev[1], 0, len >> 9 } };
+	struct io_region where[2] = { { f->d.bdev[0], 256, len >> 9 }, { f->d.bdev[1], 0, len >> 9 } };
 	unsigned long bits = ~0UL;
 	struct snap sn;
 	struct probe p;
@@ -675,31 +615,31 @@ static void test_fua_write(struct fixture *f, gconstpointer data)
 	(void)data;
 	tu_pattern(buf, len, 61);
 	snap_take(f, &sn);
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, DMIO_REQ_FUA, kmem(buf), 2, where, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, DMIO_REQ_FUA, tu_kmem(buf), 2, where, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
 	for (int i = 0; i < 2; i++) {
 		g_assert_cmpuint(delta(f, &sn, i).writes, ==, 1);
 		g_assert_cmpuint(delta(f, &sn, i).write_bytes, ==, len);
 		g_assert_cmpuint(delta(f, &sn, i).errors, ==, 0);
 	}
-	tu_assert_image_holds(f->path[0], 256 * 512, buf, len);
-	tu_assert_image_holds(f->path[1], 0, buf, len);
+	tu_assert_image_holds(f->d.path[0], 256 * 512, buf, len);
+	tu_assert_image_holds(f->d.path[1], 0, buf, len);
 
 	/* async, through bounce pages */
 	probe_init(&p, f->client);
 	tu_pattern(odd, len, 62);
 	snap_take(f, &sn);
-	g_assert_cmpint(io_async(f->client, DMIO_WRITE, DMIO_REQ_FUA | DMIO_REQ_SYNC, kmem(odd), 2, where, probe_notify,
+	g_assert_cmpint(tu_io_async(f->client, DMIO_WRITE, DMIO_REQ_FUA | DMIO_REQ_SYNC, tu_kmem(odd), 2, where, probe_notify,
 				 &p),
 			==, 0);
 	tu_waiter_wait(&p.w, 1);
 	g_assert_cmpuint(p.w.bits, ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 0).write_bytes, ==, len);
 	g_assert_cmpuint(delta(f, &sn, 1).write_bytes, ==, len);
-	tu_assert_image_holds(f->path[0], 256 * 512, odd, len);
-	tu_assert_image_holds(f->path[1], 0, odd, len);
-	tu_assert_image_filled(f->path[0], 255 * 512, FILL, 512);
-	tu_assert_image_filled(f->path[0], 256 * 512 + len, FILL, 512);
+	tu_assert_image_holds(f->d.path[0], 256 * 512, odd, len);
+	tu_assert_image_holds(f->d.path[1], 0, odd, len);
+	tu_assert_image_filled(f->d.path[0], 255 * 512, FILL, 512);
+	tu_assert_image_filled(f->d.path[0], 256 * 512 + len, FILL, 512);
 	tu_waiter_clear(&p.w);
 	free(buf);
 	g_free(odd - 5);
@@ -713,10 +653,10 @@ static void test_deallocate(struct fixture *f, gconstpointer data)
 	size_t span = 64 * 1024;
 	char *pat = g_malloc(span), *zero = g_malloc0(span);
 	struct io_region where[4] = {
-		{ f->bdev[0], 33, 70 },                     /* starts and ends inside file system blocks */
-		{ f->bdev[1], IMG_SECTORS - 8, 16 },       /* straddles the end */
-		{ f->bdev[2], 0, 0 },                       /* empty */
-		{ f->bdev[2], 64, 64 },                     /* block aligned */
+		{ f->d.bdev[0], 33, 70 },                     /* starts and ends inside file system blocks */
+		{ f->d.bdev[1], IMG_SECTORS - 8, 16 },       /* straddles the end */
+		{ f->d.bdev[2], 0, 0 },                       /* empty */
+		{ f->d.bdev[2], 64, 64 },                     /* block aligned */
 	};
 	unsigned long bits = 0;
 	struct snap sn;
@@ -724,20 +664,20 @@ static void test_deallocate(struct fixture *f, gconstpointer data)
 	struct stat st;
 
 	tu_pattern(pat, span, 71);
-	tu_raw_write(f->path[0], 0, pat, span);
-	tu_raw_write(f->path[2], 0, pat, span);
+	tu_raw_write(f->d.path[0], 0, pat, span);
+	tu_raw_write(f->d.path[2], 0, pat, span);
 	snap_take(f, &sn);
-	g_assert_cmpint(io_sync(f->client, op, 0, kmem(NULL), 4, where, &bits), ==, -EIO);
+	g_assert_cmpint(tu_io_sync(f->client, op, 0, tu_kmem(NULL), 4, where, &bits), ==, -EIO);
 	g_assert_cmpuint(bits, ==, 1UL << 1);
 
-	tu_assert_image_holds(f->path[0], 0, pat, 33 * 512);
-	tu_assert_image_holds(f->path[0], 33 * 512, zero, 70 * 512);
-	tu_assert_image_holds(f->path[0], 103 * 512, pat + 103 * 512, span - 103 * 512);
-	tu_assert_image_holds(f->path[2], 0, pat, 32 * 1024);
-	tu_assert_image_holds(f->path[2], 32 * 1024, zero, 32 * 1024);
-	tu_assert_image_filled(f->path[2], span, FILL, 4096);
-	tu_assert_image_filled(f->path[1], (IMG_SECTORS - 8) * 512, FILL, 4096);
-	g_assert_cmpint(stat(f->path[1], &st), ==, 0);
+	tu_assert_image_holds(f->d.path[0], 0, pat, 33 * 512);
+	tu_assert_image_holds(f->d.path[0], 33 * 512, zero, 70 * 512);
+	tu_assert_image_holds(f->d.path[0], 103 * 512, pat + 103 * 512, span - 103 * 512);
+	tu_assert_image_holds(f->d.path[2], 0, pat, 32 * 1024);
+	tu_assert_image_holds(f->d.path[2], 32 * 1024, zero, 32 * 1024);
+	tu_assert_image_filled(f->d.path[2], span, FILL, 4096);
+	tu_assert_image_filled(f->d.path[1], (IMG_SECTORS - 8) * 512, FILL, 4096);
+	g_assert_cmpint(stat(f->d.path[1], &st), ==, 0);
 	g_assert_cmpuint(st.st_size, ==, IMG_BYTES);
 
 	g_assert_cmpuint(delta(f, &sn, 0).discards, ==, 1);
@@ -752,20 +692,20 @@ static void test_deallocate(struct fixture *f, gconstpointer data)
 	/* async, with FUA, over a range that had data written through libdmio */
 	{
 		char *buf = tu_aligned(span);
-		struct io_region r = { f->bdev[1], 1000, span >> 9 };
-		struct io_region part = { f->bdev[1], 1008, 16 };
+		struct io_region r = { f->d.bdev[1], 1000, span >> 9 };
+		struct io_region part = { f->d.bdev[1], 1008, 16 };
 
 		tu_pattern(buf, span, 72);
-		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &r, NULL), ==, 0);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 1, &r, NULL), ==, 0);
 		probe_init(&p, f->client);
 		snap_take(f, &sn);
-		g_assert_cmpint(io_async(f->client, op, DMIO_REQ_FUA, kmem(NULL), 1, &part, probe_notify, &p), ==, 0);
+		g_assert_cmpint(tu_io_async(f->client, op, DMIO_REQ_FUA, tu_kmem(NULL), 1, &part, probe_notify, &p), ==, 0);
 		tu_waiter_wait(&p.w, 1);
 		g_assert_cmpuint(p.w.bits, ==, 0);
 		g_assert_cmpuint(delta(f, &sn, 1).discards, ==, 1);
 		/* libdmio reads it back as zeroes too, not a stale cached copy */
 		memset(buf, 0xEE, span);
-		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, kmem(buf), 1, &r, NULL), ==, 0);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, tu_kmem(buf), 1, &r, NULL), ==, 0);
 		tu_assert_bytes(buf + 8 * 512, 0, 16 * 512);
 		tu_pattern(pat, span, 72);
 		g_assert_cmpmem(buf, 8 * 512, pat, 8 * 512);
@@ -783,32 +723,32 @@ static void test_split(struct fixture *f, gconstpointer data)
 {
 	size_t len = 256 * 1024;
 	char *buf = tu_aligned(len), *back = tu_aligned(len);
-	struct io_region where = { f->bdev[0], 1024, len >> 9 };
-	unsigned int dflt = dmio_bdev_max_io_sectors(f->bdev[0]);
+	struct io_region where = { f->d.bdev[0], 1024, len >> 9 };
+	unsigned int dflt = dmio_bdev_max_io_sectors(f->d.bdev[0]);
 	unsigned long bits = ~0UL;
 	struct snap sn;
 
 	(void)data;
 	g_assert_cmpuint(dflt, >=, 8);
-	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->bdev[0], 0), ==, -EINVAL);
-	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->bdev[0], (1u << 21) + 1), ==, -EINVAL);
-	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->bdev[0], UINT_MAX), ==, -EINVAL);
-	g_assert_cmpuint(dmio_bdev_max_io_sectors(f->bdev[0]), ==, dflt);
-	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->bdev[0], 1u << 21), ==, 0);
-	g_assert_cmpuint(dmio_bdev_max_io_sectors(f->bdev[0]), ==, 1u << 21);
-	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->bdev[0], 8), ==, 0);
-	g_assert_cmpuint(dmio_bdev_max_io_sectors(f->bdev[0]), ==, 8);
+	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->d.bdev[0], 0), ==, -EINVAL);
+	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->d.bdev[0], (1u << 21) + 1), ==, -EINVAL);
+	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->d.bdev[0], UINT_MAX), ==, -EINVAL);
+	g_assert_cmpuint(dmio_bdev_max_io_sectors(f->d.bdev[0]), ==, dflt);
+	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->d.bdev[0], 1u << 21), ==, 0);
+	g_assert_cmpuint(dmio_bdev_max_io_sectors(f->d.bdev[0]), ==, 1u << 21);
+	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->d.bdev[0], 8), ==, 0);
+	g_assert_cmpuint(dmio_bdev_max_io_sectors(f->d.bdev[0]), ==, 8);
 
 	tu_pattern(buf, len, 81);
 	snap_take(f, &sn);
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &where, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 1, &where, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 0).writes, ==, 64);
 	g_assert_cmpuint(delta(f, &sn, 0).write_bytes, ==, len);
-	tu_assert_image_holds(f->path[0], 1024 * 512, buf, len);
+	tu_assert_image_holds(f->d.path[0], 1024 * 512, buf, len);
 
 	memset(back, 0, len);
-	g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, kmem(back), 1, &where, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, tu_kmem(back), 1, &where, &bits), ==, 0);
 	g_assert_cmpuint(delta(f, &sn, 0).reads, ==, 64);
 	g_assert_cmpuint(delta(f, &sn, 0).read_bytes, ==, len);
 	g_assert_cmpmem(back, len, buf, len);
@@ -819,15 +759,15 @@ static void test_split(struct fixture *f, gconstpointer data)
 
 		tu_pattern(odd, len, 82);
 		snap_take(f, &sn);
-		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(odd), 1, &where, &bits), ==, 0);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(odd), 1, &where, &bits), ==, 0);
 		g_assert_cmpuint(delta(f, &sn, 0).writes, ==, 64);
-		tu_assert_image_holds(f->path[0], 1024 * 512, odd, len);
+		tu_assert_image_holds(f->d.path[0], 1024 * 512, odd, len);
 		g_free(odd - 1);
 	}
 
 	/* 512-byte pieces: one request needs more pieces than the client's
 	 * whole pool, so it waits for its own pieces to come back */
-	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->bdev[0], 1), ==, 0);
+	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->d.bdev[0], 1), ==, 0);
 	g_assert_cmpuint(len >> 9, >, f->client->pieces.total);
 	for (int b = 0; b < 2; b++) {
 		char *raw = g_malloc(len + 8), *mem = b ? raw + 5 : buf;
@@ -836,13 +776,13 @@ static void test_split(struct fixture *f, gconstpointer data)
 		probe_init(&p, f->client);
 		tu_pattern(mem, len, 83 + (uint32_t)b);
 		snap_take(f, &sn);
-		g_assert_cmpint(io_async(f->client, DMIO_WRITE, 0, kmem(mem), 1, &where, probe_notify, &p), ==, 0);
+		g_assert_cmpint(tu_io_async(f->client, DMIO_WRITE, 0, tu_kmem(mem), 1, &where, probe_notify, &p), ==, 0);
 		tu_waiter_wait(&p.w, 1);
 		g_assert_cmpuint(p.w.bits, ==, 0);
 		g_assert_cmpuint(delta(f, &sn, 0).writes, ==, len >> 9);
-		tu_assert_image_holds(f->path[0], 1024 * 512, mem, len);
+		tu_assert_image_holds(f->d.path[0], 1024 * 512, mem, len);
 		memset(back, 0, len);
-		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, kmem(back), 1, &where, &bits), ==, 0);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, tu_kmem(back), 1, &where, &bits), ==, 0);
 		g_assert_cmpuint(delta(f, &sn, 0).reads, ==, len >> 9);
 		g_assert_cmpmem(back, len, mem, len);
 		tu_waiter_clear(&p.w);
@@ -858,27 +798,27 @@ static void test_split_fault_write(struct fixture *f, gconstpointer data)
 {
 	size_t len = 256 * 1024, piece = 4096;
 	char *buf = tu_aligned(len);
-	struct io_region where[2] = { { f->bdev[0], 1024, len >> 9 }, { f->bdev[1], 0, len >> 9 } };
+	struct io_region where[2] = { { f->d.bdev[0], 1024, len >> 9 }, { f->d.bdev[1], 0, len >> 9 } };
 	unsigned long bits = 0;
 	struct snap sn;
 	int id;
 
 	(void)data;
-	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->bdev[0], 8), ==, 0);
-	id = add_fault(f->bdev[0], DMIO_FAULT_WRITE, DMIO_FAULT_EIO, 1024 + 32 * 8, 8, 0, 0);
+	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->d.bdev[0], 8), ==, 0);
+	id = add_fault(f->d.bdev[0], DMIO_FAULT_WRITE, DMIO_FAULT_EIO, 1024 + 32 * 8, 8, 0, 0);
 	tu_pattern(buf, len, 91);
 	snap_take(f, &sn);
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 2, where, &bits), ==, -EIO);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 2, where, &bits), ==, -EIO);
 	g_assert_cmpuint(bits, ==, 1UL << 0);
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 1);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], id), ==, 1);
 	g_assert_cmpuint(delta(f, &sn, 0).writes, ==, 63);
 	g_assert_cmpuint(delta(f, &sn, 0).write_bytes, ==, len - piece);
 	g_assert_cmpuint(delta(f, &sn, 0).errors, ==, 1);
 	g_assert_cmpuint(delta(f, &sn, 1).errors, ==, 0);
-	tu_assert_image_holds(f->path[0], 1024 * 512, buf, 32 * piece);
-	tu_assert_image_filled(f->path[0], 1024 * 512 + 32 * piece, FILL, piece);
-	tu_assert_image_holds(f->path[0], 1024 * 512 + 33 * piece, buf + 33 * piece, len - 33 * piece);
-	tu_assert_image_holds(f->path[1], 0, buf, len);
+	tu_assert_image_holds(f->d.path[0], 1024 * 512, buf, 32 * piece);
+	tu_assert_image_filled(f->d.path[0], 1024 * 512 + 32 * piece, FILL, piece);
+	tu_assert_image_holds(f->d.path[0], 1024 * 512 + 33 * piece, buf + 33 * piece, len - 33 * piece);
+	tu_assert_image_holds(f->d.path[1], 0, buf, len);
 	free(buf);
 }
 
@@ -890,22 +830,22 @@ static void test_split_fault_read(struct fixture *f, gconstpointer data)
 	char *want = g_malloc(len);
 	char *direct = tu_aligned(len), *odd = g_malloc(len + 4) + 3;
 	char *bufs[2] = { direct, odd };
-	struct io_region where = { f->bdev[0], 1024, len >> 9 };
+	struct io_region where = { f->d.bdev[0], 1024, len >> 9 };
 	unsigned long bits = 0;
 	struct snap sn;
 	int id;
 
 	(void)data;
 	tu_pattern(want, len, 101);
-	tu_raw_write(f->path[0], 1024 * 512, want, len);
-	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->bdev[0], 8), ==, 0);
+	tu_raw_write(f->d.path[0], 1024 * 512, want, len);
+	g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->d.bdev[0], 8), ==, 0);
 
 	/* one piece: sync */
-	id = add_fault(f->bdev[0], DMIO_FAULT_READ, DMIO_FAULT_EIO, 1024 + 32 * 8, 8, 0, 0);
+	id = add_fault(f->d.bdev[0], DMIO_FAULT_READ, DMIO_FAULT_EIO, 1024 + 32 * 8, 8, 0, 0);
 	for (int b = 0; b < 2; b++) {
 		memset(bufs[b], 0xAB, len);
 		snap_take(f, &sn);
-		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, kmem(bufs[b]), 1, &where, &bits), ==, -EIO);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, tu_kmem(bufs[b]), 1, &where, &bits), ==, -EIO);
 		g_assert_cmpuint(bits, ==, 1);
 		g_assert_cmpuint(delta(f, &sn, 0).reads, ==, 63);
 		g_assert_cmpuint(delta(f, &sn, 0).read_bytes, ==, len - piece);
@@ -914,18 +854,18 @@ static void test_split_fault_read(struct fixture *f, gconstpointer data)
 		tu_assert_bytes(bufs[b] + 32 * piece, 0, piece);
 		g_assert_cmpmem(bufs[b] + 33 * piece, len - 33 * piece, want + 33 * piece, len - 33 * piece);
 	}
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 2);
-	g_assert_cmpint(dmio_fault_remove(f->bdev[0], id), ==, 0);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], id), ==, 2);
+	g_assert_cmpint(dmio_fault_remove(f->d.bdev[0], id), ==, 0);
 
 	/* a rule straddling pieces 31 and 32: async */
-	id = add_fault(f->bdev[0], DMIO_FAULT_READ, DMIO_FAULT_EIO, 1024 + 32 * 8 - 4, 8, 0, 0);
+	id = add_fault(f->d.bdev[0], DMIO_FAULT_READ, DMIO_FAULT_EIO, 1024 + 32 * 8 - 4, 8, 0, 0);
 	for (int b = 0; b < 2; b++) {
 		struct probe p;
 
 		probe_init(&p, f->client);
 		memset(bufs[b], 0xAB, len);
 		snap_take(f, &sn);
-		g_assert_cmpint(io_async(f->client, DMIO_READ, 0, kmem(bufs[b]), 1, &where, probe_notify, &p), ==, 0);
+		g_assert_cmpint(tu_io_async(f->client, DMIO_READ, 0, tu_kmem(bufs[b]), 1, &where, probe_notify, &p), ==, 0);
 		tu_waiter_wait(&p.w, 1);
 		g_assert_cmpuint(p.w.bits, ==, 1);
 		g_assert_cmpuint(delta(f, &sn, 0).reads, ==, 62);
@@ -935,8 +875,8 @@ static void test_split_fault_read(struct fixture *f, gconstpointer data)
 		g_assert_cmpmem(bufs[b] + 33 * piece, len - 33 * piece, want + 33 * piece, len - 33 * piece);
 		tu_waiter_clear(&p.w);
 	}
-	g_assert_cmpint(dmio_fault_hits(f->bdev[0], id), ==, 4);
-	tu_assert_image_holds(f->path[0], 1024 * 512, want, len);
+	g_assert_cmpint(dmio_fault_hits(f->d.bdev[0], id), ==, 4);
+	tu_assert_image_holds(f->d.path[0], 1024 * 512, want, len);
 	free(direct);
 	g_free(odd - 3);
 	g_free(want);
@@ -959,16 +899,16 @@ static void test_callback_after_last_piece(struct fixture *f, gconstpointer data
 		gint64 start;
 
 		for (int i = 0; i < NDEV; i++) {
-			where[i] = (struct io_region){ f->bdev[i], 2048, len >> 9 };
-			g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->bdev[i], 8), ==, 0);
-			dmio_fault_clear(f->bdev[i]);
+			where[i] = (struct io_region){ f->d.bdev[i], 2048, len >> 9 };
+			g_assert_cmpint(dmio_bdev_set_max_io_sectors(f->d.bdev[i], 8), ==, 0);
+			dmio_fault_clear(f->d.bdev[i]);
 		}
-		add_fault(f->bdev[slow], DMIO_FAULT_WRITE, DMIO_FAULT_DELAY, 2048 + 3 * 8, 8, 300, 1);
-		add_fault(f->bdev[2], DMIO_FAULT_WRITE, DMIO_FAULT_EIO, 2048 + 5 * 8, 1, 0, 0);
+		add_fault(f->d.bdev[slow], DMIO_FAULT_WRITE, DMIO_FAULT_DELAY, 2048 + 3 * 8, 8, 300, 1);
+		add_fault(f->d.bdev[2], DMIO_FAULT_WRITE, DMIO_FAULT_EIO, 2048 + 5 * 8, 1, 0, 0);
 		probe_init(&p, f->client);
 		snap_take(f, &sn);
 		start = g_get_monotonic_time();
-		g_assert_cmpint(io_async(f->client, DMIO_WRITE, 0, kmem(buf), NDEV, where, probe_notify, &p), ==, 0);
+		g_assert_cmpint(tu_io_async(f->client, DMIO_WRITE, 0, tu_kmem(buf), NDEV, where, probe_notify, &p), ==, 0);
 		sleep_until(start + 100000);
 		g_assert_cmpuint(probe_calls(&p), ==, 0);
 		/* everything was issued; soon only the held piece is outstanding */
@@ -1009,7 +949,7 @@ static void reenter_sync_notify(unsigned long error, void *context)
 {
 	struct reenter *r = context;
 
-	r->sync_ret = io_sync(r->client, DMIO_WRITE, 0, kmem(r->buf), 1, &r->where, NULL);
+	r->sync_ret = tu_io_sync(r->client, DMIO_WRITE, 0, tu_kmem(r->buf), 1, &r->where, NULL);
 	tu_waiter_notify(error, &r->done);
 }
 
@@ -1024,8 +964,8 @@ static void seed_sync_notify(unsigned long error, void *context)
 static void test_sync_from_callback(struct fixture *f, gconstpointer data)
 {
 	char *first = tu_aligned(4096), *second = tu_aligned(4096);
-	struct io_region where = { f->bdev[0], 0, 8 };
-	struct reenter r = { .client = f->client, .where = { f->bdev[1], 0, 8 }, .sync_ret = 1 };
+	struct io_region where = { f->d.bdev[0], 0, 8 };
+	struct reenter r = { .client = f->client, .where = { f->d.bdev[1], 0, 8 }, .sync_ret = 1 };
 	struct snap sn;
 
 	(void)data;
@@ -1034,39 +974,39 @@ static void test_sync_from_callback(struct fixture *f, gconstpointer data)
 	r.buf = second;
 	tu_waiter_init(&r.done);
 	snap_take(f, &sn);
-	g_assert_cmpint(io_async(f->client, DMIO_WRITE, 0, kmem(first), 1, &where, reenter_sync_notify, &r), ==, 0);
+	g_assert_cmpint(tu_io_async(f->client, DMIO_WRITE, 0, tu_kmem(first), 1, &where, reenter_sync_notify, &r), ==, 0);
 	tu_waiter_wait(&r.done, 1);
 	g_assert_cmpuint(r.done.bits, ==, 0);
 	g_assert_cmpint(r.sync_ret, ==, -EDEADLK);
 	g_assert_cmpuint(delta(f, &sn, 1).writes, ==, 0); /* the refused call did nothing */
-	tu_assert_image_filled(f->path[1], 0, FILL, 4096);
-	tu_assert_image_holds(f->path[0], 0, first, 4096);
+	tu_assert_image_filled(f->d.path[1], 0, FILL, 4096);
+	tu_assert_image_holds(f->d.path[0], 0, first, 4096);
 
 	/* the client still works afterwards */
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(second), 1, &r.where, NULL), ==, 0);
-	tu_assert_image_holds(f->path[1], 0, second, 4096);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(second), 1, &r.where, NULL), ==, 0);
+	tu_assert_image_holds(f->d.path[1], 0, second, 4096);
 
 	/* the default client through the seed's calls: the same rule */
 	r.client = NULL;
 	r.sync_ret = 1;
-	r.where = (struct io_region){ f->bdev[2], 0, 8 };
+	r.where = (struct io_region){ f->d.bdev[2], 0, 8 };
 	g_assert_cmpint(dm_io_async_vm(1, &where, DMIO_WRITE, first, seed_sync_notify, &r), ==, 0);
 	tu_waiter_wait(&r.done, 2);
 	g_assert_cmpint(r.sync_ret, ==, -EDEADLK);
-	tu_assert_image_filled(f->path[2], 0, FILL, 4096);
+	tu_assert_image_filled(f->d.path[2], 0, FILL, 4096);
 
 	/* a request with no I/O completes inside dm_io(), on the caller's
 	 * thread: there a sync call is fine */
 	{
-		struct io_region empty = { f->bdev[0], 0, 0 };
+		struct io_region empty = { f->d.bdev[0], 0, 0 };
 
 		r.client = f->client;
 		r.sync_ret = 1;
-		g_assert_cmpint(io_async(f->client, DMIO_WRITE, 0, kmem(NULL), 1, &empty, reenter_sync_notify, &r), ==,
+		g_assert_cmpint(tu_io_async(f->client, DMIO_WRITE, 0, tu_kmem(NULL), 1, &empty, reenter_sync_notify, &r), ==,
 				0);
 		g_assert_cmpuint(r.done.calls, ==, 3); /* already ran */
 		g_assert_cmpint(r.sync_ret, ==, 0);
-		tu_assert_image_holds(f->path[2], 0, second, 4096);
+		tu_assert_image_holds(f->d.path[2], 0, second, 4096);
 	}
 	tu_waiter_clear(&r.done);
 	free(first);
@@ -1101,8 +1041,8 @@ static void chain_notify(unsigned long error, void *context)
 		/* every link's memory is misaligned: it needs bounce pages from
 		 * the pool, taken on the completion thread; links 3 and 6 also
 		 * pre-flush, a second phase started from there */
-		c->ret[n + 1] = io_async(c->client, DMIO_WRITE, (n + 1) % 3 ? 0 : DMIO_REQ_PREFLUSH,
-					 kmem(c->buf + (size_t)(n + 1) * 4097), 1, &where, chain_notify, c);
+		c->ret[n + 1] = tu_io_async(c->client, DMIO_WRITE, (n + 1) % 3 ? 0 : DMIO_REQ_PREFLUSH,
+					 tu_kmem(c->buf + (size_t)(n + 1) * 4097), 1, &where, chain_notify, c);
 		if (c->ret[n + 1])
 			tu_waiter_notify(~0UL, &c->done);
 		return;
@@ -1114,8 +1054,8 @@ static void chain_notify(unsigned long error, void *context)
  * submitted by the previous one's callback. */
 static void test_async_chain_from_callback(struct fixture *f, gconstpointer data)
 {
-	struct chain c = { .client = f->client, .bdev = f->bdev[1] };
-	struct io_region where = { f->bdev[1], 0, 8 };
+	struct chain c = { .client = f->client, .bdev = f->d.bdev[1] };
+	struct io_region where = { f->d.bdev[1], 0, 8 };
 	char *raw = g_malloc((size_t)CHAIN * 4097 + 4096);
 	struct snap sn;
 
@@ -1124,7 +1064,7 @@ static void test_async_chain_from_callback(struct fixture *f, gconstpointer data
 	tu_pattern(c.buf, (size_t)CHAIN * 4097 + 4096, 131);
 	tu_waiter_init(&c.done);
 	snap_take(f, &sn);
-	c.ret[0] = io_async(f->client, DMIO_WRITE, 0, kmem(c.buf), 1, &where, chain_notify, &c);
+	c.ret[0] = tu_io_async(f->client, DMIO_WRITE, 0, tu_kmem(c.buf), 1, &where, chain_notify, &c);
 	g_assert_cmpint(c.ret[0], ==, 0);
 	tu_waiter_wait(&c.done, 1);
 	g_assert_cmpuint(c.done.bits, ==, 0);
@@ -1133,11 +1073,11 @@ static void test_async_chain_from_callback(struct fixture *f, gconstpointer data
 	for (int i = 0; i < CHAIN; i++) {
 		g_assert_cmpint(c.ret[i], ==, 0);
 		g_assert_cmpuint(c.bits[i], ==, 0);
-		tu_assert_image_holds(f->path[1], 8 * 512 * (uint64_t)i, c.buf + (size_t)i * 4097, 4096);
+		tu_assert_image_holds(f->d.path[1], 8 * 512 * (uint64_t)i, c.buf + (size_t)i * 4097, 4096);
 	}
 	g_assert_cmpuint(delta(f, &sn, 1).writes, ==, CHAIN);
 	g_assert_cmpuint(delta(f, &sn, 1).flushes, ==, 2); /* links 3 and 6 */
-	tu_assert_image_filled(f->path[1], 8 * 512 * CHAIN, FILL, 4096);
+	tu_assert_image_filled(f->d.path[1], 8 * 512 * CHAIN, FILL, 4096);
 	tu_waiter_clear(&c.done);
 	g_free(raw);
 }
@@ -1180,7 +1120,7 @@ static void test_destroy_from_callback(struct fixture *f, gconstpointer data)
 {
 	struct dm_io_client *c = dm_io_client_create(0);
 	struct self_destroy sd = { .client = c, .resize_ret = 1 };
-	struct io_region where = { f->bdev[0], 0, 8 };
+	struct io_region where = { f->d.bdev[0], 0, 8 };
 	char *buf = tu_aligned(4096), *back = tu_aligned(4096);
 	struct log_capture lc = { .errors = 0 };
 	unsigned int nfree;
@@ -1190,7 +1130,7 @@ static void test_destroy_from_callback(struct fixture *f, gconstpointer data)
 	tu_waiter_init(&sd.done);
 	tu_pattern(buf, 4096, 191);
 	dmio_set_log_fn(capture_log, &lc);
-	g_assert_cmpint(io_async(c, DMIO_WRITE, 0, kmem(buf), 1, &where, self_destroy_notify, &sd), ==, 0);
+	g_assert_cmpint(tu_io_async(c, DMIO_WRITE, 0, tu_kmem(buf), 1, &where, self_destroy_notify, &sd), ==, 0);
 	tu_waiter_wait(&sd.done, 1);
 	dmio_set_log_fn(NULL, NULL);
 	g_assert_cmpuint(sd.done.bits, ==, 0);
@@ -1199,7 +1139,7 @@ static void test_destroy_from_callback(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(sd.resize_ret, ==, 0);
 	g_assert_cmpuint(pool_total_pages(c, &nfree), >=, 256);
 	/* still alive and working */
-	g_assert_cmpint(io_sync(c, DMIO_READ, 0, kmem(back), 1, &where, NULL), ==, 0);
+	g_assert_cmpint(tu_io_sync(c, DMIO_READ, 0, tu_kmem(back), 1, &where, NULL), ==, 0);
 	g_assert_cmpmem(back, 4096, buf, 4096);
 	dm_io_client_destroy(c);
 	tu_waiter_clear(&sd.done);
@@ -1229,7 +1169,7 @@ static void burst_notify(unsigned long error, void *context)
 	for (unsigned int i = 0; i < BURST; i++) {
 		struct io_region where = { b->bdev, (sector_t)i * 8, 8 };
 
-		if (io_async(b->client, DMIO_WRITE, 0, kmem(b->buf + (size_t)i * 4096), 1, &where, tu_waiter_notify,
+		if (tu_io_async(b->client, DMIO_WRITE, 0, tu_kmem(b->buf + (size_t)i * 4096), 1, &where, tu_waiter_notify,
 			     &b->rest))
 			b->bad_ret++;
 	}
@@ -1239,8 +1179,8 @@ static void burst_notify(unsigned long error, void *context)
 
 static void test_burst_from_callback(struct fixture *f, gconstpointer data)
 {
-	struct burst b = { .client = f->client, .bdev = f->bdev[2] };
-	struct io_region where = { f->bdev[0], 0, 8 };
+	struct burst b = { .client = f->client, .bdev = f->d.bdev[2] };
+	struct io_region where = { f->d.bdev[0], 0, 8 };
 	struct snap sn;
 
 	(void)data;
@@ -1251,14 +1191,14 @@ static void test_burst_from_callback(struct fixture *f, gconstpointer data)
 	tu_waiter_init(&b.first);
 	tu_waiter_init(&b.rest);
 	snap_take(f, &sn);
-	g_assert_cmpint(io_async(f->client, DMIO_WRITE, 0, kmem(b.buf), 1, &where, burst_notify, &b), ==, 0);
+	g_assert_cmpint(tu_io_async(f->client, DMIO_WRITE, 0, tu_kmem(b.buf), 1, &where, burst_notify, &b), ==, 0);
 	tu_waiter_wait(&b.first, 1);
 	tu_waiter_wait(&b.rest, BURST);
 	g_assert_cmpint(b.bad_ret, ==, 0);
 	g_assert_cmpuint(b.rest.all_bits, ==, 0);
 	g_test_message("the callback submitted %d requests in %" G_GINT64_FORMAT " us", BURST, b.submit_us);
 	g_assert_cmpuint(delta(f, &sn, 2).writes, ==, BURST);
-	tu_assert_image_holds(f->path[2], 0, b.buf, (size_t)BURST * 4096);
+	tu_assert_image_holds(f->d.path[2], 0, b.buf, (size_t)BURST * 4096);
 	g_usleep(20000);
 	g_assert_cmpuint(b.rest.calls, ==, BURST);
 	tu_waiter_clear(&b.first);
@@ -1330,12 +1270,12 @@ static void exhaust(struct fixture *f, bool resize_up)
 	for (unsigned int i = 0; i < NREQ; i++) {
 		struct io_region where = { big, (sector_t)i * (REQ_BYTES >> 9), REQ_BYTES >> 9 };
 
-		g_assert_cmpint(io_async(c, DMIO_WRITE, 0, kmem(src + (size_t)i * REQ_BYTES), 1, &where,
+		g_assert_cmpint(tu_io_async(c, DMIO_WRITE, 0, tu_kmem(src + (size_t)i * REQ_BYTES), 1, &where,
 					 i ? probe_notify : first_notify, i ? (void *)&p : (void *)&first),
 				==, 0);
 	}
 	sleep_until(start + 100000);
-	d = delta_of(big, &before);
+	d = tu_stats_since(big, &before);
 	if (!resize_up) {
 		/* the held piece has every bounce page: nothing else went out */
 		g_assert_cmpuint(d.writes, ==, 1);
@@ -1362,7 +1302,7 @@ static void exhaust(struct fixture *f, bool resize_up)
 	g_assert_cmpuint(p.w.all_bits, ==, 0);
 	g_assert_cmpint(first.p.on_thread, ==, 1);
 	g_assert_cmpint(p.on_thread, ==, NREQ - 1);
-	d = delta_of(big, &before);
+	d = tu_stats_since(big, &before);
 	g_assert_cmpuint(d.write_bytes, ==, (uint64_t)NREQ * REQ_BYTES);
 	g_assert_cmpuint(d.errors, ==, 0);
 	for (unsigned int i = 0; i < NREQ; i++) {
@@ -1377,7 +1317,7 @@ static void exhaust(struct fixture *f, bool resize_up)
 	for (unsigned int i = 0; i < NREQ; i++) {
 		struct io_region where = { big, (sector_t)i * (REQ_BYTES >> 9), REQ_BYTES >> 9 };
 
-		g_assert_cmpint(io_async(c, DMIO_READ, 0, kmem(dst + (size_t)i * REQ_BYTES), 1, &where, probe_notify,
+		g_assert_cmpint(tu_io_async(c, DMIO_READ, 0, tu_kmem(dst + (size_t)i * REQ_BYTES), 1, &where, probe_notify,
 					 &p),
 				==, 0);
 	}
@@ -1426,7 +1366,7 @@ static void test_pool_resize_idle(struct fixture *f, gconstpointer data)
 {
 	size_t len = 1 << 20;
 	char *raw = g_malloc(len + 8), *buf = raw + 7, *back = g_malloc(len);
-	struct io_region where = { f->bdev[2], 0, len >> 9 };
+	struct io_region where = { f->d.bdev[2], 0, len >> 9 };
 	unsigned int floor, pieces_floor, total, nfree;
 
 	(void)data;
@@ -1438,8 +1378,8 @@ static void test_pool_resize_idle(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(nfree, ==, total);
 	g_assert_cmpuint(pool_total(f->client, &f->client->pieces, &nfree), >=, pieces_floor);
 	tu_pattern(buf, len, 151);
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &where, NULL), ==, 0);
-	g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, kmem(back), 1, &where, NULL), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 1, &where, NULL), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, tu_kmem(back), 1, &where, NULL), ==, 0);
 	g_assert_cmpmem(back, len, buf, len);
 
 	g_assert_cmpint(dm_io_client_resize(0, f->client), ==, 0);
@@ -1447,8 +1387,8 @@ static void test_pool_resize_idle(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(nfree, ==, floor);
 	g_assert_cmpuint(pool_total(f->client, &f->client->pieces, &nfree), ==, pieces_floor);
 	tu_pattern(buf, len, 152);
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &where, NULL), ==, 0);
-	tu_assert_image_holds(f->path[2], 0, buf, len);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 1, &where, NULL), ==, 0);
+	tu_assert_image_holds(f->d.path[2], 0, buf, len);
 	g_free(raw);
 	g_free(back);
 }
@@ -1458,8 +1398,8 @@ static void test_pool_resize_idle(struct fixture *f, gconstpointer data)
 static void test_bad_input(struct fixture *f, gconstpointer data)
 {
 	char *buf = tu_aligned(8192);
-	struct io_region ok = { f->bdev[0], 0, 8 };
-	struct dm_io_request req = { .bi_op = DMIO_WRITE, .mem = kmem(buf), .client = f->client };
+	struct io_region ok = { f->d.bdev[0], 0, 8 };
+	struct dm_io_request req = { .bi_op = DMIO_WRITE, .mem = tu_kmem(buf), .client = f->client };
 	static const int bad_ops[] = { -1, 5, 6, 100, INT_MIN };
 	static const unsigned int bad_flags[] = { 0x8, 0x10, 0x80000000u, DMIO_REQ_FUA | 0x100 };
 	static const int bad_types[] = { 4, 99, -1 };
@@ -1475,37 +1415,37 @@ static void test_bad_input(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(dm_io(&req, 1, NULL, NULL), ==, -EINVAL);
 	g_assert_cmpint(dm_io(&req, 0, &ok, NULL), ==, -EINVAL);
 	for (size_t i = 0; i < G_N_ELEMENTS(bad_ops); i++) {
-		g_assert_cmpint(io_sync(f->client, bad_ops[i], 0, kmem(buf), 1, &ok, NULL), ==, -EINVAL);
-		g_assert_cmpint(io_async(f->client, bad_ops[i], 0, kmem(buf), 1, &ok, probe_notify, &p), ==, -EINVAL);
+		g_assert_cmpint(tu_io_sync(f->client, bad_ops[i], 0, tu_kmem(buf), 1, &ok, NULL), ==, -EINVAL);
+		g_assert_cmpint(tu_io_async(f->client, bad_ops[i], 0, tu_kmem(buf), 1, &ok, probe_notify, &p), ==, -EINVAL);
 	}
 	for (size_t i = 0; i < G_N_ELEMENTS(bad_flags); i++) {
-		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, bad_flags[i], kmem(buf), 1, &ok, NULL), ==, -EINVAL);
-		g_assert_cmpint(io_async(f->client, DMIO_READ, bad_flags[i], kmem(buf), 1, &ok, probe_notify, &p), ==,
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, bad_flags[i], tu_kmem(buf), 1, &ok, NULL), ==, -EINVAL);
+		g_assert_cmpint(tu_io_async(f->client, DMIO_READ, bad_flags[i], tu_kmem(buf), 1, &ok, probe_notify, &p), ==,
 				-EINVAL);
-		g_assert_cmpint(io_sync(f->client, DMIO_FLUSH, bad_flags[i], kmem(NULL), 1, &ok, NULL), ==, -EINVAL);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_FLUSH, bad_flags[i], tu_kmem(NULL), 1, &ok, NULL), ==, -EINVAL);
 	}
 	for (size_t i = 0; i < G_N_ELEMENTS(bad_types); i++) {
 		struct dm_io_memory mem = { .type = (enum dm_io_mem_type)bad_types[i], .ptr.addr = buf };
 
-		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, mem, 1, &ok, NULL), ==, -EINVAL);
-		g_assert_cmpint(io_async(f->client, DMIO_WRITE, 0, mem, 1, &ok, probe_notify, &p), ==, -EINVAL);
-		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, mem, 1, &ok, NULL), ==, -EINVAL);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, mem, 1, &ok, NULL), ==, -EINVAL);
+		g_assert_cmpint(tu_io_async(f->client, DMIO_WRITE, 0, mem, 1, &ok, probe_notify, &p), ==, -EINVAL);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, mem, 1, &ok, NULL), ==, -EINVAL);
 	}
 	/* memory that visibly cannot hold the region */
 	{
 		struct page_list *pl = tu_page_list_new(1);
 		struct dm_io_memory short_pl = { .type = DM_IO_PAGE_LIST, .offset = 512, .ptr.pl = pl };
-		struct io_region eight_k = { f->bdev[0], 0, 16 };
+		struct io_region eight_k = { f->d.bdev[0], 0, 16 };
 		struct bio_vec bv[2] = { { dmio_virt_to_page(buf), 4096, 0 }, { NULL, 4096, 0 } };
 		struct dm_io_memory hole = { .type = DM_IO_BVEC, .ptr.bvec = bv };
 
-		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, short_pl, 1, &eight_k, NULL), ==, -EINVAL);
-		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, hole, 1, &eight_k, NULL), ==, -EINVAL);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, short_pl, 1, &eight_k, NULL), ==, -EINVAL);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, hole, 1, &eight_k, NULL), ==, -EINVAL);
 		for (int t = DM_IO_PAGE_LIST; t <= DM_IO_KMEM; t++) {
 			struct dm_io_memory none = { .type = (enum dm_io_mem_type)t };
 
-			g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, none, 1, &ok, NULL), ==, -EINVAL);
-			g_assert_cmpint(io_async(f->client, DMIO_READ, 0, none, 1, &ok, probe_notify, &p), ==,
+			g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, none, 1, &ok, NULL), ==, -EINVAL);
+			g_assert_cmpint(tu_io_async(f->client, DMIO_READ, 0, none, 1, &ok, probe_notify, &p), ==,
 					-EINVAL);
 		}
 		tu_page_list_free(pl);
@@ -1517,21 +1457,21 @@ static void test_bad_input(struct fixture *f, gconstpointer data)
 
 		g_assert_cmpuint(d.reads + d.writes + d.flushes + d.discards + d.errors, ==, 0);
 	}
-	tu_assert_image_filled(f->path[0], 0, FILL, 8192);
+	tu_assert_image_filled(f->d.path[0], 0, FILL, 8192);
 
 	/* empty regions only, no memory at all: allowed, nothing happens */
 	for (int t = DM_IO_PAGE_LIST; t <= DM_IO_KMEM; t++) {
 		struct dm_io_memory none = { .type = (enum dm_io_mem_type)t };
-		struct io_region empty[2] = { { f->bdev[0], 0, 0 }, { f->bdev[1], 16, 0 } };
+		struct io_region empty[2] = { { f->d.bdev[0], 0, 0 }, { f->d.bdev[1], 16, 0 } };
 		unsigned long bits = ~0UL;
 
-		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, none, 2, empty, &bits), ==, 0);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, none, 2, empty, &bits), ==, 0);
 		g_assert_cmpuint(bits, ==, 0);
 		bits = ~0UL;
-		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, none, 1, empty, &bits), ==, 0);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, none, 1, empty, &bits), ==, 0);
 		g_assert_cmpuint(bits, ==, 0);
-		g_assert_cmpint(io_async(f->client, DMIO_WRITE, 0, none, 2, empty, probe_notify, &p), ==, 0);
-		g_assert_cmpint(io_async(NULL, DMIO_READ, 0, none, 1, empty, probe_notify, &p), ==, 0);
+		g_assert_cmpint(tu_io_async(f->client, DMIO_WRITE, 0, none, 2, empty, probe_notify, &p), ==, 0);
+		g_assert_cmpint(tu_io_async(NULL, DMIO_READ, 0, none, 1, empty, probe_notify, &p), ==, 0);
 	}
 	tu_waiter_wait(&p.w, 8);
 	g_usleep(20000);
@@ -1545,12 +1485,12 @@ static void test_bad_input(struct fixture *f, gconstpointer data)
 
 	/* a read names one region: more gets -EIO, all bits, no I/O, no callback */
 	{
-		struct io_region two[2] = { { f->bdev[0], 0, 8 }, { f->bdev[1], 0, 8 } };
+		struct io_region two[2] = { { f->d.bdev[0], 0, 8 }, { f->d.bdev[1], 0, 8 } };
 		unsigned long bits = 0;
 
-		g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, kmem(buf), 2, two, &bits), ==, -EIO);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, tu_kmem(buf), 2, two, &bits), ==, -EIO);
 		g_assert_cmpuint(bits, ==, 3);
-		g_assert_cmpint(io_async(f->client, DMIO_READ, 0, kmem(buf), 2, two, probe_notify, &p), ==, -EIO);
+		g_assert_cmpint(tu_io_async(f->client, DMIO_READ, 0, tu_kmem(buf), 2, two, probe_notify, &p), ==, -EIO);
 		g_usleep(20000);
 		g_assert_cmpuint(probe_calls(&p), ==, 8);
 		g_assert_cmpuint(delta(f, &sn, 0).reads, ==, 0);
@@ -1564,15 +1504,15 @@ static void test_unaligned_lbs_device(struct fixture *f, gconstpointer data)
 {
 	(void)data;
 	for (int i = 0; i < NDEV; i++) {
-		unsigned int lbs = dmio_bdev_logical_block_size(f->bdev[i]);
+		unsigned int lbs = dmio_bdev_logical_block_size(f->d.bdev[i]);
 
 		if (lbs > 512) {
 			sector_t per = lbs >> 9;
-			struct io_region bad[2] = { { f->bdev[i], 1, per }, { f->bdev[i], 0, per + 1 } };
+			struct io_region bad[2] = { { f->d.bdev[i], 1, per }, { f->d.bdev[i], 0, per + 1 } };
 			char *buf = tu_aligned(2 * lbs);
 
 			for (int b = 0; b < 2; b++)
-				g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &bad[b], NULL), ==,
+				g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 1, &bad[b], NULL), ==,
 						-EINVAL);
 			free(buf);
 			return;
@@ -1585,7 +1525,7 @@ static void test_unaligned_lbs_device(struct fixture *f, gconstpointer data)
  * region must start and end on a block, except when it moves no data. */
 static void test_unaligned_lbs_simulated(struct fixture *f, gconstpointer data)
 {
-	struct block_device *b = f->bdev[0];
+	struct block_device *b = f->d.bdev[0];
 	unsigned int saved = b->lbs;
 	char *buf = tu_aligned(16384);
 	struct io_region r;
@@ -1597,31 +1537,31 @@ static void test_unaligned_lbs_simulated(struct fixture *f, gconstpointer data)
 	tu_pattern(buf, 16384, 171);
 	snap_take(f, &sn);
 	r = (struct io_region){ b, 1, 8 };
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &r, NULL), ==, -EINVAL);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 1, &r, NULL), ==, -EINVAL);
 	r = (struct io_region){ b, 8, 7 };
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &r, NULL), ==, -EINVAL);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 1, &r, NULL), ==, -EINVAL);
 	r = (struct io_region){ b, 8, 12 };
-	g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, kmem(buf), 1, &r, NULL), ==, -EINVAL);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, tu_kmem(buf), 1, &r, NULL), ==, -EINVAL);
 	r = (struct io_region){ b, 4, 8 };
-	g_assert_cmpint(io_sync(f->client, DMIO_DISCARD, 0, kmem(NULL), 1, &r, NULL), ==, -EINVAL);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_DISCARD, 0, tu_kmem(NULL), 1, &r, NULL), ==, -EINVAL);
 	g_assert_cmpuint(delta(f, &sn, 0).writes + delta(f, &sn, 0).reads + delta(f, &sn, 0).discards, ==, 0);
 	/* with another, aligned, region it is still the whole request that is refused */
 	{
-		struct io_region two[2] = { { f->bdev[1], 0, 8 }, { b, 3, 8 } };
+		struct io_region two[2] = { { f->d.bdev[1], 0, 8 }, { b, 3, 8 } };
 
-		g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 2, two, NULL), ==, -EINVAL);
-		tu_assert_image_filled(f->path[1], 0, FILL, 4096);
+		g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 2, two, NULL), ==, -EINVAL);
+		tu_assert_image_filled(f->d.path[1], 0, FILL, 4096);
 	}
 	/* empty regions and flushes are not checked */
 	r = (struct io_region){ b, 3, 0 };
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &r, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 1, &r, &bits), ==, 0);
 	r = (struct io_region){ b, 3, 5 };
-	g_assert_cmpint(io_sync(f->client, DMIO_FLUSH, 0, kmem(NULL), 1, &r, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_FLUSH, 0, tu_kmem(NULL), 1, &r, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
 	/* aligned works */
 	r = (struct io_region){ b, 16, 32 };
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 1, &r, &bits), ==, 0);
-	tu_assert_image_holds(f->path[0], 16 * 512, buf, 16384);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 1, &r, &bits), ==, 0);
+	tu_assert_image_holds(f->d.path[0], 16 * 512, buf, 16384);
 	/* and the piece limit must be whole blocks */
 	g_assert_cmpint(dmio_bdev_set_max_io_sectors(b, 12), ==, -EINVAL);
 	g_assert_cmpint(dmio_bdev_set_max_io_sectors(b, 4), ==, -EINVAL);
@@ -1649,24 +1589,24 @@ static void test_read_only_device(struct fixture *f, gconstpointer data)
 	ro = dmio_bdev_open(path, O_RDONLY);
 	g_assert_nonnull(ro);
 	where[0] = (struct io_region){ ro, 8, len >> 9 };
-	where[1] = (struct io_region){ f->bdev[0], 8, len >> 9 };
+	where[1] = (struct io_region){ f->d.bdev[0], 8, len >> 9 };
 	tu_pattern(buf, len, 182);
 	dmio_bdev_get_stats(ro, &before);
-	g_assert_cmpint(io_sync(f->client, DMIO_WRITE, 0, kmem(buf), 2, where, &bits), ==, -EIO);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_WRITE, 0, tu_kmem(buf), 2, where, &bits), ==, -EIO);
 	g_assert_cmpuint(bits, ==, 1UL << 0);
 	tu_assert_image_holds(path, 4096, orig, len);
-	tu_assert_image_holds(f->path[0], 4096, buf, len);
+	tu_assert_image_holds(f->d.path[0], 4096, buf, len);
 
 	probe_init(&p, f->client);
-	g_assert_cmpint(io_async(f->client, DMIO_WRITE, DMIO_REQ_FUA, kmem(buf), 2, where, probe_notify, &p), ==, 0);
+	g_assert_cmpint(tu_io_async(f->client, DMIO_WRITE, DMIO_REQ_FUA, tu_kmem(buf), 2, where, probe_notify, &p), ==, 0);
 	tu_waiter_wait(&p.w, 1);
 	g_assert_cmpuint(p.w.bits, ==, 1UL << 0);
 	for (int op = DMIO_DISCARD; op <= DMIO_WRITE_ZEROES; op++) {
 		bits = 0;
-		g_assert_cmpint(io_sync(f->client, op, 0, kmem(NULL), 1, where, &bits), ==, -EIO);
+		g_assert_cmpint(tu_io_sync(f->client, op, 0, tu_kmem(NULL), 1, where, &bits), ==, -EIO);
 		g_assert_cmpuint(bits, ==, 1);
 	}
-	d = delta_of(ro, &before);
+	d = tu_stats_since(ro, &before);
 	g_assert_cmpuint(d.writes, ==, 0);
 	g_assert_cmpuint(d.discards, ==, 0);
 	tu_assert_image_holds(path, 4096, orig, len);
@@ -1674,10 +1614,10 @@ static void test_read_only_device(struct fixture *f, gconstpointer data)
 	/* reads work */
 	memset(back, 0, len);
 	bits = ~0UL;
-	g_assert_cmpint(io_sync(f->client, DMIO_READ, 0, kmem(back), 1, where, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(f->client, DMIO_READ, 0, tu_kmem(back), 1, where, &bits), ==, 0);
 	g_assert_cmpuint(bits, ==, 0);
 	g_assert_cmpmem(back, len, orig, len);
-	g_assert_cmpuint(delta_of(ro, &before).reads, ==, 1);
+	g_assert_cmpuint(tu_stats_since(ro, &before).reads, ==, 1);
 	tu_waiter_clear(&p.w);
 	dmio_bdev_close(ro);
 	g_free(path);

@@ -135,6 +135,79 @@ struct page_list *tu_page_list_new(unsigned int pages)
 	return head;
 }
 
+void tu_devices_open(struct tu_devices *d, const char *dir, const char *prefix, unsigned int n, uint64_t bytes,
+		     int fill)
+{
+	g_assert_cmpuint(n, <=, TU_MAX_DEVICES);
+	d->n = n;
+	for (unsigned int i = 0; i < n; i++) {
+		char *name = g_strdup_printf("%s%u.img", prefix, i);
+
+		d->path[i] = tu_image_new(dir, name, bytes, fill);
+		d->bdev[i] = dmio_bdev_open(d->path[i], O_RDWR);
+		g_assert_nonnull(d->bdev[i]);
+		g_free(name);
+	}
+}
+
+void tu_devices_close(struct tu_devices *d)
+{
+	for (unsigned int i = 0; i < d->n; i++) {
+		dmio_fault_clear(d->bdev[i]);
+		dmio_bdev_close(d->bdev[i]);
+		g_free(d->path[i]);
+	}
+	d->n = 0;
+}
+
+struct dm_io_memory tu_kmem(void *p)
+{
+	return (struct dm_io_memory){ .type = DM_IO_KMEM, .ptr.addr = p };
+}
+
+struct dm_io_memory tu_vma(void *p)
+{
+	return (struct dm_io_memory){ .type = DM_IO_VMA, .ptr.vma = p };
+}
+
+int tu_io_sync(struct dm_io_client *client, int op, unsigned int flags, struct dm_io_memory mem, unsigned int n,
+	       struct io_region *where, unsigned long *bits)
+{
+	struct dm_io_request req = { .bi_op = op, .bi_op_flags = flags, .mem = mem, .client = client };
+
+	return dm_io(&req, n, where, bits);
+}
+
+int tu_io_async(struct dm_io_client *client, int op, unsigned int flags, struct dm_io_memory mem, unsigned int n,
+		struct io_region *where, io_notify_fn fn, void *context)
+{
+	struct dm_io_request req = {
+		.bi_op = op,
+		.bi_op_flags = flags,
+		.mem = mem,
+		.notify = { .fn = fn, .context = context },
+		.client = client,
+	};
+
+	return dm_io(&req, n, where, NULL);
+}
+
+struct dmio_bdev_stats tu_stats_since(struct block_device *bdev, const struct dmio_bdev_stats *before)
+{
+	struct dmio_bdev_stats now, d;
+
+	dmio_bdev_get_stats(bdev, &now);
+	d.reads = now.reads - before->reads;
+	d.writes = now.writes - before->writes;
+	d.flushes = now.flushes - before->flushes;
+	d.discards = now.discards - before->discards;
+	d.read_bytes = now.read_bytes - before->read_bytes;
+	d.write_bytes = now.write_bytes - before->write_bytes;
+	d.errors = now.errors - before->errors;
+	d.inflight = now.inflight;
+	return d;
+}
+
 void tu_page_list_free(struct page_list *pl)
 {
 	while (pl) {

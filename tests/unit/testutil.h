@@ -16,6 +16,33 @@ void tu_tmpdir_free(char *dir);
 /* Create (or grow) an image file of `bytes` bytes filled with `fill`. */
 char *tu_image_new(const char *dir, const char *name, uint64_t bytes, int fill);
 
+/* Image files opened as libdmio devices. */
+#define TU_MAX_DEVICES 8
+struct tu_devices {
+	unsigned int n;
+	char *path[TU_MAX_DEVICES];
+	struct block_device *bdev[TU_MAX_DEVICES];
+};
+/* n images PREFIX0.img... in dir, of `bytes` bytes filled with `fill`,
+ * opened read-write. */
+void tu_devices_open(struct tu_devices *d, const char *dir, const char *prefix, unsigned int n, uint64_t bytes,
+		     int fill);
+/* Clear their faults and close them; the files stay with their folder. */
+void tu_devices_close(struct tu_devices *d);
+
+/* Memory descriptions of one buffer. */
+struct dm_io_memory tu_kmem(void *p);
+struct dm_io_memory tu_vma(void *p);
+
+/* One dm_io() call, synchronous (bits) or with a callback. */
+int tu_io_sync(struct dm_io_client *client, int op, unsigned int flags, struct dm_io_memory mem, unsigned int n,
+	       struct io_region *where, unsigned long *bits);
+int tu_io_async(struct dm_io_client *client, int op, unsigned int flags, struct dm_io_memory mem, unsigned int n,
+		struct io_region *where, io_notify_fn fn, void *context);
+
+/* A device's counters since a snapshot of them (inflight: as it is now). */
+struct dmio_bdev_stats tu_stats_since(struct block_device *bdev, const struct dmio_bdev_stats *before);
+
 /* Deterministic bytes that differ per seed and per offset. */
 void tu_pattern(void *buf, size_t len, uint32_t seed);
 
