@@ -12,6 +12,10 @@ MKFS="$top_builddir/src/tools/mkfs.dmiofs"
 DMIOFS="$top_builddir/src/fuse/dmiofs"
 FSCK="$top_builddir/src/tools/fsck.dmiofs"
 CTL="$top_builddir/src/tools/dmiofs-ctl"
+# The tests' Python programs import fsutil.py from beside this file.
+PYTHONPATH="$(cd "$(dirname "$0")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the source tree
+export PYTHONPATH PYTHONDONTWRITEBYTECODE
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/dmiofs-it-XXXXXX")
 MNT="$T/mnt"

@@ -18,6 +18,7 @@ command -v python3 >/dev/null || skip_all "no python3"
 PY="$T/posix.py"
 cat >"$PY" <<'EOF'
 import ctypes, errno, hashlib, json, mmap, os, stat, sys, time
+from fsutil import segments
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
@@ -91,26 +92,6 @@ def pattern(n, seed):
         out += hashlib.sha256(b"%d:%d" % (seed, i)).digest()
         i += 1
     return bytes(out[:n])
-
-def segments(path):
-    """The data segments of a file by SEEK_DATA/SEEK_HOLE: [(start, end)]."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        segs, off = [], 0
-        while off < size:
-            try:
-                d = os.lseek(fd, off, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno == errno.ENXIO:
-                    break
-                raise
-            h = os.lseek(fd, d, os.SEEK_HOLE)
-            segs.append((d, h))
-            off = h
-        return segs
-    finally:
-        os.close(fd)
 
 def free_bytes(m):
     """What files may still fill: f_bavail (f_bfree also counts the few

@@ -11,7 +11,8 @@ command -v python3 >/dev/null || skip_all "no python3"
 
 PY="$T/scale.py"
 cat >"$PY" <<'EOF'
-import errno, hashlib, os, random, stat, sys, time
+import hashlib, os, random, stat, sys, time
+from fsutil import segments
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -55,24 +56,6 @@ def t_sparse_write(m):
             done += os.pwrite(fd, buf[done:done + MiB], off + done)
     os.fsync(fd)
     os.close(fd)
-
-def segments(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size, off, segs = os.fstat(fd).st_size, 0, []
-        while off < size:
-            try:
-                d = os.lseek(fd, off, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno == errno.ENXIO:
-                    break
-                raise
-            h = os.lseek(fd, d, os.SEEK_HOLE)
-            segs.append((d, h))
-            off = h
-        return segs
-    finally:
-        os.close(fd)
 
 def t_sparse_check(m):
     p = m + "/sparse"
