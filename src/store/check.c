@@ -80,7 +80,7 @@ static void check_superblocks(struct walk *w)
 
 /* ---- the tree -------------------------------------------------------------- */
 
-static void walk_dir(struct walk *w, struct dinode *dir, GQueue *todo)
+static void walk_dir(struct walk *w, struct dinode *dir, GQueue *unwalked)
 {
 	GHashTableIter it;
 	gpointer name, child;
@@ -99,7 +99,7 @@ static void walk_dir(struct walk *w, struct dinode *dir, GQueue *todo)
 			if (c->parent != dir)
 				problem(w, "directory %llu: its parent is not directory %llu that names it",
 					(unsigned long long)c->ino, (unsigned long long)dir->ino);
-			g_queue_push_tail(todo, c);
+			g_queue_push_tail(unwalked, c);
 		}
 		count(w->names, c->ino);
 	}
@@ -108,13 +108,13 @@ static void walk_dir(struct walk *w, struct dinode *dir, GQueue *todo)
 static void walk_tree(struct walk *w)
 {
 	struct dinode *root = meta_inode(&w->st->meta, ROOT_INO);
-	GQueue todo = G_QUEUE_INIT;
+	GQueue unwalked = G_QUEUE_INIT;
 	struct dinode *dir;
 
-	g_queue_push_tail(&todo, root);
-	while ((dir = g_queue_pop_head(&todo))) {
+	g_queue_push_tail(&unwalked, root);
+	while ((dir = g_queue_pop_head(&unwalked))) {
 		w->rep->directories++;
-		walk_dir(w, dir, &todo);
+		walk_dir(w, dir, &unwalked);
 	}
 }
 
