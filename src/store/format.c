@@ -32,17 +32,61 @@ uint32_t dmiofs_crc(const void *buf, size_t len)
 	return dmiofs_crc_extend(0xFFFFFFFFu, buf, len);
 }
 
-/* ---- superblock --------------------------------------------------------- */
+/* ---- self-checking blocks ------------------------------------------------- */
 
-#define SB_CRC_OFFSET 12 /* after magic (8) and version (4) */
+/* Superblocks and checkpoint headers start alike: magic (8), version (4)
+ * and the CRC32C of the whole block read with that CRC field as zero. */
+#define HEADER_CRC_OFFSET 12
+
+/* The CRC32C of a block whose own CRC field (4 bytes at crc_at) counts as
+ * zero, without copying the block. */
+static uint32_t crc_without_field(const uint8_t *block, size_t len, size_t crc_at)
+{
+	static const uint8_t zero[4];
+	uint32_t crc = dmiofs_crc_extend(0xFFFFFFFFu, block, crc_at);
+
+	crc = dmiofs_crc_extend(crc, zero, sizeof(zero));
+	return dmiofs_crc_extend(crc, block + crc_at + 4, len - crc_at - 4);
+}
+
+static void seal(uint8_t *block, size_t len, size_t crc_at)
+{
+	struct wbuf c = wbuf_init(block + crc_at, 4);
+
+	put_u32(&c, crc_without_field(block, len, crc_at));
+}
+
+static void header_put(struct wbuf *w, const uint8_t magic[8])
+{
+	put_bytes(w, magic, 8);
+	put_u32(w, DMIOFS_VERSION);
+	put_u32(w, 0); /* the CRC, sealed last */
+}
+
+/* -EINVAL: not this kind of block; -EUCLEAN: damaged; -EPROTO: another
+ * version.  On success r stands after the header. */
+static int header_check(struct rbuf *r, const uint8_t block[DMIOFS_BLOCK], const uint8_t magic[8])
+{
+	uint8_t got[8];
+	uint32_t version, crc;
+
+	get_bytes(r, got, 8);
+	if (memcmp(got, magic, 8))
+		return -EINVAL;
+	version = get_u32(r);
+	crc = get_u32(r);
+	if (crc_without_field(block, DMIOFS_BLOCK, HEADER_CRC_OFFSET) != crc)
+		return -EUCLEAN;
+	return version == DMIOFS_VERSION ? 0 : -EPROTO;
+}
+
+/* ---- superblock --------------------------------------------------------- */
 
 void sb_encode(const struct superblock *sb, uint8_t block[DMIOFS_BLOCK])
 {
 	struct wbuf w = wbuf_init(block, DMIOFS_BLOCK);
 
-	put_bytes(&w, DMIOFS_SB_MAGIC, 8);
-	put_u32(&w, DMIOFS_VERSION);
-	put_u32(&w, 0); /* crc, filled below */
+	header_put(&w, DMIOFS_SB_MAGIC);
 	put_bytes(&w, sb->fs_uuid, 16);
 	put_bytes(&w, sb->dev_uuid, 16);
 	put_bytes(&w, sb->label, sizeof(sb->label));
@@ -68,31 +112,16 @@ void sb_encode(const struct superblock *sb, uint8_t block[DMIOFS_BLOCK])
 		put_u32(&w, 0);
 	}
 	put_zeros(&w, (size_t)(w.end - w.p));
-	{
-		struct wbuf c = wbuf_init(block + SB_CRC_OFFSET, 4);
-
-		put_u32(&c, dmiofs_crc(block, DMIOFS_BLOCK));
-	}
+	seal(block, DMIOFS_BLOCK, HEADER_CRC_OFFSET);
 }
 
 int sb_decode(const uint8_t block[DMIOFS_BLOCK], struct superblock *sb)
 {
-	uint8_t copy[DMIOFS_BLOCK];
 	struct rbuf r = rbuf_init(block, DMIOFS_BLOCK);
-	uint8_t magic[8];
-	uint32_t version, crc;
+	int err = header_check(&r, block, DMIOFS_SB_MAGIC);
 
-	get_bytes(&r, magic, 8);
-	if (memcmp(magic, DMIOFS_SB_MAGIC, 8))
-		return -EINVAL;
-	version = get_u32(&r);
-	crc = get_u32(&r);
-	memcpy(copy, block, DMIOFS_BLOCK);
-	memset(copy + SB_CRC_OFFSET, 0, 4);
-	if (dmiofs_crc(copy, DMIOFS_BLOCK) != crc)
-		return -EUCLEAN;
-	if (version != DMIOFS_VERSION)
-		return -EPROTO;
+	if (err)
+		return err;
 	memset(sb, 0, sizeof(*sb));
 	get_bytes(&r, sb->fs_uuid, 16);
 	get_bytes(&r, sb->dev_uuid, 16);
@@ -139,11 +168,8 @@ uint64_t sb_backup_offset(uint64_t dev_bytes)
 void ckpt_header_encode(const struct ckpt_header *h, uint8_t block[DMIOFS_BLOCK])
 {
 	struct wbuf w = wbuf_init(block, DMIOFS_BLOCK);
-	struct wbuf c;
 
-	put_bytes(&w, DMIOFS_CKPT_MAGIC, 8);
-	put_u32(&w, DMIOFS_VERSION);
-	put_u32(&w, 0);
+	header_put(&w, DMIOFS_CKPT_MAGIC);
 	put_bytes(&w, h->fs_uuid, 16);
 	put_u64(&w, h->seq);
 	put_u64(&w, h->payload_bytes);
@@ -152,28 +178,16 @@ void ckpt_header_encode(const struct ckpt_header *h, uint8_t block[DMIOFS_BLOCK]
 	put_u64(&w, h->next_ino);
 	put_u64(&w, h->created);
 	put_zeros(&w, (size_t)(w.end - w.p));
-	c = wbuf_init(block + 12, 4);
-	put_u32(&c, dmiofs_crc(block, DMIOFS_BLOCK));
+	seal(block, DMIOFS_BLOCK, HEADER_CRC_OFFSET);
 }
 
 int ckpt_header_decode(const uint8_t block[DMIOFS_BLOCK], const uint8_t fs_uuid[16], struct ckpt_header *h)
 {
-	uint8_t copy[DMIOFS_BLOCK];
 	struct rbuf r = rbuf_init(block, DMIOFS_BLOCK);
-	uint8_t magic[8];
-	uint32_t version, crc;
+	int err = header_check(&r, block, DMIOFS_CKPT_MAGIC);
 
-	get_bytes(&r, magic, 8);
-	if (memcmp(magic, DMIOFS_CKPT_MAGIC, 8))
-		return -EINVAL;
-	version = get_u32(&r);
-	crc = get_u32(&r);
-	memcpy(copy, block, DMIOFS_BLOCK);
-	memset(copy + 12, 0, 4);
-	if (dmiofs_crc(copy, DMIOFS_BLOCK) != crc)
-		return -EUCLEAN;
-	if (version != DMIOFS_VERSION)
-		return -EPROTO;
+	if (err)
+		return err;
 	get_bytes(&r, h->fs_uuid, 16);
 	if (memcmp(h->fs_uuid, fs_uuid, 16))
 		return -ESTALE;
@@ -186,10 +200,11 @@ int ckpt_header_decode(const uint8_t block[DMIOFS_BLOCK], const uint8_t fs_uuid[
 	return 0;
 }
 
+#define LOG_HEADER_CRC_OFFSET 28 /* after magic, seq, payload length and CRC, flags */
+
 void log_header_encode(const struct log_header *h, uint8_t out[LOG_HEADER_BYTES])
 {
 	struct wbuf w = wbuf_init(out, LOG_HEADER_BYTES);
-	struct wbuf c;
 
 	put_bytes(&w, DMIOFS_LOG_MAGIC, 8);
 	put_u64(&w, h->seq);
@@ -199,13 +214,11 @@ void log_header_encode(const struct log_header *h, uint8_t out[LOG_HEADER_BYTES]
 	put_u32(&w, 0); /* header crc */
 	put_bytes(&w, h->fs_uuid, 16);
 	put_zeros(&w, (size_t)(w.end - w.p));
-	c = wbuf_init(out + 28, 4);
-	put_u32(&c, dmiofs_crc(out, LOG_HEADER_BYTES));
+	seal(out, LOG_HEADER_BYTES, LOG_HEADER_CRC_OFFSET);
 }
 
 int log_header_decode(const uint8_t in[LOG_HEADER_BYTES], const uint8_t fs_uuid[16], struct log_header *h)
 {
-	uint8_t copy[LOG_HEADER_BYTES];
 	struct rbuf r = rbuf_init(in, LOG_HEADER_BYTES);
 	uint8_t magic[8];
 	uint32_t crc;
@@ -219,9 +232,7 @@ int log_header_decode(const uint8_t in[LOG_HEADER_BYTES], const uint8_t fs_uuid[
 	h->flags = get_u32(&r);
 	crc = get_u32(&r);
 	get_bytes(&r, h->fs_uuid, 16);
-	memcpy(copy, in, LOG_HEADER_BYTES);
-	memset(copy + 28, 0, 4);
-	if (dmiofs_crc(copy, LOG_HEADER_BYTES) != crc)
+	if (crc_without_field(in, LOG_HEADER_BYTES, LOG_HEADER_CRC_OFFSET) != crc)
 		return -EUCLEAN;
 	return memcmp(h->fs_uuid, fs_uuid, 16) ? -ESTALE : 0;
 }
