@@ -18,7 +18,7 @@ command -v python3 >/dev/null || skip_all "no python3"
 PY="$T/posix.py"
 cat >"$PY" <<'EOF'
 import ctypes, errno, hashlib, json, mmap, os, stat, sys, time
-from fsutil import segments
+from fsutil import failures, run_case, segments
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
@@ -38,7 +38,6 @@ def fallocate(fd, mode, off, length):
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
 
-failures = []
 ROOT = os.getuid() == 0
 
 def ids(uid, gid):
@@ -828,17 +827,8 @@ def t_expect_times(m):
         eq(os.stat(m + "/keep/null").st_rdev, os.makedev(1, 3), "a character device's numbers")
 
 def main():
-    name, m = sys.argv[1], sys.argv[2]
-    args = sys.argv[3:]
     os.umask(0o022)
-    try:
-        globals()["t_" + name](m, *args)
-    except Exception as e:  # an unexpected failure is a failure, with its cause
-        import traceback
-        failures.append("unexpected: " + "".join(traceback.format_exception(e)).strip())
-    for f in failures:
-        print(f)
-    sys.exit(1 if failures else 0)
+    run_case(globals())
 
 main()
 EOF

@@ -12,15 +12,10 @@ command -v python3 >/dev/null || skip_all "no python3"
 PY="$T/scale.py"
 cat >"$PY" <<'EOF'
 import hashlib, os, random, stat, sys, time
-from fsutil import segments
+from fsutil import fail, run_case, segments
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
-failures = []
-
-def fail(msg):
-    failures.append(msg)
-
 def data(seed, n):
     return random.Random(seed).randbytes(n)
 
@@ -313,14 +308,7 @@ def t_layout(m, copies, *names):
             fail("%s: extents cover %d bytes, st_blocks says %d" % (n, total, st.st_blocks * 512))
 
 def main():
-    try:
-        globals()["t_" + sys.argv[1]](*sys.argv[2:])
-    except Exception as e:
-        import traceback
-        fail("unexpected: " + "".join(traceback.format_exception(e)).strip())
-    for f in failures:
-        print(f)
-    sys.exit(1 if failures else 0)
+    run_case(globals())
 
 main()
 EOF
