@@ -23,16 +23,8 @@ while [ $# -gt 0 ]; do
 	esac
 done
 MKFS=$BUILD/src/tools/mkfs.dmiofs
-DMIOFS=$BUILD/src/fuse/dmiofs
-W=$(mktemp -d "$DIR/dmiofs-fsbench.XXXXXX")
-MNT=$W/mnt
-PID=""
-cleanup() {
-	if [ -n "$PID" ]; then fusermount3 -u "$MNT" 2>/dev/null; wait "$PID" 2>/dev/null || true; fi
-	rm -rf "$W"
-}
-trap cleanup EXIT INT TERM
-mkdir -p "$MNT"
+. "$(dirname "$0")/mount.sh"
+bench_workdir "$DIR" dmiofs-fsbench
 
 # fio JOB-ARGS... : prints "MiB/s IOPS"
 fio_run() {
@@ -65,9 +57,7 @@ run_pair() { # name, raw args, fs args, fs_files
 		# shellcheck disable=SC2086
 		raw=$(fio_run $rawargs | awk '{print '"$4"'}')
 		"$MKFS" -q --force "$W/a.img" "$W/b.img" 2>/dev/null
-		"$DMIOFS" -f "$W/a.img:$W/b.img" "$MNT" 2>"$W/daemon.err" &
-		PID=$!
-		sleep 1
+		bench_mount
 		# lay the file down once so reads and overwrites have blocks
 		fio --name=prep --filename="$MNT/f" --size="$fsize" --rw=write --bs=1M --ioengine=libaio \
 			--direct=1 --iodepth=16 >/dev/null
@@ -76,7 +66,7 @@ run_pair() { # name, raw args, fs args, fs_files
 		fs=$(fio_run --filename="$MNT/f" --size="$fsize" $fsargs | awk '{print '"$4"'}')
 		t1=$(cpu_ticks)
 		rss=$(rss_kib)
-		fusermount3 -u "$MNT"; wait "$PID"; PID=""
+		bench_umount
 		echo "$name rep $r: raw $raw, dmiofs $fs, daemon $(((t1 - t0)))/100 CPU s, peak RSS ${rss} KiB" >&2
 		echo "$raw $fs $((t1 - t0)) $rss" >>"$W/$name.txt"
 	done

@@ -11,39 +11,26 @@ set -eu
 N=${1:-1000000}
 SIZE=${2:-100}
 BUILD=${BUILD:-$(pwd)}
-W=$(mktemp -d "${DIR:-/var/tmp}/dmiofs-rss.XXXXXX")
-MNT=$W/mnt
-PID=""
-cleanup() {
-	if [ -n "$PID" ]; then fusermount3 -u "$MNT" 2>/dev/null; wait "$PID" 2>/dev/null || true; fi
-	rm -rf "$W"
-}
-trap cleanup EXIT INT TERM
-mkdir -p "$MNT"
+. "$(dirname "$0")/mount.sh"
+bench_workdir "${DIR:-/var/tmp}" dmiofs-rss
 cc -O2 -o "$W/mkfiles" "$(dirname "$0")/mkfiles.c"
 truncate -s 32G "$W/a.img" "$W/b.img"
 "$BUILD/src/tools/mkfs.dmiofs" -q "$W/a.img" "$W/b.img"
 
-mount_fs() {
-	"$BUILD/src/fuse/dmiofs" -f "$W/a.img:$W/b.img" "$MNT" &
-	PID=$!
-	while ! grep -q " $MNT fuse" /proc/mounts; do sleep 0.1; done
-}
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
-umount_fs() { fusermount3 -u "$MNT"; wait "$PID"; PID=""; }
 
-mount_fs
+bench_mount
 empty=$(rss_kib)
 start=$(date +%s)
 "$W/mkfiles" "$MNT" "$N" "$SIZE"
 secs=$(($(date +%s) - start))
 busy=$(rss_kib)
-umount_fs
-mount_fs
+bench_umount
+bench_mount
 sleep 2
 loaded=$(rss_kib)
 status=$(getfattr --only-values --absolute-names -n user.dmio.status "$MNT" | grep -E '^(files|metadata_used)=' | tr '\n' ' ')
-umount_fs
+bench_umount
 echo "files: $N of $SIZE bytes in $((N / 1000 + 1)) directories, created in ${secs}s ($((N / (secs > 0 ? secs : 1))) files/s)"
 echo "daemon RSS: empty mount $empty KiB; after creating $busy KiB; after a remount $loaded KiB"
 echo "status: $status"
