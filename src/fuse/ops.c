@@ -14,6 +14,7 @@
 #include "../store/data.h"
 #include "../store/fsops.h"
 #include "../store/inspect.h"
+#include "../store/journal.h"
 #include "dmiofs.h"
 
 static struct dmiofs *fs_of(fuse_req_t req)

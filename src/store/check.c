@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "apply.h"
 #include "devices.h"
 
 struct walk {

@@ -7,8 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "records.h"
-#include "store.h"
+#include "apply.h"
+#include "checkpoint.h"
+#include "ioerr.h"
 
 #define FLUSH_AT (1u << 20)
 
@@ -20,33 +21,6 @@ struct ckpt_writer {
 	uint32_t crc;
 	int err;
 };
-
-/* A device that cannot take the checkpoint is failed; the record of it
- * goes to the log once the checkpoint stands (see checkpoint_write). */
-static void mark_failed(struct store *st, unsigned long bits)
-{
-	for (uint32_t i = 0; i < st->ndevices; i++) {
-		if ((bits & (1UL << i)) && st->dev[i].state == DEV_HEALTHY) {
-			st->dev[i].state = DEV_FAILED;
-			st->alloc.dev_usable[i] = false;
-			st->dev[i].err.count[ERR_WRITE]++;
-			g_warning("%s: checkpoint write failed: device marked failed", st->dev[i].path);
-		}
-	}
-}
-
-static void log_device_states(struct store *st)
-{
-	for (uint32_t i = 0; i < st->ndevices; i++) {
-		if (st->dev[i].state != DEV_HEALTHY) {
-			struct rec_counters c = st->dev[i].err;
-
-			c.id = i;
-			rec_put_dev_state(st->pending, i, st->dev[i].state);
-			rec_put_counters(st->pending, REC_DEV_COUNTERS, &c);
-		}
-	}
-}
 
 /* Write the whole 4 KiB blocks of out (all of it, padded, when last). */
 static int writer_flush(struct ckpt_writer *w, GByteArray *out, bool last)
@@ -68,7 +42,7 @@ static int writer_flush(struct ckpt_writer *w, GByteArray *out, bool last)
 	if (padded > len)
 		g_byte_array_set_size(out, (guint)padded), memset(out->data + len, 0, padded - len);
 	err = devs_write_same(w->st->meta_client, w->st->dev, w->st->ndevices, w->offset, out->data, padded, 0, &bits);
-	mark_failed(w->st, bits);
+	ioerr_fail_devices(w->st, bits, "a checkpoint write");
 	if (err)
 		return w->err = err;
 	w->offset += padded;
@@ -98,6 +72,7 @@ int checkpoint_write(struct store *st)
 	uint64_t base = st->layout.meta_offset + slot * st->layout.ckpt_bytes;
 	struct ckpt_writer w = { st, base + DMIOFS_BLOCK, base + st->layout.ckpt_bytes, 0, 0xFFFFFFFFu, 0 };
 	struct ckpt_header h = { .seq = st->next_seq };
+	guint covered = st->pending->len; /* what the checkpoint will hold */
 	GByteArray *out;
 	uint8_t *block;
 	unsigned long bits = 0;
@@ -129,14 +104,14 @@ int checkpoint_write(struct store *st)
 	err = devs_write_same(st->meta_client, st->dev, st->ndevices, base, block, DMIOFS_BLOCK,
 			      DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, &bits);
 	dio_free(block);
-	mark_failed(st, bits);
+	ioerr_fail_devices(st, bits, "a checkpoint write");
 	if (err)
 		return err;
-	/* Everything in memory is now durable, pending records included. */
+	/* Everything in memory when it began is now durable, the pending
+	 * records included; what was noted while it was written (a device
+	 * that could not take it) is not in it, and stays pending. */
 	st->next_seq++;
-	g_byte_array_set_size(st->pending, 0);
-	/* States that changed while it was written are not in it. */
-	log_device_states(st);
+	g_byte_array_remove_range(st->pending, 0, covered);
 	st->ckpt_slot = slot;
 	st->ckpt_seq = h.seq;
 	st->durable_seq = h.seq;
@@ -209,8 +184,6 @@ int checkpoint_load(struct store *st, struct ckpt_header *h, GString *why)
 	for (int attempt = 0; attempt < 2; attempt++) {
 		uint32_t slot = 0;
 		uint8_t *payload = NULL;
-		const uint8_t *pos, *end;
-		struct record rec;
 		int err = newest_header(st, skip, h, &slot);
 
 		if (err == -ENOENT)
@@ -233,10 +206,7 @@ int checkpoint_load(struct store *st, struct ckpt_header *h, GString *why)
 		}
 		if (err)
 			return err;
-		pos = payload;
-		end = payload + h->payload_bytes;
-		while ((err = rec_next(&pos, end, &rec)) > 0 && !(err = store_apply(st, &rec)))
-			;
+		err = store_apply_all(st, payload, h->payload_bytes);
 		dio_free(payload);
 		if (err) {
 			g_string_append_printf(why, "checkpoint %llu does not apply: %s", (unsigned long long)h->seq,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "inspect.h"
+#include "apply.h"
 
 bool inspect_is_virtual(const char *name)
 {

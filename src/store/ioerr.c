@@ -1,16 +1,16 @@
-/* ioerr.c - see ioerr.h. */
+/* ioerr.c - see ioerr.h.  Counters and states change only by records
+ * (apply.h), logged where the store is writable. */
+#include "apply.h"
 #include "ioerr.h"
 
-/* Records reach memory even when the log cannot take them (read-only). */
-static void persist(struct store *st, GByteArray *r)
+/* The device's counters with one more of `kind`, as a record. */
+static void put_device_count(struct store *st, uint32_t dev, int kind, GByteArray *r)
 {
-	if (store_log(st, r)) {
-		const uint8_t *pos = r->data, *end = r->data + r->len;
-		struct record rec;
+	struct rec_counters c = st->dev[dev].err;
 
-		while (rec_next(&pos, end, &rec) > 0)
-			store_apply(st, &rec);
-	}
+	c.id = dev;
+	c.count[kind]++;
+	rec_put_counters(r, REC_DEV_COUNTERS, &c);
 }
 
 void ioerr_note(struct store *st, bool locked, uint64_t ino, uint32_t dev, int kind, enum io_op op,
@@ -20,13 +20,8 @@ void ioerr_note(struct store *st, bool locked, uint64_t ino, uint32_t dev, int k
 
 	if (!locked)
 		g_mutex_lock(&st->lock);
-	if (dev < st->ndevices) {
-		struct rec_counters c = st->dev[dev].err;
-
-		c.id = dev;
-		c.count[kind]++;
-		rec_put_counters(r, REC_DEV_COUNTERS, &c);
-	}
+	if (dev < st->ndevices)
+		put_device_count(st, dev, kind, r);
 	if (ino) {
 		struct dinode *in = meta_inode(&st->meta, ino);
 
@@ -44,7 +39,7 @@ void ioerr_note(struct store *st, bool locked, uint64_t ino, uint32_t dev, int k
 		}
 	}
 	if (r->len)
-		persist(st, r);
+		store_note(st, r);
 	if (!locked)
 		g_mutex_unlock(&st->lock);
 	g_byte_array_free(r, TRUE);
@@ -56,4 +51,20 @@ void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records)
 		return;
 	g_warning("%s: a write failed: device marked failed; the file system is degraded", st->dev[dev].path);
 	rec_put_dev_state(records, dev, DEV_FAILED);
+}
+
+void ioerr_fail_devices(struct store *st, unsigned long bits, const char *what)
+{
+	GByteArray *r = g_byte_array_new();
+
+	for (uint32_t i = 0; i < st->ndevices; i++) {
+		if (!(bits & (1UL << i)) || st->dev[i].state != DEV_HEALTHY)
+			continue;
+		g_warning("%s: %s failed: device marked failed; the file system is degraded", st->dev[i].path, what);
+		put_device_count(st, i, ERR_WRITE, r);
+		rec_put_dev_state(r, i, DEV_FAILED);
+	}
+	if (r->len)
+		store_note(st, r);
+	g_byte_array_free(r, TRUE);
 }

@@ -14,7 +14,11 @@ enum io_op { IO_OP_NONE, IO_OP_READ, IO_OP_WRITE };
  * Takes the store lock unless locked is true. */
 void ioerr_note(struct store *st, bool locked, uint64_t ino, uint32_t dev, int kind, enum io_op op,
 		uint32_t chunk, unsigned long bits);
-/* Mark a device failed after a write it could not take (lock held). */
+/* Lock held: mark a device failed after a data write it could not take,
+ * into the records of the write (its error is counted by ioerr_note). */
 void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records);
+/* Lock held: the healthy devices of bits (by index) could not take a
+ * metadata write (`what`, for the log): count it and fail them. */
+void ioerr_fail_devices(struct store *st, unsigned long bits, const char *what);
 
 #endif

@@ -9,8 +9,10 @@
 #include <errno.h>
 #include <string.h>
 
-#include "records.h"
-#include "store.h"
+#include "apply.h"
+#include "checkpoint.h"
+#include "ioerr.h"
+#include "journal.h"
 
 #define ROUND_UP(x, a) (((x) + (a)-1) / (a) * (a))
 #define DEFAULT_INTERVAL_MS 5000
@@ -23,25 +25,6 @@ struct sync_waiter {
 };
 
 /* ---- writing --------------------------------------------------------------- */
-
-static void mark_failed_devices(struct store *st, unsigned long bits)
-{
-	for (uint32_t i = 0; i < st->ndevices; i++) {
-		if (!(bits & (1UL << i)) || st->dev[i].state != DEV_HEALTHY)
-			continue;
-		st->dev[i].state = DEV_FAILED;
-		st->alloc.dev_usable[i] = false; /* no new chunk goes there */
-		st->dev[i].err.count[ERR_WRITE]++;
-		g_warning("%s: metadata write failed: device marked failed", st->dev[i].path);
-		rec_put_dev_state(st->pending, i, DEV_FAILED);
-		{
-			struct rec_counters c = st->dev[i].err;
-
-			c.id = i;
-			rec_put_counters(st->pending, REC_DEV_COUNTERS, &c);
-		}
-	}
-}
 
 /* Write one commit (or a wrap marker) at the ring position; no lock. */
 static int write_at(struct store *st, uint64_t pos, const struct log_header *h, const uint8_t *payload,
@@ -112,7 +95,7 @@ static int commit(struct store *st)
 		err = write_at(st, pos, &h, batch->data, batch->len, &bits);
 	g_mutex_lock(&st->lock);
 	g_byte_array_free(batch, TRUE);
-	mark_failed_devices(st, bits | wrap_bits);
+	ioerr_fail_devices(st, bits | wrap_bits, "a metadata commit");
 	if (err) {
 		g_critical("metadata commit %llu failed on every device: %s; the file system is now read-only",
 			   (unsigned long long)h.seq, g_strerror(-err));
@@ -331,20 +314,6 @@ static int read_commit(struct store *st, uint64_t pos, uint64_t seq, uint8_t **p
 	return found;
 }
 
-static int apply_payload(struct store *st, const uint8_t *buf, size_t len)
-{
-	const uint8_t *pos = buf, *end = buf + len;
-	struct record rec;
-	int ret;
-
-	while ((ret = rec_next(&pos, end, &rec)) > 0) {
-		ret = store_apply(st, &rec);
-		if (ret)
-			return ret;
-	}
-	return ret;
-}
-
 int journal_replay(struct store *st, uint64_t pos, uint64_t seq, uint64_t *commits)
 {
 	uint64_t used = 0;
@@ -370,7 +339,7 @@ int journal_replay(struct store *st, uint64_t pos, uint64_t seq, uint64_t *commi
 			pos = 0;
 			continue;
 		}
-		err = apply_payload(st, payload, len);
+		err = store_apply_all(st, payload, len);
 		g_free(payload);
 		if (err) {
 			g_critical("log commit %llu does not apply: %s", (unsigned long long)seq, g_strerror(-err));

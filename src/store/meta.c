@@ -6,10 +6,6 @@
 
 #include "meta.h"
 
-/* Sizes a checkpoint spends per object, for meta_estimate_bytes(). */
-#define EST_INODE (REC_HEADER_BYTES + 92)
-#define EST_LINK (REC_HEADER_BYTES + 18)
-#define EST_EXTENT (REC_HEADER_BYTES + 28)
 
 static void inode_free_contents(struct meta *m, struct dinode *in);
 
@@ -46,8 +42,11 @@ struct dinode *meta_inode(struct meta *m, uint64_t ino)
 
 uint64_t meta_estimate_bytes(const struct meta *m)
 {
-	return 4096 + m->counts.inodes * EST_INODE + m->counts.links * EST_LINK + m->counts.name_bytes +
-	       m->counts.extents * EST_EXTENT + m->counts.blocks * 4 + m->counts.other_bytes;
+	/* An extent's checksums are counted per block (blocks), apart from
+	 * its fixed part; a name's bytes apart from its link record. */
+	return 4096 + m->counts.inodes * rec_bytes_inode() + m->counts.links * rec_bytes_link(0) +
+	       m->counts.name_bytes + m->counts.extents * rec_bytes_extent(0) + m->counts.blocks * 4 +
+	       m->counts.other_bytes;
 }
 
 /* ---- extents ----------------------------------------------------------- */
@@ -272,19 +271,19 @@ static void inode_free_contents(struct meta *m, struct dinode *in)
 			g_hash_table_destroy(in->u.entries);
 	} else if (S_ISLNK(in->mode)) {
 		if (in->u.target)
-			m->counts.other_bytes -= strlen(in->u.target) + REC_HEADER_BYTES + 10;
+			m->counts.other_bytes -= rec_bytes_symlink(strlen(in->u.target));
 		g_free(in->u.target);
 	}
 	while (x) {
 		struct xattr *next = x->next;
 
-		m->counts.other_bytes -= strlen(x->name) + x->len + REC_HEADER_BYTES + 14;
+		m->counts.other_bytes -= rec_bytes_xattr_set(strlen(x->name), x->len);
 		g_free(x->name);
 		g_free(x);
 		x = next;
 	}
 	if (in->errors)
-		m->counts.other_bytes -= REC_HEADER_BYTES + 64;
+		m->counts.other_bytes -= rec_bytes_counters();
 	g_free(in->errors);
 	m->counts.inodes--;
 }
@@ -413,7 +412,7 @@ static int apply_symlink(struct meta *m, uint64_t ino, const char *target, size_
 	if (!in || !S_ISLNK(in->mode) || !len || in->u.target)
 		return -EUCLEAN;
 	in->u.target = g_strndup(target, len);
-	m->counts.other_bytes += len + REC_HEADER_BYTES + 10;
+	m->counts.other_bytes += rec_bytes_symlink(len);
 	return 0;
 }
 
@@ -438,7 +437,7 @@ static int apply_xattr(struct meta *m, const struct record *rec)
 	old = *link;
 	if (old) {
 		*link = old->next;
-		m->counts.other_bytes -= strlen(old->name) + old->len + REC_HEADER_BYTES + 14;
+		m->counts.other_bytes -= rec_bytes_xattr_set(strlen(old->name), old->len);
 		g_free(old->name);
 		g_free(old);
 	} else if (rec->type == REC_XATTR_DEL) {
@@ -452,7 +451,7 @@ static int apply_xattr(struct meta *m, const struct record *rec)
 	memcpy(x->value, rec->u.xattr.value, x->len);
 	x->next = in->xattrs;
 	in->xattrs = x;
-	m->counts.other_bytes += rec->u.xattr.name_len + x->len + REC_HEADER_BYTES + 14;
+	m->counts.other_bytes += rec_bytes_xattr_set(rec->u.xattr.name_len, x->len);
 	return 0;
 }
 
@@ -464,7 +463,7 @@ static int apply_file_errors(struct meta *m, const struct rec_counters *c)
 		return -EUCLEAN;
 	if (!in->errors) {
 		in->errors = g_new0(struct rec_counters, 1);
-		m->counts.other_bytes += REC_HEADER_BYTES + 64;
+		m->counts.other_bytes += rec_bytes_counters();
 	}
 	*in->errors = *c;
 	return 0;

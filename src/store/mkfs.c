@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "mkfs.h"
+#include "checkpoint.h"
 #include "store.h"
 
 static void random_uuid(uint8_t u[16])

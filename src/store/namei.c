@@ -10,8 +10,10 @@
 #include <sys/xattr.h>
 #include <time.h>
 
+#include "apply.h"
 #include "data.h"
 #include "fsops.h"
+#include "journal.h"
 
 #define LINK_MAX_COUNT 65000
 #define XATTR_VALUE_MAX 65536

@@ -4,18 +4,20 @@
 #include "codec.h"
 #include "records.h"
 
-/* Append a record: the header, then the payload written by the caller
- * into the space reserved for it. */
-static struct wbuf rec_begin(GByteArray *out, enum rec_type type, size_t payload)
+/* Append a record of `bytes` (rec_bytes_*(), header included): the
+ * header, then the payload written by the caller into the space reserved
+ * for it.  An encoder that writes more or less than its size helper says
+ * is a bug; the wbuf's overflow flag catches the first kind in tests. */
+static struct wbuf rec_begin(GByteArray *out, enum rec_type type, size_t bytes)
 {
 	guint start = out->len;
 	struct wbuf w;
 
-	g_byte_array_set_size(out, start + REC_HEADER_BYTES + (guint)payload);
-	w = wbuf_init(out->data + start, REC_HEADER_BYTES + payload);
+	g_byte_array_set_size(out, start + (guint)bytes);
+	w = wbuf_init(out->data + start, bytes);
 	put_u16(&w, (uint16_t)type);
 	put_u16(&w, 0);
-	put_u32(&w, (uint32_t)payload);
+	put_u32(&w, (uint32_t)(bytes - REC_HEADER_BYTES));
 	return w;
 }
 
@@ -31,11 +33,9 @@ static void get_time(struct rbuf *r, struct rec_time *t)
 	t->nsec = get_u32(r);
 }
 
-#define INODE_PAYLOAD (8 + 4 * 4 + 8 + 8 + 3 * 12)
-
 void rec_put_inode(GByteArray *out, const struct rec_inode *in)
 {
-	struct wbuf w = rec_begin(out, REC_INODE, INODE_PAYLOAD);
+	struct wbuf w = rec_begin(out, REC_INODE, rec_bytes_inode());
 
 	put_u64(&w, in->ino);
 	put_u32(&w, in->mode);
@@ -51,7 +51,7 @@ void rec_put_inode(GByteArray *out, const struct rec_inode *in)
 
 void rec_put_ino(GByteArray *out, enum rec_type type, uint64_t ino)
 {
-	struct wbuf w = rec_begin(out, type, 8);
+	struct wbuf w = rec_begin(out, type, rec_bytes_ino());
 
 	put_u64(&w, ino);
 }
@@ -59,7 +59,7 @@ void rec_put_ino(GByteArray *out, enum rec_type type, uint64_t ino)
 void rec_put_link(GByteArray *out, enum rec_type type, uint64_t parent, uint64_t ino, const char *name,
 		  size_t len)
 {
-	struct wbuf w = rec_begin(out, type, 8 + 8 + 2 + len);
+	struct wbuf w = rec_begin(out, type, rec_bytes_link(len));
 
 	put_u64(&w, parent);
 	put_u64(&w, ino);
@@ -69,7 +69,7 @@ void rec_put_link(GByteArray *out, enum rec_type type, uint64_t parent, uint64_t
 void rec_put_extent(GByteArray *out, uint64_t ino, uint64_t fblock, uint32_t nblocks, uint32_t chunk,
 		    uint32_t cblock, const uint32_t *csums)
 {
-	struct wbuf w = rec_begin(out, REC_EXTENT, 8 + 8 + 4 + 4 + 4 + 4 * (size_t)nblocks);
+	struct wbuf w = rec_begin(out, REC_EXTENT, rec_bytes_extent(nblocks));
 
 	put_u64(&w, ino);
 	put_u64(&w, fblock);
@@ -82,7 +82,7 @@ void rec_put_extent(GByteArray *out, uint64_t ino, uint64_t fblock, uint32_t nbl
 
 void rec_put_punch(GByteArray *out, uint64_t ino, uint64_t fblock, uint64_t nblocks)
 {
-	struct wbuf w = rec_begin(out, REC_PUNCH, 8 + 8 + 8);
+	struct wbuf w = rec_begin(out, REC_PUNCH, rec_bytes_punch());
 
 	put_u64(&w, ino);
 	put_u64(&w, fblock);
@@ -91,7 +91,7 @@ void rec_put_punch(GByteArray *out, uint64_t ino, uint64_t fblock, uint64_t nblo
 
 void rec_put_symlink(GByteArray *out, uint64_t ino, const char *target, size_t len)
 {
-	struct wbuf w = rec_begin(out, REC_SYMLINK, 8 + 2 + len);
+	struct wbuf w = rec_begin(out, REC_SYMLINK, rec_bytes_symlink(len));
 
 	put_u64(&w, ino);
 	put_str(&w, target, len);
@@ -100,7 +100,7 @@ void rec_put_symlink(GByteArray *out, uint64_t ino, const char *target, size_t l
 void rec_put_xattr_set(GByteArray *out, uint64_t ino, const char *name, size_t name_len, const void *value,
 		       uint32_t value_len)
 {
-	struct wbuf w = rec_begin(out, REC_XATTR_SET, 8 + 2 + name_len + 4 + value_len);
+	struct wbuf w = rec_begin(out, REC_XATTR_SET, rec_bytes_xattr_set(name_len, value_len));
 
 	put_u64(&w, ino);
 	put_str(&w, name, name_len);
@@ -110,7 +110,7 @@ void rec_put_xattr_set(GByteArray *out, uint64_t ino, const char *name, size_t n
 
 void rec_put_xattr_del(GByteArray *out, uint64_t ino, const char *name, size_t name_len)
 {
-	struct wbuf w = rec_begin(out, REC_XATTR_DEL, 8 + 2 + name_len);
+	struct wbuf w = rec_begin(out, REC_XATTR_DEL, rec_bytes_xattr_del(name_len));
 
 	put_u64(&w, ino);
 	put_str(&w, name, name_len);
@@ -118,7 +118,7 @@ void rec_put_xattr_del(GByteArray *out, uint64_t ino, const char *name, size_t n
 
 void rec_put_chunk(GByteArray *out, const struct rec_chunk *c)
 {
-	struct wbuf w = rec_begin(out, REC_CHUNK, 4 + 4 + 12 * (size_t)c->ncopies);
+	struct wbuf w = rec_begin(out, REC_CHUNK, rec_bytes_chunk(c->ncopies));
 
 	put_u32(&w, c->id);
 	put_u32(&w, c->ncopies);
@@ -130,7 +130,7 @@ void rec_put_chunk(GByteArray *out, const struct rec_chunk *c)
 
 void rec_put_dev_state(GByteArray *out, uint32_t dev, uint32_t state)
 {
-	struct wbuf w = rec_begin(out, REC_DEV_STATE, 8);
+	struct wbuf w = rec_begin(out, REC_DEV_STATE, rec_bytes_dev_state());
 
 	put_u32(&w, dev);
 	put_u32(&w, state);
@@ -138,7 +138,7 @@ void rec_put_dev_state(GByteArray *out, uint32_t dev, uint32_t state)
 
 void rec_put_counters(GByteArray *out, enum rec_type type, const struct rec_counters *c)
 {
-	struct wbuf w = rec_begin(out, type, 8 + 8 * ERR_KINDS + 8 + 4 + 4);
+	struct wbuf w = rec_begin(out, type, rec_bytes_counters());
 
 	put_u64(&w, c->id);
 	for (int i = 0; i < ERR_KINDS; i++)

@@ -7,6 +7,7 @@
 #define DMIOFS_RECORDS_H
 
 #include <glib.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "format.h"
@@ -29,6 +30,7 @@ enum rec_type {
 };
 
 #define REC_HEADER_BYTES 8
+
 
 struct rec_time {
 	int64_t sec;
@@ -105,6 +107,24 @@ struct record {
 		struct rec_counters counters; /* DEV_COUNTERS, FILE_ERRORS */
 	} u;
 };
+
+/* Bytes each record takes, header included: the one place they are
+ * counted, for the encoders below and for whoever must know in advance
+ * what a checkpoint or an operation will spend. */
+static inline size_t rec_bytes_inode(void) { return REC_HEADER_BYTES + 8 + 4 * 4 + 8 + 8 + 3 * 12; }
+static inline size_t rec_bytes_ino(void) { return REC_HEADER_BYTES + 8; }
+static inline size_t rec_bytes_link(size_t name_len) { return REC_HEADER_BYTES + 8 + 8 + 2 + name_len; }
+static inline size_t rec_bytes_extent(uint64_t nblocks) { return REC_HEADER_BYTES + 8 + 8 + 4 + 4 + 4 + 4 * nblocks; }
+static inline size_t rec_bytes_punch(void) { return REC_HEADER_BYTES + 8 + 8 + 8; }
+static inline size_t rec_bytes_symlink(size_t len) { return REC_HEADER_BYTES + 8 + 2 + len; }
+static inline size_t rec_bytes_xattr_set(size_t name_len, size_t value_len)
+{
+	return REC_HEADER_BYTES + 8 + 2 + name_len + 4 + value_len;
+}
+static inline size_t rec_bytes_xattr_del(size_t name_len) { return REC_HEADER_BYTES + 8 + 2 + name_len; }
+static inline size_t rec_bytes_chunk(uint32_t ncopies) { return REC_HEADER_BYTES + 4 + 4 + 12 * (size_t)ncopies; }
+static inline size_t rec_bytes_dev_state(void) { return REC_HEADER_BYTES + 4 + 4; }
+static inline size_t rec_bytes_counters(void) { return REC_HEADER_BYTES + 8 + 8 * ERR_KINDS + 8 + 4 + 4; }
 
 void rec_put_inode(GByteArray *out, const struct rec_inode *in);
 void rec_put_ino(GByteArray *out, enum rec_type type, uint64_t ino);

@@ -6,83 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apply.h"
+#include "checkpoint.h"
+#include "journal.h"
 #include "mounts.h"
 #include "rangelock.h"
 #include "store.h"
 
 #define CLIENT_PAGES 1024 /* 4 MiB of bounce pages for the store's own I/O */
-
-int store_apply(struct store *st, const struct record *rec)
-{
-	switch (rec->type) {
-	case REC_CHUNK:
-		return alloc_apply_chunk(&st->alloc, &rec->u.chunk);
-	case REC_DEV_STATE:
-		if (rec->u.dev_state.dev >= st->ndevices || rec->u.dev_state.state > DEV_MISSING)
-			return -EUCLEAN;
-		st->dev[rec->u.dev_state.dev].state = rec->u.dev_state.state;
-		st->alloc.dev_usable[rec->u.dev_state.dev] = rec->u.dev_state.state == DEV_HEALTHY;
-		return 0;
-	case REC_DEV_COUNTERS:
-		if (rec->u.counters.id >= st->ndevices)
-			return -EUCLEAN;
-		st->dev[rec->u.counters.id].err = rec->u.counters;
-		return 0;
-	default:
-		return meta_apply(&st->meta, rec);
-	}
-}
-
-uint64_t store_meta_bytes(const struct store *st)
-{
-	uint64_t chunk_rec = REC_HEADER_BYTES + 8 + 12 * (uint64_t)st->copies;
-	uint64_t dev_recs = 2 * REC_HEADER_BYTES + 8 + 8 + 8 * ERR_KINDS + 8 + 4 + 4;
-
-	return meta_estimate_bytes(&st->meta) + st->alloc.chunks->len * chunk_rec + st->ndevices * dev_recs +
-	       REC_HEADER_BYTES + 8;
-}
-
-int store_meta_room(const struct store *st, uint64_t more, unsigned int share64)
-{
-	return store_meta_bytes(st) + more > st->layout.ckpt_bytes / 64 * share64 ? -ENOSPC : 0;
-}
-
-int store_log(struct store *st, GByteArray *records)
-{
-	const uint8_t *pos = records->data, *end = records->data + records->len;
-	struct record rec;
-	int ret;
-
-	if (st->broken)
-		return st->broken;
-	if (st->opt.read_only)
-		return -EROFS;
-	while ((ret = rec_next(&pos, end, &rec)) > 0) {
-		ret = store_apply(st, &rec);
-		if (ret) {
-			/* Operations check before they build records, so this is a bug:
-			 * stop writing rather than persist something inconsistent. */
-			g_critical("record %d does not apply: %s; the file system is now read-only", rec.type,
-				   g_strerror(-ret));
-			st->broken = -EIO;
-			return -EIO;
-		}
-	}
-	g_byte_array_append(st->pending, records->data, records->len);
-	if (st->pending->len >= st->layout.log_bytes / 16)
-		g_cond_signal(&st->commit_cond);
-	return 0;
-}
-
-int store_append(struct store *st, GByteArray *records)
-{
-	if (st->broken)
-		return st->broken;
-	if (st->opt.read_only)
-		return -EROFS;
-	g_byte_array_append(st->pending, records->data, records->len);
-	return 0;
-}
 
 static void free_after_commit(void *ctx, uint32_t chunk, uint32_t cblock, uint32_t n)
 {
@@ -206,8 +137,6 @@ static int open_devices(struct store *st, const char *const *paths, uint32_t n, 
 	st->sb = given[0].sb;
 	st->ndevices = st->sb.ndevices;
 	st->copies = st->sb.copies;
-	for (uint32_t i = 0; i < st->ndevices; i++)
-		st->dev[i].state = st->sb.devs[i].state;
 	return 0;
 }
 
@@ -242,6 +171,21 @@ static void collect_orphans(gpointer key, gpointer value, gpointer data)
 		rec_put_ino(data, REC_INODE_FREE, in->ino);
 }
 
+/* The device states the speaking superblock recorded, applied as records
+ * like every other change of state; the checkpoint and the log may
+ * change them further. */
+static int apply_superblock_states(struct store *st)
+{
+	GByteArray *r = g_byte_array_new();
+	int err;
+
+	for (uint32_t i = 0; i < st->ndevices; i++)
+		rec_put_dev_state(r, i, st->sb.devs[i].state);
+	err = store_apply_all(st, r->data, r->len);
+	g_byte_array_free(r, TRUE);
+	return err;
+}
+
 static int load_metadata(struct store *st, GString *why, bool *dirty)
 {
 	struct ckpt_header h;
@@ -258,8 +202,11 @@ static int load_metadata(struct store *st, GString *why, bool *dirty)
 		for (uint32_t i = 0; i < st->ndevices; i++)
 			bytes[i] = st->sb.devs[i].bytes;
 		alloc_init(&st->alloc, &st->layout, st->ndevices, st->copies, bytes);
-		for (uint32_t i = 0; i < st->ndevices; i++)
-			st->alloc.dev_usable[i] = st->dev[i].state == DEV_HEALTHY;
+	}
+	err = apply_superblock_states(st);
+	if (err) {
+		g_string_append(why, "the superblock's device table does not apply");
+		return err;
 	}
 	err = checkpoint_load(st, &h, why);
 	if (err)

@@ -1,10 +1,11 @@
-/* store.h - the mirrored store: a mounted dmiofs file system without FUSE.
+/* store.h - the mirrored store: a mounted dmiofs file system without FUSE,
+ * and mounting and unmounting it (store.c).
  *
  * Metadata lives in memory (meta.h) under one lock; every change is a set
- * of records applied to memory and appended to the log, which a committer
- * thread writes to every device (group commit).  File data is written
- * copy-on-write through libdmio to every copy of a chunk, and referenced
- * by the log only once every copy is on its device. */
+ * of records applied to memory and appended to the log (apply.h), which a
+ * committer thread writes to every device (journal.h, group commit).  File
+ * data is written copy-on-write through libdmio to every copy of a chunk,
+ * and referenced by the log only once every copy is on its device. */
 #ifndef DMIOFS_STORE_H
 #define DMIOFS_STORE_H
 
@@ -27,8 +28,6 @@ struct store_options {
 	bool verbose;
 	bool allow_rollback; /* mount an older checkpoint if the newest is lost (fsck -y) */
 };
-
-typedef void (*store_sync_fn)(int err, void *ctx);
 
 struct sync_waiter;
 
@@ -70,38 +69,5 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	       GString *why);
 /* Unmount: commit, checkpoint, mark clean. */
 int store_close(struct store *st);
-
-/* Bytes the next checkpoint will take: an upper bound, kept cheaply. */
-uint64_t store_meta_bytes(const struct store *st);
-/* Lock held: 0 if the checkpoint slot keeps room for `more` bytes while
- * staying under the given share of it (in 64ths), else -ENOSPC.  Growth
- * of every kind stops at its own share, so that what gives space back
- * (truncate, unlink) always finds room. */
-int store_meta_room(const struct store *st, uint64_t more, unsigned int share64);
-#define META_SHARE_NAMES 56  /* new names, xattrs: 7/8 of the slot */
-#define META_SHARE_DATA 60   /* data writes: 15/16 */
-#define META_SHARE_EDIT 62   /* punch, partial truncate: 31/32 */
-
-/* Apply records to memory and append them to the log (lock held). */
-int store_log(struct store *st, GByteArray *records);
-/* Append records already applied to memory (the allocator's chunks). */
-int store_append(struct store *st, GByteArray *records);
-/* Apply one record read from disk (checkpoint or log). */
-int store_apply(struct store *st, const struct record *rec);
-
-/* Durability: every record appended so far. */
-int store_sync(struct store *st);
-void store_sync_async(struct store *st, store_sync_fn fn, void *ctx);
-
-/* journal.c */
-int journal_replay(struct store *st, uint64_t from_pos, uint64_t from_seq, uint64_t *commits);
-int journal_start(struct store *st);
-void journal_stop(struct store *st);
-void journal_kick(struct store *st);
-
-/* checkpoint.c: lock held; a new checkpoint of everything in memory. */
-int checkpoint_write(struct store *st);
-int checkpoint_load(struct store *st, struct ckpt_header *h, GString *why);
-int store_write_superblocks(struct store *st, bool clean);
 
 #endif

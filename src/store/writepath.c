@@ -13,9 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "bufpool.h"
 #include "data.h"
 #include "ioerr.h"
+#include "journal.h"
 #include "rangelock.h"
 #include "readpath.h"
 
@@ -371,6 +373,13 @@ static int allocate_runs(struct wop *op, GByteArray *records)
 	return 0;
 }
 
+/* What a write of nblk blocks in nruns extents adds to a checkpoint:
+ * its extents, one more for an old extent it splits. */
+static uint64_t write_meta_cost(uint64_t nblk, uint32_t nruns)
+{
+	return rec_bytes_extent(nblk) + nruns * rec_bytes_extent(0);
+}
+
 /* Lock held.  Allocate; when full, wait once for frees the log holds back. */
 static int allocate_or_wait(struct wop *op)
 {
@@ -380,7 +389,7 @@ static int allocate_or_wait(struct wop *op)
 
 	/* Every block costs its checksum in the checkpoint: a file system
 	 * whose metadata area is full takes no more data. */
-	if (store_meta_room(st, 4 * (uint64_t)op->nblk + 2 * 40, META_SHARE_DATA))
+	if (store_meta_room(st, write_meta_cost(op->nblk, 1), META_SHARE_DATA))
 		return -ENOSPC;
 	/* A few blocks stay back for the zeroing a truncate or a punch needs,
 	 * so that space can always be given back on a full file system. */
@@ -413,7 +422,7 @@ static int allocate_or_wait(struct wop *op)
 	}
 	/* Now the runs are known: each is an extent record (one more may
 	 * split an old extent).  New chunks are counted already. */
-	if (!err && store_meta_room(st, 4 * (uint64_t)op->nblk + 40 * ((uint64_t)op->nruns + 1), META_SHARE_DATA))
+	if (!err && store_meta_room(st, write_meta_cost(op->nblk, op->nruns), META_SHARE_DATA))
 		err = -ENOSPC;
 	if (err)
 		free_runs(op);
@@ -659,7 +668,7 @@ static int truncate_locked(struct store *st, struct dinode *in, uint64_t size)
 	 * more extent at most: a truncate to a block boundary needs none, so
 	 * space can always be given back). */
 	if (size < old && size % DMIOFS_BLOCK && ext_mapped_blocks(in, size / DMIOFS_BLOCK, 1) &&
-	    store_meta_room(st, 2 * 44, 63)) {
+	    store_meta_room(st, 2 * rec_bytes_extent(1), 63)) {
 		g_byte_array_free(r, TRUE);
 		return -ENOSPC;
 	}
@@ -738,7 +747,7 @@ static int punch_locked(struct store *st, struct dinode *in, uint64_t off, uint6
 {
 	uint64_t first = (off + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK, last = end / DMIOFS_BLOCK;
 	/* two zeroed edges and a split extent: three more extents at most */
-	int err = store_meta_room(st, 3 * 44, META_SHARE_EDIT);
+	int err = store_meta_room(st, 3 * rec_bytes_extent(1), META_SHARE_EDIT);
 
 	if (err)
 		return err;

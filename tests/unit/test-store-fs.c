@@ -30,6 +30,7 @@
 #include "data.h"
 #include "fsops.h"
 #include "inspect.h"
+#include "journal.h"
 #include "mkfs.h"
 #include "store.h"
 #include "testutil.h"

@@ -1,0 +1,24 @@
+/* journal.h - the metadata log: group commit by a committer thread,
+ * syncs that wait for it, and replay at mount (journal.c). */
+#ifndef DMIOFS_JOURNAL_H
+#define DMIOFS_JOURNAL_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+/* Mount: apply every intact commit from (pos, seq) on; *commits counts them. */
+int journal_replay(struct store *st, uint64_t from_pos, uint64_t from_seq, uint64_t *commits);
+int journal_start(struct store *st);
+/* Commit what is pending and stop the committer. */
+void journal_stop(struct store *st);
+/* Lock held: ask the committer for a commit now. */
+void journal_kick(struct store *st);
+
+/* Durability of every record appended so far: store_sync waits for it;
+ * store_sync_async calls fn once it holds (or failed), possibly at once. */
+typedef void (*store_sync_fn)(int err, void *ctx);
+int store_sync(struct store *st);
+void store_sync_async(struct store *st, store_sync_fn fn, void *ctx);
+
+#endif
