@@ -34,6 +34,8 @@ struct options {
 	int writeback;
 	int no_writeback;
 	unsigned int commit_ms;
+	int no_degraded;
+	char *keep;
 	int show_help;
 	int show_version;
 };
@@ -48,6 +50,9 @@ static const struct fuse_opt option_spec[] = {
 	OPT("verbose", verbose, 1),
 	OPT("writeback", writeback, 1),
 	OPT("no_writeback", no_writeback, 1),
+	OPT("nodegraded", no_degraded, 1),
+	OPT("degraded", no_degraded, 0),
+	OPT("keep=%s", keep, 0),
 	FUSE_OPT_KEY("commit=", KEY_COMMIT),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -144,6 +149,10 @@ static void usage(void)
 	       "  -o writeback       kernel writeback cache: faster small writes, but a full file\n"
 	       "                     system drops written data instead of failing write(2)\n"
 	       "  -o no_writeback    no kernel writeback cache (the default)\n"
+	       "  -o nodegraded      refuse to mount with a device missing (default: mount degraded\n"
+	       "                     when the devices present hold a copy of everything)\n"
+	       "  -o keep=DEV        after a split brain, keep the history of DEV's part; the other\n"
+	       "                     part's devices are rewritten from it\n"
 	       "  -o verbose         say what mounting found\n"
 	       "  -o OPTION          other FUSE mount options (allow_other, ...)\n\n"
 	       "See dmiofs(8).\n");
@@ -315,7 +324,11 @@ static void add_mount_options(struct fuse_args *args, const char *devices, bool 
 
 static int run(struct options *o, struct fuse_args *args, int report_fd)
 {
-	struct store_options so = { .read_only = o->read_only, .commit_interval_ms = o->commit_ms, .verbose = o->verbose };
+	struct store_options so = { .read_only = o->read_only,
+				    .commit_interval_ms = o->commit_ms,
+				    .verbose = o->verbose,
+				    .no_degraded = o->no_degraded,
+				    .keep = o->keep };
 	/* The writeback cache is opt-in.  With it the kernel accepts write(2)
 	 * into its page cache and hands the data over later, so a full file
 	 * system cannot fail the write: the kernel drops the data at writeback
@@ -396,6 +409,7 @@ static int finish(struct fuse_args *args, struct options *o, int ret)
 	fuse_opt_free_args(args);
 	g_free(o->devices);
 	g_free(o->mountpoint);
+	free(o->keep);
 	return ret;
 }
 

@@ -18,7 +18,7 @@ void alloc_init(struct alloc *a, const struct layout *l, uint32_t ndevices, uint
 	a->copies = copies;
 	for (uint32_t i = 0; i < ndevices; i++) {
 		a->dev_chunks[i] = layout_chunks(l, dev_bytes[i]);
-		a->dev_usable[i] = true;
+		a->dev_place[i] = PLACE_WRITTEN;
 	}
 	a->chunks = g_ptr_array_new();
 	a->pending = g_array_new(FALSE, FALSE, sizeof(struct pending_free));
@@ -31,6 +31,8 @@ void alloc_destroy(struct alloc *a)
 	for (guint i = 0; i < a->chunks->len; i++) {
 		struct chunk *c = g_ptr_array_index(a->chunks, i);
 
+		for (uint32_t k = 0; c && k < DMIOFS_MAX_COPIES; k++)
+			g_free(c->stale[k]);
 		if (c)
 			g_free(c->bitmap);
 		g_free(c);
@@ -152,23 +154,33 @@ static bool chunk_take(struct chunk *c, uint32_t need, uint32_t want, uint32_t *
 	return false;
 }
 
-/* Pick `copies` usable devices with the most free slots. */
+/* Does device d make a better home for a new copy than device e: one
+ * that is written over one that is away, then the one with more room. */
+static bool better_home(const struct alloc *a, uint32_t d, int e, const uint64_t *free_slots)
+{
+	if (e < 0)
+		return true;
+	if (a->dev_place[d] != a->dev_place[e])
+		return a->dev_place[d] > a->dev_place[e];
+	return free_slots[d] > free_slots[e];
+}
+
+/* Pick `copies` distinct devices for a new chunk, the best homes first. */
 static int pick_devices(const struct alloc *a, uint32_t *devs)
 {
 	bool taken[DMIOFS_MAX_DEVICES] = { false };
+	uint64_t free_slots[DMIOFS_MAX_DEVICES];
 
+	for (uint32_t d = 0; d < a->ndevices; d++)
+		free_slots[d] = a->dev_chunks[d] - a->dev_next[d];
 	for (uint32_t k = 0; k < a->copies; k++) {
 		int best = -1;
 
-		for (uint32_t d = 0; d < a->ndevices; d++) {
-			uint64_t free_slots = a->dev_chunks[d] - a->dev_next[d];
-
-			if (taken[d] || !a->dev_usable[d] || !free_slots)
-				continue;
-			if (best < 0 || free_slots > a->dev_chunks[best] - a->dev_next[best])
+		for (uint32_t d = 0; d < a->ndevices; d++)
+			if (!taken[d] && a->dev_place[d] != PLACE_NONE && free_slots[d] && better_home(a, d, best, free_slots))
 				best = (int)d;
-		}
-		if (best < 0)
+		/* A chunk no device would write is of no use. */
+		if (best < 0 || (k == 0 && a->dev_place[best] != PLACE_WRITTEN))
 			return -ENOSPC;
 		taken[best] = true;
 		devs[k] = (uint32_t)best;
@@ -280,37 +292,51 @@ void alloc_release(struct alloc *a, uint64_t durable_seq)
 		g_array_remove_range(a->pending, 0, done);
 }
 
-static int by_free_desc(const void *x, const void *y)
-{
-	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+struct home {
+	uint8_t place;
+	uint64_t free;
+};
 
-	return a < b ? 1 : a > b ? -1 : 0;
+static int by_home_desc(const void *x, const void *y)
+{
+	const struct home *a = x, *b = y;
+
+	if (a->place != b->place)
+		return a->place < b->place ? 1 : -1;
+	return a->free < b->free ? 1 : a->free > b->free ? -1 : 0;
 }
 
 uint64_t alloc_new_chunks_possible(const struct alloc *a)
 {
-	uint64_t free_slots[DMIOFS_MAX_DEVICES];
+	struct home homes[DMIOFS_MAX_DEVICES];
 	uint32_t n = 0, k = a->copies;
 	uint64_t chunks = 0;
 
 	for (uint32_t d = 0; d < a->ndevices; d++)
-		if (a->dev_usable[d])
-			free_slots[n++] = a->dev_chunks[d] - a->dev_next[d];
-	if (n < k)
-		return 0;
-	/* Greedy, as new_chunk allocates: the k fullest-free devices each
-	 * give a slot; in steps until the k-th catches up with the next. */
+		if (a->dev_place[d] != PLACE_NONE)
+			homes[n++] = (struct home){ a->dev_place[d], a->dev_chunks[d] - a->dev_next[d] };
+	/* As new_chunk allocates: the k best homes each give a slot; in
+	 * steps, until the k-th would no longer be among the best. */
 	for (;;) {
 		uint64_t step;
+		uint32_t left = 0;
 
-		qsort(free_slots, n, sizeof(free_slots[0]), by_free_desc);
-		if (!free_slots[k - 1])
+		for (uint32_t i = 0; i < n; i++) /* devices without room are done */
+			if (homes[i].free)
+				homes[left++] = homes[i];
+		n = left;
+		if (n < k)
 			break;
-		step = n > k ? free_slots[k - 1] - free_slots[k] : free_slots[k - 1];
-		if (!step)
-			step = 1;
+		qsort(homes, n, sizeof(homes[0]), by_home_desc);
+		if (homes[0].place != PLACE_WRITTEN)
+			break;
+		step = homes[k - 1].free;
 		for (uint32_t i = 0; i < k; i++)
-			free_slots[i] -= step;
+			step = MIN(step, homes[i].free);
+		if (n > k && homes[k].place == homes[k - 1].place)
+			step = MIN(step, MAX(homes[k - 1].free - homes[k].free, 1));
+		for (uint32_t i = 0; i < k; i++)
+			homes[i].free -= step;
 		chunks += step;
 	}
 	return chunks;
@@ -330,6 +356,19 @@ void alloc_space(const struct alloc *a, uint64_t *total_blocks, uint64_t *free_b
 	*free_blocks = a->free_blocks + a->pending_blocks + possible;
 }
 
+/* The stale runs of every copy of c, as records. */
+static void serialize_stale(const struct chunk *c, GByteArray *out)
+{
+	for (uint32_t k = 0; k < c->ncopies; k++) {
+		uint32_t at = 0, n;
+
+		while (alloc_stale_next(c, k, &at, &n)) {
+			rec_put_stale(out, c->id, c->stripes[k].dev, at, n, true);
+			at += n;
+		}
+	}
+}
+
 void alloc_serialize(const struct alloc *a, GByteArray *out)
 {
 	for (guint i = 0; i < a->chunks->len; i++) {
@@ -342,7 +381,97 @@ void alloc_serialize(const struct alloc *a, GByteArray *out)
 
 		memcpy(r.stripes, c->stripes, sizeof(r.stripes));
 		rec_put_chunk(out, &r);
+		serialize_stale(c, out);
 	}
+}
+
+/* ---- stale copies --------------------------------------------------------- */
+
+int alloc_copy_on(const struct chunk *c, uint32_t dev)
+{
+	for (uint32_t k = 0; k < c->ncopies; k++)
+		if (c->stripes[k].dev == dev)
+			return (int)k;
+	return -1;
+}
+
+/* Runs that begin in [lo, hi): what a change of the bits in [lo, hi - 1)
+ * can add or take away. */
+static uint64_t run_starts(const uint64_t *map, uint32_t lo, uint32_t hi)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = lo; i < hi; i++)
+		if (bit_test(map, i) && (i == 0 || !bit_test(map, i - 1)))
+			n++;
+	return n;
+}
+
+int alloc_apply_stale(struct alloc *a, uint32_t id, uint32_t dev, uint32_t cblock, uint32_t n, bool stale)
+{
+	struct chunk *c = alloc_chunk(a, id);
+	uint32_t end, before;
+	uint64_t *map;
+	int k;
+
+	if (!c || !n || cblock >= c->nblocks || n > c->nblocks - cblock || (k = alloc_copy_on(c, dev)) < 0)
+		return -EUCLEAN;
+	if (!c->stale[k]) {
+		if (!stale)
+			return 0;
+		c->stale[k] = g_new0(uint64_t, (c->nblocks + 63) / 64);
+	}
+	map = c->stale[k];
+	end = MIN(cblock + n + 1, c->nblocks);
+	before = alloc_stale_count(c, (uint32_t)k, cblock, n);
+	a->stale_runs -= run_starts(map, cblock, end);
+	bits_set(map, cblock, n, stale);
+	a->stale_runs += run_starts(map, cblock, end);
+	c->nstale[k] += stale ? n - before : 0;
+	c->nstale[k] -= stale ? 0 : before;
+	a->dev_stale[dev] += stale ? n - before : 0;
+	a->dev_stale[dev] -= stale ? 0 : before;
+	if (!c->nstale[k]) {
+		g_free(c->stale[k]);
+		c->stale[k] = NULL;
+	}
+	return 0;
+}
+
+uint32_t alloc_stale_count(const struct chunk *c, uint32_t k, uint32_t cblock, uint32_t n)
+{
+	uint32_t count = 0;
+
+	if (!c->stale[k])
+		return 0;
+	if (c->nstale[k] == c->nblocks)
+		return n;
+	for (uint32_t i = cblock; i < cblock + n; i++)
+		count += bit_test(c->stale[k], i);
+	return count;
+}
+
+bool alloc_stale_next(const struct chunk *c, uint32_t k, uint32_t *cblock, uint32_t *n)
+{
+	const uint64_t *map = c->stale[k];
+	uint32_t i = *cblock, run = 0;
+
+	if (!map)
+		return false;
+	while (i < c->nblocks && !bit_test(map, i)) {
+		if (!(i % 64) && !map[i / 64]) { /* an empty word: skip it whole */
+			i += 64;
+			continue;
+		}
+		i++;
+	}
+	while (i + run < c->nblocks && bit_test(map, i + run))
+		run++;
+	if (!run)
+		return false;
+	*cblock = i;
+	*n = run;
+	return true;
 }
 
 uint64_t alloc_dev_used_bytes(const struct alloc *a, uint32_t dev)

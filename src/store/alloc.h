@@ -23,20 +23,32 @@ struct chunk {
 	uint32_t used;
 	uint32_t hint;   /* where the next search starts */
 	uint64_t *bitmap; /* bit set: block in use or waiting to be released */
+	/* Per copy: blocks it does not hold (a write it missed while its
+	 * device was away or failed), NULL when it holds them all. */
+	uint64_t *stale[DMIOFS_MAX_COPIES];
+	uint32_t nstale[DMIOFS_MAX_COPIES];
 };
+
+/* Where new chunks go: copies on devices that are written, and only when
+ * too few of those have room, on devices away (their copy misses the
+ * writes, recorded stale, until they return or the copy is made again
+ * elsewhere); never on removed devices. */
+enum place { PLACE_NONE, PLACE_SHORT, PLACE_WRITTEN };
 
 struct alloc {
 	struct layout layout;
 	uint32_t ndevices, copies;
 	uint64_t dev_chunks[DMIOFS_MAX_DEVICES]; /* chunk slots each device has */
 	uint64_t dev_next[DMIOFS_MAX_DEVICES];   /* first slot never handed out */
-	bool dev_usable[DMIOFS_MAX_DEVICES];     /* takes new chunks */
+	uint8_t dev_place[DMIOFS_MAX_DEVICES];   /* enum place: may it take new chunks */
 	GPtrArray *chunks;  /* struct chunk *, by id */
 	GArray *pending;    /* struct pending_free, oldest first */
 	uint32_t current;   /* the chunk new blocks come from */
 	uint64_t free_blocks;    /* in chunks, not counting pending ones */
 	uint64_t pending_blocks;
 	uint64_t reserve;        /* kept for truncates and punches on a full fs */
+	uint64_t stale_runs;     /* runs of stale blocks: STALE records in a checkpoint */
+	uint64_t dev_stale[DMIOFS_MAX_DEVICES]; /* stale blocks of each device's copies */
 };
 
 void alloc_init(struct alloc *a, const struct layout *l, uint32_t ndevices, uint32_t copies,
@@ -65,5 +77,16 @@ void alloc_space(const struct alloc *a, uint64_t *total_blocks, uint64_t *free_b
 void alloc_serialize(const struct alloc *a, GByteArray *out);
 /* Blocks a device holds in chunks, for status. */
 uint64_t alloc_dev_used_bytes(const struct alloc *a, uint32_t dev);
+
+/* ---- stale copies ---- */
+/* The copy of chunk c on device dev, or -1. */
+int alloc_copy_on(const struct chunk *c, uint32_t dev);
+/* Set or clear the stale blocks of a copy (a STALE record). */
+int alloc_apply_stale(struct alloc *a, uint32_t chunk, uint32_t dev, uint32_t cblock, uint32_t n, bool stale);
+/* Stale blocks of copy k in [cblock, cblock + n). */
+uint32_t alloc_stale_count(const struct chunk *c, uint32_t k, uint32_t cblock, uint32_t n);
+/* The first stale run of copy k at or after *cblock: true and [*cblock,
+ * *cblock + *n) set, or false when there is none. */
+bool alloc_stale_next(const struct chunk *c, uint32_t k, uint32_t *cblock, uint32_t *n);
 
 #endif

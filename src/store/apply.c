@@ -4,13 +4,27 @@
 
 #include "apply.h"
 
-static int apply_dev_state(struct store *st, uint32_t dev, uint32_t state)
+static enum place place_of(uint32_t state)
 {
-	if (dev >= st->ndevices || state > DEV_MISSING)
+	switch (state) {
+	case DEV_HEALTHY:
+	case DEV_RETURNING:
+		return PLACE_WRITTEN;
+	case DEV_FAILED:
+	case DEV_MISSING:
+		return PLACE_SHORT;
+	default:
+		return PLACE_NONE;
+	}
+}
+
+static int apply_dev_state(struct store *st, uint32_t dev, uint32_t state, uint64_t left_at)
+{
+	if (dev >= st->ndevices || state > DEV_STATE_MAX)
 		return -EUCLEAN;
 	st->dev[dev].state = state;
-	/* Only a healthy device takes new chunks. */
-	st->alloc.dev_usable[dev] = state == DEV_HEALTHY;
+	st->dev[dev].left_at = state == DEV_HEALTHY ? 0 : left_at;
+	st->alloc.dev_place[dev] = place_of(state);
 	return 0;
 }
 
@@ -20,7 +34,10 @@ int store_apply(struct store *st, const struct record *rec)
 	case REC_CHUNK:
 		return alloc_apply_chunk(&st->alloc, &rec->u.chunk);
 	case REC_DEV_STATE:
-		return apply_dev_state(st, rec->u.dev_state.dev, rec->u.dev_state.state);
+		return apply_dev_state(st, rec->u.dev_state.dev, rec->u.dev_state.state, rec->u.dev_state.left_at);
+	case REC_STALE:
+		return alloc_apply_stale(&st->alloc, rec->u.stale.chunk, rec->u.stale.dev, rec->u.stale.cblock,
+					 rec->u.stale.n, rec->u.stale.stale);
 	case REC_DEV_COUNTERS:
 		if (rec->u.counters.id >= st->ndevices)
 			return -EUCLEAN;
@@ -87,8 +104,8 @@ uint64_t store_meta_bytes(const struct store *st)
 {
 	uint64_t devices = st->ndevices * (rec_bytes_dev_state() + rec_bytes_counters());
 
-	return meta_estimate_bytes(&st->meta) + st->alloc.chunks->len * rec_bytes_chunk(st->copies) + devices +
-	       rec_bytes_ino();
+	return meta_estimate_bytes(&st->meta) + st->alloc.chunks->len * rec_bytes_chunk(st->copies) +
+	       st->alloc.stale_runs * rec_bytes_stale() + devices + rec_bytes_ino();
 }
 
 int store_meta_room(const struct store *st, uint64_t more, unsigned int share64)

@@ -60,7 +60,12 @@ static void check_superblocks(struct walk *w)
 
 	for (uint32_t i = 0; i < st->ndevices; i++) {
 		const struct sdev *d = &st->dev[i];
+		char uuid[37];
 
+		if (!d->bdev && d->state != DEV_REMOVED) {
+			uuid_format(st->sb.devs[i].uuid, uuid);
+			problem(w, "device %u (%s) is missing: the file system is degraded", i, uuid);
+		}
 		if (!d->bdev)
 			continue;
 		if (!d->sb_primary_ok || !d->sb_backup_ok) {
@@ -240,9 +245,12 @@ static void check_extent_part(struct walk *w, struct dinode *in, const struct ex
 		struct sdev *d = &st->dev[c->stripes[k].dev];
 		uint64_t offset = c->stripes[k].offset + (uint64_t)(e->cblock + from) * DMIOFS_BLOCK;
 
-		copies[k].readable = d->bdev && d->state == DEV_HEALTHY &&
-				     !dev_read(st->client, d, offset, copies[k].buf, (size_t)n * DMIOFS_BLOCK);
-		if (d->bdev && d->state == DEV_HEALTHY && !copies[k].readable)
+		/* A stale copy (its device was away) is not expected to match:
+		 * the catch-up rewrites it, and the mount counts it. */
+		bool wanted = dev_written(d) && !alloc_stale_count(c, k, e->cblock + from, n);
+
+		copies[k].readable = wanted && !dev_read(st->client, d, offset, copies[k].buf, (size_t)n * DMIOFS_BLOCK);
+		if (wanted && !copies[k].readable)
 			problem(w, "inode %llu: blocks %llu..%llu cannot be read from %s", (unsigned long long)in->ino,
 				(unsigned long long)(e->fblock + from), (unsigned long long)(e->fblock + from + n - 1),
 				d->path);

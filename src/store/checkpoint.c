@@ -42,7 +42,7 @@ static int writer_flush(struct ckpt_writer *w, GByteArray *out, bool last)
 	if (padded > len)
 		g_byte_array_set_size(out, (guint)padded), memset(out->data + len, 0, padded - len);
 	err = devs_write_same(w->st->meta_client, w->st->dev, w->st->ndevices, w->offset, out->data, padded, 0, &bits);
-	ioerr_fail_devices(w->st, bits, "a checkpoint write");
+	ioerr_fail_devices(w->st, bits, w->st->next_seq, "a checkpoint write");
 	if (err)
 		return w->err = err;
 	w->offset += padded;
@@ -60,7 +60,7 @@ static void serialize_devices(struct store *st, GByteArray *out)
 	for (uint32_t i = 0; i < st->ndevices; i++) {
 		struct rec_counters c = st->dev[i].err;
 
-		rec_put_dev_state(out, i, st->dev[i].state);
+		rec_put_dev_state(out, i, st->dev[i].state, st->dev[i].left_at);
 		c.id = i;
 		rec_put_counters(out, REC_DEV_COUNTERS, &c);
 	}
@@ -104,7 +104,7 @@ int checkpoint_write(struct store *st)
 	err = devs_write_same(st->meta_client, st->dev, st->ndevices, base, block, DMIOFS_BLOCK,
 			      DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, &bits);
 	dio_free(block);
-	ioerr_fail_devices(st, bits, "a checkpoint write");
+	ioerr_fail_devices(st, bits, h.seq, "a checkpoint write");
 	if (err)
 		return err;
 	/* Everything in memory when it began is now durable, the pending
@@ -121,38 +121,67 @@ int checkpoint_write(struct store *st)
 	return 0;
 }
 
-/* The newest valid header of either slot, over every device. */
-static int newest_header(struct store *st, int skip_slot, struct ckpt_header *best, uint32_t *best_slot)
+/* The valid header of a slot on device d: 0, or why not. */
+static int read_header_on(struct store *st, struct sdev *d, uint32_t slot, struct ckpt_header *h)
 {
 	uint8_t *block = dio_alloc(DMIOFS_BLOCK);
-	bool found = false;
+	int err;
 
 	if (!block)
 		return -ENOMEM;
+	err = dev_read(st->meta_client, d, st->layout.meta_offset + slot * st->layout.ckpt_bytes, block, DMIOFS_BLOCK);
+	if (!err)
+		err = ckpt_header_decode(block, st->sb.fs_uuid, h);
+	dio_free(block);
+	return err;
+}
+
+int checkpoint_newest_on(struct store *st, struct sdev *d, struct ckpt_header *h)
+{
+	bool found = false;
+
+	for (uint32_t slot = 0; slot < 2; slot++) {
+		struct ckpt_header got;
+
+		if (!read_header_on(st, d, slot, &got) && (!found || got.seq > h->seq)) {
+			*h = got;
+			found = true;
+		}
+	}
+	return found ? 0 : -ENOENT;
+}
+
+/* The newest valid header of either slot over the devices of the line
+ * being loaded, and which of them hold it (*holders, by index). */
+static int newest_header(struct store *st, int skip_slot, struct ckpt_header *best, uint32_t *best_slot,
+			 uint32_t *holders)
+{
+	bool found = false;
+
+	*holders = 0;
 	for (uint32_t slot = 0; slot < 2; slot++) {
 		if ((int)slot == skip_slot)
 			continue;
 		for (uint32_t d = 0; d < st->ndevices; d++) {
 			struct ckpt_header h;
 
-			if (!st->dev[d].bdev ||
-			    dev_read(st->meta_client, &st->dev[d], st->layout.meta_offset + slot * st->layout.ckpt_bytes,
-				     block, DMIOFS_BLOCK) ||
-			    ckpt_header_decode(block, st->sb.fs_uuid, &h))
+			if (!(st->line & (1u << d)) || !st->dev[d].bdev || read_header_on(st, &st->dev[d], slot, &h))
 				continue;
-			if (!found || h.seq > best->seq) {
+			if (found && h.seq == best->seq && slot == *best_slot) {
+				*holders |= 1u << d;
+			} else if (!found || h.seq > best->seq) {
 				*best = h;
 				*best_slot = slot;
+				*holders = 1u << d;
 				found = true;
 			}
 		}
 	}
-	dio_free(block);
 	return found ? 0 : -ENOENT;
 }
 
-/* The slot's payload from the first device whose copy has the right CRC. */
-static int read_payload(struct store *st, uint32_t slot, const struct ckpt_header *h, uint8_t **out)
+/* The slot's payload from the first holder whose copy has the right CRC. */
+static int read_payload(struct store *st, uint32_t slot, const struct ckpt_header *h, uint32_t holders, uint8_t **out)
 {
 	size_t padded = (h->payload_bytes + DMIOFS_BLOCK - 1) / DMIOFS_BLOCK * DMIOFS_BLOCK;
 	uint64_t offset = st->layout.meta_offset + slot * st->layout.ckpt_bytes + DMIOFS_BLOCK;
@@ -164,7 +193,7 @@ static int read_payload(struct store *st, uint32_t slot, const struct ckpt_heade
 	if (!buf)
 		return -ENOMEM;
 	for (uint32_t d = 0; d < st->ndevices; d++) {
-		if (!st->dev[d].bdev || (padded && dev_read(st->meta_client, &st->dev[d], offset, buf, padded)))
+		if (!(holders & (1u << d)) || (padded && dev_read(st->meta_client, &st->dev[d], offset, buf, padded)))
 			continue;
 		if (dmiofs_crc(buf, h->payload_bytes) == h->payload_crc) {
 			*out = buf;
@@ -182,15 +211,15 @@ int checkpoint_load(struct store *st, struct ckpt_header *h, GString *why)
 	int skip = -1;
 
 	for (int attempt = 0; attempt < 2; attempt++) {
-		uint32_t slot = 0;
+		uint32_t slot = 0, holders;
 		uint8_t *payload = NULL;
-		int err = newest_header(st, skip, h, &slot);
+		int err = newest_header(st, skip, h, &slot, &holders);
 
 		if (err == -ENOENT)
 			break;
 		if (err)
 			return err;
-		err = read_payload(st, slot, h, &payload);
+		err = read_payload(st, slot, h, holders, &payload);
 		if (err == -EUCLEAN && !st->opt.allow_rollback) {
 			g_string_append_printf(why,
 					       "checkpoint %llu is damaged on every device; mounting the older one would "
@@ -234,7 +263,7 @@ int store_write_superblocks(struct store *st, bool clean)
 			struct sdev *d = &st->dev[i];
 			struct superblock sb = st->sb;
 
-			if (!d->bdev || d->state != DEV_HEALTHY)
+			if (!dev_written(d))
 				continue;
 			memcpy(sb.dev_uuid, d->sb.dev_uuid, 16);
 			sb.dev_index = i;
@@ -243,8 +272,10 @@ int store_write_superblocks(struct store *st, bool clean)
 			sb.ckpt_seq = st->ckpt_seq;
 			sb.ckpt_slot = st->ckpt_slot;
 			sb.flags = clean ? SB_CLEAN : 0;
-			for (uint32_t k = 0; k < st->ndevices; k++)
+			for (uint32_t k = 0; k < st->ndevices; k++) {
 				sb.devs[k].state = st->dev[k].state;
+				sb.devs[k].left_at = st->dev[k].left_at;
+			}
 			if (!dev_write_sb(st->meta_client, d, &sb, backup)) {
 				written++;
 				d->sb = sb;

@@ -71,7 +71,7 @@ int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, 
 
 	*bits = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		if (!devs[i].bdev || devs[i].state != DEV_HEALTHY)
+		if (!dev_written(&devs[i]))
 			continue;
 		where[nr] = (struct io_region){ devs[i].bdev, offset >> DMIO_SECTOR_SHIFT, len >> DMIO_SECTOR_SHIFT };
 		map[nr++] = i;

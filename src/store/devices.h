@@ -18,9 +18,18 @@ struct sdev {
 	struct superblock sb;  /* the newest valid copy read */
 	bool sb_primary_ok, sb_backup_ok;
 	uint32_t state;        /* enum dev_state */
+	uint64_t left_at;      /* not healthy: the newest commit it may hold */
+	uint64_t generation;   /* at mount: the newest commit in its own metadata area */
 	struct rec_counters err; /* persistent error counters (ERR_*) */
 	uint64_t next_read;      /* where a sequential stream on it would read next */
 };
+
+/* Is the device written (data and metadata alike)?  Healthy ones are,
+ * and returning ones, while what they missed is copied to them. */
+static inline bool dev_written(const struct sdev *d)
+{
+	return d->bdev && (d->state == DEV_HEALTHY || d->state == DEV_RETURNING);
+}
 
 /* Aligned buffers for direct I/O. */
 void *dio_alloc(size_t len);
@@ -32,8 +41,8 @@ struct page_list *page_list_of(const void *buf, size_t len, unsigned int *offset
 
 /* Synchronous I/O of whole blocks at byte offsets, through client. */
 int dev_read(struct dm_io_client *client, struct sdev *d, uint64_t offset, void *buf, size_t len);
-/* The same bytes to every device in devs (those with a NULL bdev or not
- * healthy are skipped), in one request; *bits names the failures by index
+/* The same bytes to every device in devs that is written (dev_written),
+ * in one request; *bits names the failures by index
  * into devs.  Returns -EIO only when every device failed. */
 int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, uint64_t offset,
 		    const void *buf, size_t len, unsigned int flags, unsigned long *bits);

@@ -111,6 +111,8 @@ void sb_encode(const struct superblock *sb, uint8_t block[DMIOFS_BLOCK])
 		put_u32(&w, sb->devs[i].state);
 		put_u32(&w, 0);
 	}
+	for (int i = 0; i < DMIOFS_MAX_DEVICES; i++)
+		put_u64(&w, sb->devs[i].left_at);
 	put_zeros(&w, (size_t)(w.end - w.p));
 	seal(block, DMIOFS_BLOCK, HEADER_CRC_OFFSET);
 }
@@ -148,6 +150,9 @@ int sb_decode(const uint8_t block[DMIOFS_BLOCK], struct superblock *sb)
 		sb->devs[i].state = get_u32(&r);
 		(void)get_u32(&r);
 	}
+	/* Zero in superblocks written before it was defined: unknown. */
+	for (int i = 0; i < DMIOFS_MAX_DEVICES; i++)
+		sb->devs[i].left_at = get_u64(&r);
 	/* A checksummed block with impossible values is still not ours. */
 	if (sb->block_size != DMIOFS_BLOCK || !sb->ndevices || sb->ndevices > DMIOFS_MAX_DEVICES ||
 	    !sb->copies || sb->copies > sb->ndevices || sb->copies > DMIOFS_MAX_COPIES ||
@@ -330,6 +335,10 @@ const char *dev_state_name(uint32_t state)
 		return "failed";
 	case DEV_MISSING:
 		return "missing";
+	case DEV_RETURNING:
+		return "returning";
+	case DEV_REMOVED:
+		return "removed";
 	}
 	return "unknown";
 }

@@ -24,7 +24,13 @@ extern const uint8_t DMIOFS_SB_MAGIC[8];
 extern const uint8_t DMIOFS_CKPT_MAGIC[8];
 extern const uint8_t DMIOFS_LOG_MAGIC[8];
 
-enum dev_state { DEV_HEALTHY = 0, DEV_FAILED = 1, DEV_MISSING = 2 };
+/* A device's state in the file system (docs/FORMAT.md section 10):
+ * healthy devices are read and written; failed and missing ones neither;
+ * a returning one is written, and read where its copies are not stale,
+ * while the copies it missed are made again; a removed one is no longer
+ * part of the file system (no chunk has a copy on it). */
+enum dev_state { DEV_HEALTHY = 0, DEV_FAILED = 1, DEV_MISSING = 2, DEV_RETURNING = 3, DEV_REMOVED = 4 };
+#define DEV_STATE_MAX DEV_REMOVED
 
 /* Superblock flags. */
 #define SB_CLEAN 0x1 /* unmounted cleanly: the newest checkpoint holds everything */
@@ -32,7 +38,8 @@ enum dev_state { DEV_HEALTHY = 0, DEV_FAILED = 1, DEV_MISSING = 2 };
 struct sb_dev {
 	uint8_t uuid[16];
 	uint64_t bytes;
-	uint32_t state; /* enum dev_state */
+	uint32_t state;   /* enum dev_state */
+	uint64_t left_at; /* not healthy: the newest commit it may hold */
 };
 
 struct superblock {

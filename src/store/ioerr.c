@@ -47,22 +47,24 @@ void ioerr_note(struct store *st, bool locked, uint64_t ino, uint32_t dev, int k
 
 void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records)
 {
-	if (dev >= st->ndevices || st->dev[dev].state != DEV_HEALTHY)
+	if (dev >= st->ndevices || !dev_written(&st->dev[dev]))
 		return;
 	g_warning("%s: a write failed: device marked failed; the file system is degraded", st->dev[dev].path);
-	rec_put_dev_state(records, dev, DEV_FAILED);
+	/* It has every commit up to the one being written, if any, and
+	 * none after: the record goes into the commit after that. */
+	rec_put_dev_state(records, dev, DEV_FAILED, st->next_seq - 1);
 }
 
-void ioerr_fail_devices(struct store *st, unsigned long bits, const char *what)
+void ioerr_fail_devices(struct store *st, unsigned long bits, uint64_t left_at, const char *what)
 {
 	GByteArray *r = g_byte_array_new();
 
 	for (uint32_t i = 0; i < st->ndevices; i++) {
-		if (!(bits & (1UL << i)) || st->dev[i].state != DEV_HEALTHY)
+		if (!(bits & (1UL << i)) || !dev_written(&st->dev[i]))
 			continue;
 		g_warning("%s: %s failed: device marked failed; the file system is degraded", st->dev[i].path, what);
 		put_device_count(st, i, ERR_WRITE, r);
-		rec_put_dev_state(r, i, DEV_FAILED);
+		rec_put_dev_state(r, i, DEV_FAILED, left_at);
 	}
 	if (r->len)
 		store_note(st, r);

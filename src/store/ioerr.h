@@ -17,8 +17,9 @@ void ioerr_note(struct store *st, bool locked, uint64_t ino, uint32_t dev, int k
 /* Lock held: mark a device failed after a data write it could not take,
  * into the records of the write (its error is counted by ioerr_note). */
 void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records);
-/* Lock held: the healthy devices of bits (by index) could not take a
- * metadata write (`what`, for the log): count it and fail them. */
-void ioerr_fail_devices(struct store *st, unsigned long bits, const char *what);
+/* Lock held: the written devices of bits (by index) could not take a
+ * metadata write (`what`, for the log) of the commit or checkpoint
+ * left_at: count it and fail them. */
+void ioerr_fail_devices(struct store *st, unsigned long bits, uint64_t left_at, const char *what);
 
 #endif

@@ -95,7 +95,7 @@ static int commit(struct store *st)
 		err = write_at(st, pos, &h, batch->data, batch->len, &bits);
 	g_mutex_lock(&st->lock);
 	g_byte_array_free(batch, TRUE);
-	ioerr_fail_devices(st, bits | wrap_bits, "a metadata commit");
+	ioerr_fail_devices(st, bits | wrap_bits, h.seq, "a metadata commit");
 	if (err) {
 		g_critical("metadata commit %llu failed on every device: %s; the file system is now read-only",
 			   (unsigned long long)h.seq, g_strerror(-err));
@@ -275,84 +275,116 @@ int store_sync(struct store *st)
 
 /* ---- replay ----------------------------------------------------------------- */
 
-/* The commit with this seq at pos, from the first device that has it
- * intact.  0 and *payload (g_free) / *wrap set, or -ENOENT. */
-static int read_commit(struct store *st, uint64_t pos, uint64_t seq, uint8_t **payload, size_t *len, bool *wrap)
+/* The commit with this seq at pos on device d, if d holds it intact: 0
+ * and *payload (g_free) / *wrap set, or -ENOENT. */
+static int read_commit_on(struct store *st, struct sdev *d, uint64_t pos, uint64_t seq, uint8_t **payload,
+			  size_t *len, bool *wrap)
 {
-	uint8_t *block = dio_alloc(DMIOFS_BLOCK);
+	uint8_t *block = dio_alloc(DMIOFS_BLOCK), *buf = NULL;
+	struct log_header h;
+	size_t total;
 	int found = -ENOENT;
 
 	if (!block)
 		return -ENOMEM;
-	for (uint32_t d = 0; d < st->ndevices && found; d++) {
-		struct log_header h;
-		size_t total;
-		uint8_t *buf;
-
-		if (!st->dev[d].bdev || st->dev[d].state != DEV_HEALTHY ||
-		    dev_read(st->meta_client, &st->dev[d], st->layout.log_offset + pos, block, DMIOFS_BLOCK) ||
-		    log_header_decode(block, st->sb.fs_uuid, &h) || h.seq != seq)
-			continue;
-		if (h.flags & LOG_WRAP) {
-			*wrap = true;
-			found = 0;
-			break;
-		}
-		total = commit_bytes(h.payload_bytes);
-		if (pos + total > st->layout.log_bytes || !(buf = dio_alloc(total)))
-			continue;
-		if (!dev_read(st->meta_client, &st->dev[d], st->layout.log_offset + pos, buf, total) &&
-		    dmiofs_crc(buf + LOG_HEADER_BYTES, h.payload_bytes) == h.payload_crc) {
-			*payload = g_memdup2(buf + LOG_HEADER_BYTES, h.payload_bytes);
-			*len = h.payload_bytes;
-			*wrap = false;
-			found = 0;
-		}
-		dio_free(buf);
+	if (dev_read(st->meta_client, d, st->layout.log_offset + pos, block, DMIOFS_BLOCK) ||
+	    log_header_decode(block, st->sb.fs_uuid, &h) || h.seq != seq)
+		goto out;
+	if (h.flags & LOG_WRAP) {
+		*wrap = true;
+		found = 0;
+		goto out;
 	}
+	total = commit_bytes(h.payload_bytes);
+	if (pos + total > st->layout.log_bytes || !(buf = dio_alloc(total)))
+		goto out;
+	if (!dev_read(st->meta_client, d, st->layout.log_offset + pos, buf, total) &&
+	    dmiofs_crc(buf + LOG_HEADER_BYTES, h.payload_bytes) == h.payload_crc) {
+		*payload = g_memdup2(buf + LOG_HEADER_BYTES, h.payload_bytes);
+		*len = h.payload_bytes;
+		*wrap = false;
+		found = 0;
+	}
+out:
+	dio_free(buf);
 	dio_free(block);
 	return found;
 }
 
-int journal_replay(struct store *st, uint64_t pos, uint64_t seq, uint64_t *commits)
+/* The commit from the first device of the line being loaded that holds
+ * it intact (or from `only`). */
+static int read_commit(struct store *st, struct sdev *only, uint64_t pos, uint64_t seq, uint8_t **payload,
+		       size_t *len, bool *wrap)
 {
-	uint64_t used = 0;
+	int found = -ENOENT;
 
-	*commits = 0;
+	if (only)
+		return read_commit_on(st, only, pos, seq, payload, len, wrap);
+	for (uint32_t d = 0; d < st->ndevices && found == -ENOENT; d++)
+		if ((st->line & (1u << d)) && dev_written(&st->dev[d]))
+			found = read_commit_on(st, &st->dev[d], pos, seq, payload, len, wrap);
+	return found;
+}
+
+/* Follow the log from (*pos, *seq) while commits are intact, applying
+ * each when apply is set; leaves *pos and *seq after the last one. */
+static int walk_log(struct store *st, struct sdev *only, bool apply, uint64_t *pos, uint64_t *seq, uint64_t *used,
+		    uint64_t *commits)
+{
 	for (;;) {
 		uint8_t *payload = NULL;
 		size_t len = 0;
 		bool wrap = false;
 		int err;
 
-		if (pos + DMIOFS_BLOCK > st->layout.log_bytes) { /* too little room left: the writer wrapped */
-			used += st->layout.log_bytes - pos;
-			pos = 0;
+		if (*pos + DMIOFS_BLOCK > st->layout.log_bytes) { /* too little room left: the writer wrapped */
+			*used += st->layout.log_bytes - *pos;
+			*pos = 0;
 		}
-		err = read_commit(st, pos, seq, &payload, &len, &wrap);
+		err = read_commit(st, only, *pos, *seq, &payload, &len, &wrap);
 		if (err == -ENOENT)
-			break;
+			return 0;
 		if (err)
 			return err;
 		if (wrap) {
-			used += st->layout.log_bytes - pos;
-			pos = 0;
+			*used += st->layout.log_bytes - *pos;
+			*pos = 0;
 			continue;
 		}
-		err = store_apply_all(st, payload, len);
+		err = apply ? store_apply_all(st, payload, len) : 0;
 		g_free(payload);
 		if (err) {
-			g_critical("log commit %llu does not apply: %s", (unsigned long long)seq, g_strerror(-err));
+			g_critical("log commit %llu does not apply: %s", (unsigned long long)*seq, g_strerror(-err));
 			return err;
 		}
-		pos += commit_bytes(len);
-		used += commit_bytes(len);
-		seq++;
+		*pos += commit_bytes(len);
+		*used += commit_bytes(len);
+		(*seq)++;
 		(*commits)++;
 	}
+}
+
+int journal_replay(struct store *st, uint64_t pos, uint64_t seq, uint64_t *commits)
+{
+	uint64_t used = 0;
+	int err;
+
+	*commits = 0;
+	err = walk_log(st, NULL, true, &pos, &seq, &used, commits);
+	if (err)
+		return err;
 	st->log_pos = pos;
 	st->log_used = used;
 	st->next_seq = seq;
 	st->durable_seq = seq - 1;
 	return 0;
+}
+
+uint64_t journal_last_seq_on(struct store *st, struct sdev *d, uint64_t pos, uint64_t seq)
+{
+	uint64_t used = 0, commits = 0;
+
+	if (walk_log(st, d, false, &pos, &seq, &used, &commits))
+		return 0;
+	return seq - 1;
 }

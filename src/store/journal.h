@@ -9,6 +9,9 @@
 
 /* Mount: apply every intact commit from (pos, seq) on; *commits counts them. */
 int journal_replay(struct store *st, uint64_t from_pos, uint64_t from_seq, uint64_t *commits);
+/* The newest intact commit in device d's own log, following it from
+ * the commit after its newest checkpoint (seq at pos): d's generation. */
+uint64_t journal_last_seq_on(struct store *st, struct sdev *d, uint64_t pos, uint64_t seq);
 int journal_start(struct store *st);
 /* Commit what is pending and stop the committer. */
 void journal_stop(struct store *st);

@@ -584,3 +584,54 @@ int meta_serialize(struct meta *m, GByteArray *out, size_t flush_at, meta_flush_
 	g_hash_table_foreach(m->inodes, ser_dir, &s);
 	return s.err;
 }
+
+/* ---- naming ------------------------------------------------------------- */
+
+struct dir_path {
+	struct dinode *dir;
+	char *path; /* "" for the root */
+};
+
+void meta_name_inodes(struct meta *m, GHashTable *want, guint max)
+{
+	struct dinode *root = meta_inode(m, ROOT_INO);
+	GQueue dirs = G_QUEUE_INIT;
+	struct dir_path *dp;
+	guint named = 0;
+
+	if (!root)
+		return;
+	dp = g_new(struct dir_path, 1);
+	*dp = (struct dir_path){ root, g_strdup("") };
+	g_queue_push_tail(&dirs, dp);
+	while ((dp = g_queue_pop_head(&dirs))) {
+		GHashTableIter it;
+		gpointer name, child;
+
+		g_hash_table_iter_init(&it, dp->dir->u.entries);
+		while (named < max && g_hash_table_iter_next(&it, &name, &child)) {
+			struct dinode *c = child;
+			gpointer key = GSIZE_TO_POINTER(c->ino);
+			gpointer old;
+
+			if (g_hash_table_lookup_extended(want, key, NULL, &old) && !old) {
+				g_hash_table_insert(want, key, g_strdup_printf("%s/%s", dp->path, (char *)name));
+				named++;
+			}
+			if (S_ISDIR(c->mode)) {
+				struct dir_path *sub = g_new(struct dir_path, 1);
+
+				*sub = (struct dir_path){ c, g_strdup_printf("%s/%s", dp->path, (char *)name) };
+				g_queue_push_tail(&dirs, sub);
+			}
+		}
+		g_free(dp->path);
+		g_free(dp);
+		if (named >= max)
+			break;
+	}
+	while ((dp = g_queue_pop_head(&dirs))) {
+		g_free(dp->path);
+		g_free(dp);
+	}
+}

@@ -107,6 +107,10 @@ int meta_apply(struct meta *m, const struct record *rec);
 int meta_apply_all(struct meta *m, const uint8_t *buf, size_t len);
 
 void inode_to_rec(const struct dinode *in, struct rec_inode *r);
+/* Give up to max inodes of `want` (keys: GSIZE_TO_POINTER(ino), values
+ * g_free'd by the table) a path from the root, the first name the walk
+ * finds: for messages that name the files a problem touches. */
+void meta_name_inodes(struct meta *m, GHashTable *want, guint max);
 struct dinode *dir_lookup(struct dinode *dir, const char *name);
 
 /* Extents: the index of the first extent ending after fblock. */

@@ -51,6 +51,9 @@ static void add_run(struct rplan *p, const struct chunk *c, const struct extent 
 	r->good = g_new0(uint64_t, (r->n + 63) / 64);
 	r->ncopies = c->ncopies;
 	memcpy(r->stripes, c->stripes, sizeof(r->stripes));
+	for (uint32_t k = 0; k < c->ncopies; k++)
+		if (alloc_stale_count(c, k, r->cblock, r->n))
+			r->stale |= 1u << k;
 	r->dst = dst;
 }
 
@@ -92,7 +95,7 @@ static int choose_copy(struct store *st, const struct rrun *r)
 		struct sdev *d = &st->dev[r->stripes[k].dev];
 		struct dmio_bdev_stats s;
 
-		if ((r->tried & (1u << k)) || !d->bdev || d->state != DEV_HEALTHY)
+		if (((r->tried | r->stale) & (1u << k)) || !dev_written(d))
 			continue;
 		if (__atomic_load_n(&d->next_read, __ATOMIC_RELAXED) == copy_offset(r, k))
 			return (int)k;
@@ -191,7 +194,7 @@ static void repair_start(struct range_op *op)
 	for (uint32_t k = 0; still && k < rp->run.ncopies; k++) {
 		struct sdev *d = &st->dev[rp->run.stripes[k].dev];
 
-		if (!(rp->bad & (1u << k)) || !d->bdev || d->state != DEV_HEALTHY)
+		if (!(rp->bad & (1u << k)) || !dev_written(d))
 			continue;
 		where[rp->nregions] = (struct io_region){ d->bdev, copy_offset(&rp->run, k) >> DMIO_SECTOR_SHIFT,
 							  (uint64_t)rp->run.n * (DMIOFS_BLOCK >> DMIO_SECTOR_SHIFT) };

@@ -21,6 +21,7 @@ struct rrun {
 	uint32_t ncopies;
 	struct rec_stripe stripes[DMIOFS_MAX_COPIES];
 	uint32_t tried, bad, cur; /* copies tried, found bad, being read */
+	uint32_t stale;           /* copies that miss some of these blocks: never read */
 	uint8_t *dst;
 	uint64_t *good;           /* blocks of dst verified (a bitmap) */
 	uint32_t ngood;

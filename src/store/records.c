@@ -128,12 +128,24 @@ void rec_put_chunk(GByteArray *out, const struct rec_chunk *c)
 	}
 }
 
-void rec_put_dev_state(GByteArray *out, uint32_t dev, uint32_t state)
+void rec_put_dev_state(GByteArray *out, uint32_t dev, uint32_t state, uint64_t left_at)
 {
 	struct wbuf w = rec_begin(out, REC_DEV_STATE, rec_bytes_dev_state());
 
 	put_u32(&w, dev);
 	put_u32(&w, state);
+	put_u64(&w, left_at);
+}
+
+void rec_put_stale(GByteArray *out, uint32_t chunk, uint32_t dev, uint32_t cblock, uint32_t n, bool stale)
+{
+	struct wbuf w = rec_begin(out, REC_STALE, rec_bytes_stale());
+
+	put_u32(&w, chunk);
+	put_u32(&w, dev);
+	put_u32(&w, cblock);
+	put_u32(&w, n);
+	put_u32(&w, stale);
 }
 
 void rec_put_counters(GByteArray *out, enum rec_type type, const struct rec_counters *c)
@@ -224,6 +236,17 @@ static void decode_payload(struct rbuf *r, struct record *rec)
 	case REC_DEV_STATE:
 		rec->u.dev_state.dev = get_u32(r);
 		rec->u.dev_state.state = get_u32(r);
+		/* Version 1 records stop here. */
+		rec->u.dev_state.left_at = r->end - r->p == 8 ? get_u64(r) : 0;
+		break;
+	case REC_STALE:
+		rec->u.stale.chunk = get_u32(r);
+		rec->u.stale.dev = get_u32(r);
+		rec->u.stale.cblock = get_u32(r);
+		rec->u.stale.n = get_u32(r);
+		rec->u.stale.stale = get_u32(r);
+		if (rec->u.stale.stale > 1)
+			r->overflow = true;
 		break;
 	case REC_DEV_COUNTERS:
 	case REC_FILE_ERRORS:

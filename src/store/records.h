@@ -7,6 +7,7 @@
 #define DMIOFS_RECORDS_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ enum rec_type {
 	REC_DEV_COUNTERS = 12,
 	REC_FILE_ERRORS = 13,
 	REC_NEXT_INO = 14,
+	REC_STALE = 15,       /* blocks of a chunk's copy on a device that missed writes, or made good */
 };
 
 #define REC_HEADER_BYTES 8
@@ -103,7 +105,12 @@ struct record {
 		struct rec_chunk chunk;
 		struct {
 			uint32_t dev, state;
+			uint64_t left_at; /* 0 in records written before it was defined */
 		} dev_state;
+		struct {
+			uint32_t chunk, dev, cblock, n;
+			uint32_t stale; /* 1: the copy misses these blocks; 0: it holds them again */
+		} stale;
 		struct rec_counters counters; /* DEV_COUNTERS, FILE_ERRORS */
 	} u;
 };
@@ -123,7 +130,8 @@ static inline size_t rec_bytes_xattr_set(size_t name_len, size_t value_len)
 }
 static inline size_t rec_bytes_xattr_del(size_t name_len) { return REC_HEADER_BYTES + 8 + 2 + name_len; }
 static inline size_t rec_bytes_chunk(uint32_t ncopies) { return REC_HEADER_BYTES + 4 + 4 + 12 * (size_t)ncopies; }
-static inline size_t rec_bytes_dev_state(void) { return REC_HEADER_BYTES + 4 + 4; }
+static inline size_t rec_bytes_dev_state(void) { return REC_HEADER_BYTES + 4 + 4 + 8; }
+static inline size_t rec_bytes_stale(void) { return REC_HEADER_BYTES + 5 * 4; }
 static inline size_t rec_bytes_counters(void) { return REC_HEADER_BYTES + 8 + 8 * ERR_KINDS + 8 + 4 + 4; }
 
 void rec_put_inode(GByteArray *out, const struct rec_inode *in);
@@ -138,7 +146,8 @@ void rec_put_xattr_set(GByteArray *out, uint64_t ino, const char *name, size_t n
 		       uint32_t value_len);
 void rec_put_xattr_del(GByteArray *out, uint64_t ino, const char *name, size_t name_len);
 void rec_put_chunk(GByteArray *out, const struct rec_chunk *c);
-void rec_put_dev_state(GByteArray *out, uint32_t dev, uint32_t state);
+void rec_put_dev_state(GByteArray *out, uint32_t dev, uint32_t state, uint64_t left_at);
+void rec_put_stale(GByteArray *out, uint32_t chunk, uint32_t dev, uint32_t cblock, uint32_t n, bool stale);
 void rec_put_counters(GByteArray *out, enum rec_type type, const struct rec_counters *c);
 
 /* Walk the records of buf: returns 1 and fills *rec while records remain,

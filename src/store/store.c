@@ -1,15 +1,12 @@
 /* store.c - mounting and unmounting a dmiofs file system (store.h). */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "apply.h"
+#include "assemble.h"
 #include "checkpoint.h"
 #include "journal.h"
-#include "mounts.h"
 #include "rangelock.h"
 #include "store.h"
 
@@ -23,122 +20,6 @@ static void free_after_commit(void *ctx, uint32_t chunk, uint32_t cblock, uint32
 }
 
 /* ---- mount ------------------------------------------------------------------ */
-
-#define BUSY_WAIT_MS 10000
-
-/* Does another program hold the device (its exclusive open, or the lock
- * libdmio takes on image files)?  Tested without keeping it. */
-static bool device_busy(const char *path)
-{
-	struct stat st;
-	int fd;
-	bool busy;
-
-	if (stat(path, &st))
-		return false;
-	if (S_ISBLK(st.st_mode)) {
-		fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
-		busy = fd < 0 && errno == EBUSY;
-	} else {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		busy = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) && errno == EWOULDBLOCK;
-	}
-	if (fd >= 0)
-		close(fd);
-	return busy;
-}
-
-/* A device in use may be held by a daemon finishing an unmount (umount
- * returns before it has written its last checkpoint): unless it is
- * mounted, wait a little for it to be let go. */
-static int open_waiting(struct sdev *d, const char *path, int flags, GString *why)
-{
-	gint64 deadline = g_get_monotonic_time() + BUSY_WAIT_MS * 1000;
-	char *mnt = dmiofs_mounted_at(path);
-
-	if (mnt) {
-		g_string_append_printf(why, "%s: in use by the dmiofs file system mounted at %s", path, mnt);
-		g_free(mnt);
-		d->path = g_strdup(path);
-		return -EBUSY;
-	}
-	while (device_busy(path) && g_get_monotonic_time() < deadline)
-		g_usleep(100 * 1000);
-	return dev_open(d, path, flags, why);
-}
-
-/* A device given twice would otherwise fail on its own lock, as if another
- * program held it: say what is wrong instead. */
-static bool given_twice(const char *const *paths, uint32_t n, GString *why)
-{
-	static const char once[] = "every device of the file system is given once";
-
-	for (uint32_t i = 1; i < n; i++) {
-		struct stat a, b;
-
-		if (stat(paths[i], &a))
-			continue; /* store_open says why it cannot be opened */
-		for (uint32_t j = 0; j < i; j++) {
-			if (stat(paths[j], &b))
-				continue;
-			if (S_ISBLK(a.st_mode) && S_ISBLK(b.st_mode) ? a.st_rdev == b.st_rdev
-								       : a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
-				if (!strcmp(paths[i], paths[j]))
-					g_string_printf(why, "%s: given twice; %s", paths[i], once);
-				else
-					g_string_printf(why, "%s and %s are the same device; %s", paths[j], paths[i], once);
-				return true;
-			}
-		}
-	}
-	return false;
-}
-
-static int open_devices(struct store *st, const char *const *paths, uint32_t n, GString *why)
-{
-	struct sdev given[DMIOFS_MAX_DEVICES];
-	int flags = st->opt.read_only ? O_RDONLY : O_RDWR;
-	uint32_t opened = 0;
-	int err = 0;
-
-	if (!n || n > DMIOFS_MAX_DEVICES) {
-		g_string_append_printf(why, "%u devices given: a file system has 1 to %u", n, DMIOFS_MAX_DEVICES);
-		return -EINVAL;
-	}
-	if (given_twice(paths, n, why))
-		return -EINVAL;
-	memset(given, 0, sizeof(given));
-	for (; opened < n && !err; opened++) {
-		err = open_waiting(&given[opened], paths[opened], flags, why);
-		if (!err)
-			err = dev_read_sb(st->meta_client, &given[opened], why);
-	}
-	if (!err) {
-		uint32_t newest = 0;
-
-		for (uint32_t i = 1; i < n; i++)
-			if (given[i].sb.generation > given[newest].sb.generation)
-				newest = i;
-		/* The newest superblock speaks for the file system. */
-		if (newest) {
-			struct sdev t = given[0];
-
-			given[0] = given[newest];
-			given[newest] = t;
-		}
-		err = devs_assemble(given, n, st->dev, why);
-	}
-	if (err) {
-		for (uint32_t i = 0; i < opened; i++)
-			dev_close(&given[i]);
-		memset(st->dev, 0, sizeof(st->dev));
-		return err;
-	}
-	st->sb = given[0].sb;
-	st->ndevices = st->sb.ndevices;
-	st->copies = st->sb.copies;
-	return 0;
-}
 
 struct mark_ctx {
 	struct store *st;
@@ -180,7 +61,7 @@ static int apply_superblock_states(struct store *st)
 	int err;
 
 	for (uint32_t i = 0; i < st->ndevices; i++)
-		rec_put_dev_state(r, i, st->sb.devs[i].state);
+		rec_put_dev_state(r, i, st->sb.devs[i].state, st->sb.devs[i].left_at);
 	err = store_apply_all(st, r->data, r->len);
 	g_byte_array_free(r, TRUE);
 	return err;
@@ -192,6 +73,7 @@ static int load_metadata(struct store *st, GString *why, bool *dirty)
 	struct mark_ctx mark = { st, 0, 0 };
 	uint64_t commits = 0;
 	GByteArray *orphans;
+	bool changed = false;
 	int err;
 
 	layout_from_sb(&st->sb, &st->layout);
@@ -216,6 +98,9 @@ static int load_metadata(struct store *st, GString *why, bool *dirty)
 		g_string_append_printf(why, "the metadata log does not replay: %s", g_strerror(-err));
 		return err;
 	}
+	err = assemble_settle(st, &changed, why);
+	if (err)
+		return err;
 	if (!meta_inode(&st->meta, ROOT_INO)) {
 		g_string_append(why, "the metadata has no root directory");
 		return -EUCLEAN;
@@ -236,7 +121,7 @@ static int load_metadata(struct store *st, GString *why, bool *dirty)
 	}
 	orphans = g_byte_array_new();
 	g_hash_table_foreach(st->meta.inodes, collect_orphans, orphans);
-	*dirty = commits > 0 || orphans->len > 0;
+	*dirty = commits > 0 || orphans->len > 0 || changed;
 	if (orphans->len && !st->opt.read_only)
 		err = store_log(st, orphans);
 	g_byte_array_free(orphans, TRUE);
@@ -300,7 +185,7 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 		store_free(st);
 		return err;
 	}
-	err = open_devices(st, paths, n, why);
+	err = assemble_open(st, paths, n, why);
 	if (!err)
 		err = load_metadata(st, why, &dirty);
 	if (!err && !st->opt.read_only) {

@@ -27,6 +27,8 @@ struct store_options {
 	unsigned int commit_interval_ms; /* 0: 5000 */
 	bool verbose;
 	bool allow_rollback; /* mount an older checkpoint if the newest is lost (fsck -y) */
+	bool no_degraded;    /* refuse to mount with a device missing */
+	const char *keep;    /* a split brain: keep the history of this device's part */
 };
 
 struct sync_waiter;
@@ -37,6 +39,8 @@ struct store {
 	struct dm_io_client *meta_client; /* superblocks, checkpoints, the log: never behind data */
 	struct store_options opt;
 	uint32_t ndevices, copies;
+	uint32_t line;         /* mount: the devices whose metadata is loaded (by index) */
+	uint32_t discarded;    /* mount: devices of the part of a split brain not kept */
 	struct sdev dev[DMIOFS_MAX_DEVICES];
 	struct superblock sb; /* the file system's fields (per-device ones: device 0) */
 	struct layout layout;

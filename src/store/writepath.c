@@ -152,6 +152,36 @@ static void note_write_errors(struct wop *op, GByteArray *r)
 	}
 }
 
+/* The devices that took the run. */
+static uint32_t devices_written(const struct wrun *run)
+{
+	uint32_t devs = 0;
+
+	for (uint32_t k = 0; k < run->nregions; k++)
+		if (!(run->bits & (1UL << k)))
+			devs |= 1u << run->stripes[run->map[k]].dev;
+	return devs;
+}
+
+/* Lock held.  Which copies of the run's blocks are stale now: those whose
+ * device did not take the write (away, failed, or a copy added to the
+ * chunk since the write began) miss it; those that took it hold it,
+ * whatever they missed before. */
+static void note_stale_copies(struct store *st, const struct wrun *run, GByteArray *r)
+{
+	struct chunk *c = alloc_chunk(&st->alloc, run->chunk);
+	uint32_t took = devices_written(run);
+
+	for (uint32_t k = 0; c && k < c->ncopies; k++) {
+		uint32_t dev = c->stripes[k].dev, stale = alloc_stale_count(c, k, run->cblock, run->n);
+
+		if (!(took & (1u << dev)) && stale < run->n)
+			rec_put_stale(r, c->id, dev, run->cblock, run->n, true);
+		else if ((took & (1u << dev)) && stale)
+			rec_put_stale(r, c->id, dev, run->cblock, run->n, false);
+	}
+}
+
 static void wop_finish(struct wop *op)
 {
 	struct store *st = op->st;
@@ -173,6 +203,7 @@ static void wop_finish(struct wop *op)
 		for (uint32_t i = 0; i < op->nruns; i++) {
 			struct wrun *run = &op->runs[i];
 
+			note_stale_copies(st, run, r);
 			rec_put_extent(r, op->ino, run->fblock, run->n, run->chunk, run->cblock,
 				       op->csums + (run->fblock - op->b0));
 		}
@@ -259,8 +290,8 @@ static void issue_run(struct wop *op, struct wrun *run)
 	for (uint32_t k = 0; k < run->ncopies; k++) {
 		struct sdev *d = &st->dev[run->stripes[k].dev];
 
-		if (!d->bdev || d->state != DEV_HEALTHY)
-			continue; /* degraded: the survivors take the write */
+		if (!dev_written(d))
+			continue; /* degraded: the others take the write, this copy is stale */
 		where[run->nregions] = (struct io_region){
 			d->bdev, (run->stripes[k].offset + (uint64_t)run->cblock * DMIOFS_BLOCK) >> DMIO_SECTOR_SHIFT,
 			(uint64_t)run->n * (DMIOFS_BLOCK >> DMIO_SECTOR_SHIFT)

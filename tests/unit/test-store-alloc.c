@@ -162,7 +162,7 @@ static uint64_t fill_with_chunks(struct alloc *a, uint64_t *used)
 		for (uint32_t d = 0; d < a->ndevices; d++) {
 			if (chosen[d])
 				least_chosen = MIN(least_chosen, free_before[d]);
-			else if (a->dev_usable[d])
+			else if (a->dev_place[d] == PLACE_WRITTEN)
 				most_other = MAX(most_other, free_before[d]);
 		}
 		g_assert_cmpuint(least_chosen, >=, most_other);
@@ -257,7 +257,9 @@ static void test_new_chunks_possible(void)
 	}
 }
 
-/* A failed device takes no new chunks, and the prediction knows it. */
+/* A failed device takes no new chunks while the devices written can hold
+ * every copy, and the prediction knows it; when they cannot, the failed
+ * devices take the copies the others cannot (written short). */
 static void test_unusable_device(void)
 {
 	static const uint64_t three[] = { 10, 10, 10 };
@@ -265,14 +267,30 @@ static void test_unusable_device(void)
 	uint64_t used[DMIOFS_MAX_DEVICES];
 
 	make_alloc(&a, three, 3, 2);
-	a.dev_usable[1] = false;
+	a.dev_place[1] = PLACE_SHORT;
 	g_assert_cmpuint(alloc_new_chunks_possible(&a), ==, 10);
 	g_assert_cmpuint(fill_with_chunks(&a, used), ==, 10);
 	g_assert_cmpuint(used[1], ==, 0);
 	alloc_destroy(&a);
 
 	make_alloc(&a, three, 3, 2);
-	a.dev_usable[0] = a.dev_usable[2] = false;
+	a.dev_place[0] = a.dev_place[2] = PLACE_SHORT;
+	g_assert_cmpuint(alloc_new_chunks_possible(&a), ==, 10);
+	g_assert_cmpuint(fill_with_chunks(&a, used), ==, 10);
+	g_assert_cmpuint(used[1], ==, 10);
+	g_assert_cmpuint(used[0] + used[2], ==, 10);
+	alloc_destroy(&a);
+
+	make_alloc(&a, three, 3, 2);
+	a.dev_place[0] = PLACE_NONE;
+	a.dev_place[2] = PLACE_SHORT;
+	g_assert_cmpuint(alloc_new_chunks_possible(&a), ==, 10);
+	g_assert_cmpuint(fill_with_chunks(&a, used), ==, 10);
+	g_assert_cmpuint(used[0], ==, 0);
+	alloc_destroy(&a);
+
+	make_alloc(&a, three, 3, 2);
+	a.dev_place[0] = a.dev_place[2] = PLACE_NONE;
 	g_assert_cmpuint(alloc_new_chunks_possible(&a), ==, 0);
 	g_assert_cmpuint(fill_with_chunks(&a, used), ==, 0);
 	alloc_destroy(&a);

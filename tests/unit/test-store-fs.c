@@ -54,6 +54,7 @@ struct fs {
 	uint32_t n;
 	char *paths[3];
 	struct store *st;
+	struct store_options opt; /* for the next mount */
 };
 
 /* A sparse image file of bytes. */
@@ -97,6 +98,7 @@ static void fs_new_n(struct fs *f, const char *dir, uint32_t n, uint32_t copies)
 
 	memset(f, 0, sizeof(*f));
 	f->n = n;
+	f->opt = OPTS;
 	for (uint32_t i = 0; i < n; i++) {
 		char name[16];
 
@@ -113,7 +115,7 @@ static void fs_new_n(struct fs *f, const char *dir, uint32_t n, uint32_t copies)
 	/* (64 - 9 - 1) chunk slots of 1 MiB per device, each chunk stored `copies` times */
 	g_assert_cmpuint(rep.capacity, ==, 54 * n / copies * MiB);
 	g_string_free(why, TRUE);
-	f->st = mount_paths(f->paths, n);
+	f->st = mount_opts(f->paths, n, &f->opt);
 }
 
 /* Two fresh images, two copies. */
@@ -131,7 +133,7 @@ static void fs_close(struct fs *f)
 static void fs_reopen(struct fs *f)
 {
 	fs_close(f);
-	f->st = mount_paths(f->paths, f->n);
+	f->st = mount_opts(f->paths, f->n, &f->opt);
 }
 
 static void fs_free(struct fs *f)
@@ -1467,9 +1469,11 @@ static void body_degraded_write(const char *dir)
 	g_assert_cmpint(store_sync(f.st), ==, 0);
 	dmio_fault_clear(f.st->dev[1].bdev);
 
-	/* the failed state and the counters outlive the mount */
+	/* the failed state and the counters outlive the mount, read-only */
+	f.opt.read_only = true;
 	fs_reopen(&f);
-	g_assert_cmpuint(f.st->dev[1].state, ==, DEV_FAILED);
+	g_assert_cmpuint(f.st->dev[1].state, ==, DEV_RETURNING);
+	g_assert_cmpuint(f.st->dev[1].left_at, ==, 0);
 	g_assert_cmpstr(inspect_health(f.st), ==, "degraded");
 	g_assert_cmpint(inspect_xattr(f.st, ROOT_INO, XATTR_STATUS, &status), ==, 0);
 	g_assert_nonnull(strstr(status, "status=degraded\n"));

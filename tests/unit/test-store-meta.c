@@ -208,7 +208,8 @@ static void test_records_round_trip(void)
 	rec_put_xattr_set(g, 46, "user.empty", 10, "", 0);
 	rec_put_xattr_del(g, 46, "user.k", 6);
 	rec_put_chunk(g, &ch);
-	rec_put_dev_state(g, 4, DEV_MISSING);
+	rec_put_dev_state(g, 4, DEV_MISSING, 1ull << 45);
+	rec_put_stale(g, 7, 3, 100, 28, true);
 	rec_put_counters(g, REC_DEV_COUNTERS, &dc);
 	rec_put_counters(g, REC_FILE_ERRORS, &fc);
 	rec_put_ino(g, REC_NEXT_INO, 1ull << 50);
@@ -306,6 +307,15 @@ static void test_records_round_trip(void)
 	g_assert_cmpint(r.type, ==, REC_DEV_STATE);
 	g_assert_cmpuint(r.u.dev_state.dev, ==, 4);
 	g_assert_cmpuint(r.u.dev_state.state, ==, DEV_MISSING);
+	g_assert_cmpuint(r.u.dev_state.left_at, ==, 1ull << 45);
+
+	g_assert_cmpint(rec_next(&pos, end, &r), ==, 1);
+	g_assert_cmpint(r.type, ==, REC_STALE);
+	g_assert_cmpuint(r.u.stale.chunk, ==, 7);
+	g_assert_cmpuint(r.u.stale.dev, ==, 3);
+	g_assert_cmpuint(r.u.stale.cblock, ==, 100);
+	g_assert_cmpuint(r.u.stale.n, ==, 28);
+	g_assert_cmpuint(r.u.stale.stale, ==, 1);
 
 	for (int k = 0; k < 2; k++) {
 		const struct rec_counters *c = k ? &fc : &dc;
@@ -722,7 +732,7 @@ static void test_reject_inodes(void)
 
 		rec_put_chunk(g, &ch); /* the store's business, not meta's */
 		refused(&m, g, "a chunk record");
-		rec_put_dev_state(g, 0, DEV_FAILED);
+		rec_put_dev_state(g, 0, DEV_FAILED, 9);
 		refused(&m, g, "a device state record");
 	}
 	/* what was refused left the tree as it was */
@@ -1349,6 +1359,29 @@ static void test_estimate_file_errors_freed(void)
 	g_byte_array_free(g, TRUE);
 }
 
+/* A DEV_STATE record of version 1 (8 bytes, no left_at) still decodes,
+ * with left_at 0 (unknown); a payload of any other length does not, nor
+ * a STALE record whose flag is neither 0 nor 1. */
+static void test_records_dev_state_v1(void)
+{
+	static const uint8_t v1[] = { 11, 0, 0, 0, 8, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0 };
+	static const uint8_t twelve[] = { 11, 0, 0, 0, 12, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0 };
+	static const uint8_t bad_stale[] = { 15, 0, 0, 0, 20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+					     0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0 };
+	const uint8_t *pos = v1;
+	struct record r;
+
+	g_assert_cmpint(rec_next(&pos, v1 + sizeof(v1), &r), ==, 1);
+	g_assert_cmpint(r.type, ==, REC_DEV_STATE);
+	g_assert_cmpuint(r.u.dev_state.dev, ==, 2);
+	g_assert_cmpuint(r.u.dev_state.state, ==, DEV_FAILED);
+	g_assert_cmpuint(r.u.dev_state.left_at, ==, 0);
+	pos = twelve;
+	g_assert_cmpint(rec_next(&pos, twelve + sizeof(twelve), &r), ==, -EUCLEAN);
+	pos = bad_stale;
+	g_assert_cmpint(rec_next(&pos, bad_stale + sizeof(bad_stale), &r), ==, -EUCLEAN);
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 #define CASE(path, fn) tu_add_guarded_nodir("/store-meta/" path, fn, 30)
@@ -1358,6 +1391,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	CASE("records/round-trip", test_records_round_trip);
 	CASE("records/malformed", test_records_malformed);
+	CASE("records/dev-state-version-1", test_records_dev_state_v1);
 	CASE("apply/tree", test_apply_tree);
 	CASE("reject/links", test_reject_links);
 	CASE("reject/inodes", test_reject_inodes);
