@@ -14,8 +14,11 @@
  *     kernel's later one: a client per user, a request naming memory,
  *     operation and flags.
  *
+ * On top of the engine, a copier (dm_kcopyd_copy) copies regions to several
+ * destinations in pieces, like the kernel's dm-kcopyd.
+ *
  * All sizes are 512-byte sectors.  See dm_io(3), dm_io_request(3),
- * dmio_bdev_open(3), dmio_fault(3) and dmio_page_alloc(3).
+ * dm_kcopyd(3), dmio_bdev_open(3), dmio_fault(3) and dmio_page_alloc(3).
  */
 #ifndef DMIO_H
 #define DMIO_H
@@ -179,6 +182,51 @@ struct dm_io_request {
 
 int dm_io(struct dm_io_request *io_req, unsigned int num_regions,
 	  struct io_region *where, unsigned long *sync_error_bits);
+
+/* ---- copying regions (kcopyd) ------------------------------------------- */
+
+/* The kernel's dm-kcopyd: a job copies a region to 1..DM_IO_MAX_REGIONS
+ * destinations (or zeroes them) in pieces.  Each piece is read from the
+ * first source that yields it intact into pages of the client's own pool,
+ * then written to every destination in one dm_io request.
+ *
+ * Every region of a job has the same count; a count of 0 is an empty job.
+ * A call returns 0 and the notify function then runs exactly once, on the
+ * copier's thread and never inside the submitting call; or it returns a
+ * negative errno (-EINVAL for bad arguments) and the function never runs.
+ * Without DM_KCOPYD_IGNORE_ERROR the first error stops the job: no new piece
+ * starts, those in flight finish.  A piece no source yields is not written.
+ * Check and notify functions run on the copier's thread; they may submit new
+ * jobs, and must not destroy their own client.  See dm_kcopyd(3). */
+struct dm_kcopyd_client;
+
+/* read_err: nonzero when some piece could not be read intact from any source;
+ * write_err: bit i set iff destination i failed some write.  Runs exactly once per job. */
+typedef void (*dm_kcopyd_notify_fn)(int read_err, unsigned long write_err, void *context);
+/* Called for each piece after it is read from a source and before it is
+ * written: sector is the piece's offset in sectors from the start of the
+ * source region, data/len the bytes.  Return 0 to accept; nonzero rejects
+ * this source's copy of the piece (the copier then reads that piece from the
+ * next source, and counts a read error if no source is accepted). */
+typedef int (*dm_kcopyd_check_fn)(sector_t sector, const void *data, size_t len, void *context);
+
+#define DM_KCOPYD_IGNORE_ERROR 0x1 /* go on with the other pieces after an error */
+#define DM_KCOPYD_FUA 0x2          /* writes complete only once durable */
+
+/* num_pages: the pool's size in 4096-byte pages (0: 256, i.e. 1 MiB). */
+struct dm_kcopyd_client *dm_kcopyd_client_create(unsigned int num_pages);
+/* Waits until every job has called back. */
+void dm_kcopyd_client_destroy(struct dm_kcopyd_client *kc);
+int dm_kcopyd_copy(struct dm_kcopyd_client *kc, const struct io_region *from,
+		   unsigned int num_dests, const struct io_region *dests, unsigned int flags,
+		   dm_kcopyd_notify_fn fn, void *context);
+int dm_kcopyd_copy_checked(struct dm_kcopyd_client *kc, unsigned int num_sources,
+			   const struct io_region *sources, unsigned int num_dests,
+			   const struct io_region *dests, unsigned int flags, dm_kcopyd_check_fn check,
+			   dm_kcopyd_notify_fn fn, void *context);
+int dm_kcopyd_zero(struct dm_kcopyd_client *kc, unsigned int num_dests,
+		   const struct io_region *dests, unsigned int flags,
+		   dm_kcopyd_notify_fn fn, void *context);
 
 /* ---- fault injection ---------------------------------------------------- */
 

@@ -385,6 +385,11 @@ void alloc_serialize(const struct alloc *a, GByteArray *out)
 	}
 }
 
+bool alloc_block_in_use(const struct chunk *c, uint32_t b)
+{
+	return bit_test(c->bitmap, b);
+}
+
 /* ---- stale copies --------------------------------------------------------- */
 
 int alloc_copy_on(const struct chunk *c, uint32_t dev)

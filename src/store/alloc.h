@@ -78,6 +78,9 @@ void alloc_serialize(const struct alloc *a, GByteArray *out);
 /* Blocks a device holds in chunks, for status. */
 uint64_t alloc_dev_used_bytes(const struct alloc *a, uint32_t dev);
 
+/* Is block b of the chunk in use (or waiting for a commit to be free)? */
+bool alloc_block_in_use(const struct chunk *c, uint32_t b);
+
 /* ---- stale copies ---- */
 /* The copy of chunk c on device dev, or -1. */
 int alloc_copy_on(const struct chunk *c, uint32_t dev);

@@ -100,6 +100,19 @@ void store_note(struct store *st, GByteArray *records)
 		g_warning("an error record does not apply; it is not kept");
 }
 
+void store_release_inode(struct store *st, struct dinode *in)
+{
+	GByteArray *r;
+
+	if (in->nlink || in->nlookup || in->nopen || in->io || in->ino == ROOT_INO || st->opt.read_only ||
+	    st->broken)
+		return;
+	r = g_byte_array_new();
+	rec_put_ino(r, REC_INODE_FREE, in->ino);
+	store_log(st, r);
+	g_byte_array_free(r, TRUE);
+}
+
 uint64_t store_meta_bytes(const struct store *st)
 {
 	uint64_t devices = st->ndevices * (rec_bytes_dev_state() + rec_bytes_counters());

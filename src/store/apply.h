@@ -30,6 +30,10 @@ int store_append(struct store *st, GByteArray *records);
  * mount still counts what it saw). */
 void store_note(struct store *st, GByteArray *records);
 
+/* An inode nothing holds any more (no name, no lookup by the kernel, no
+ * open file, no data operation in flight) is freed, by record. */
+void store_release_inode(struct store *st, struct dinode *in);
+
 /* Bytes the next checkpoint will take: an upper bound, kept cheaply. */
 uint64_t store_meta_bytes(const struct store *st);
 /* 0 if the checkpoint slot keeps room for `more` bytes while staying

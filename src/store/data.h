@@ -27,8 +27,5 @@ int data_fallocate(struct store *st, uint64_t ino, int mode, uint64_t off, uint6
 /* SEEK_DATA / SEEK_HOLE. */
 int data_seek(struct store *st, uint64_t ino, uint64_t off, int whence, uint64_t *out);
 
-/* namei.c, used here */
-void fs_maybe_free(struct store *st, struct dinode *in);
-void fs_stat_of(const struct dinode *in, struct stat *st);
 
 #endif

@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "ioerr.h"
 #include "journal.h"
+#include "waiter.h"
 
 #define ROUND_UP(x, a) (((x) + (a)-1) / (a) * (a))
 #define DEFAULT_INTERVAL_MS 5000
@@ -239,38 +240,21 @@ void store_sync_async(struct store *st, store_sync_fn fn, void *ctx)
 		fn(broken, ctx);
 }
 
-struct blocking_sync {
-	GMutex lock;
-	GCond cond;
-	bool done;
-	int err;
-};
-
-static void blocking_sync_done(int err, void *ctx)
+static void sync_woken(int err, void *ctx)
 {
-	struct blocking_sync *b = ctx;
-
-	g_mutex_lock(&b->lock);
-	b->err = err;
-	b->done = true;
-	g_cond_signal(&b->cond);
-	g_mutex_unlock(&b->lock);
+	waiter_done(ctx, err);
 }
 
 int store_sync(struct store *st)
 {
-	struct blocking_sync b = { .done = false };
+	struct waiter w;
+	int err;
 
-	g_mutex_init(&b.lock);
-	g_cond_init(&b.cond);
-	store_sync_async(st, blocking_sync_done, &b);
-	g_mutex_lock(&b.lock);
-	while (!b.done)
-		g_cond_wait(&b.cond, &b.lock);
-	g_mutex_unlock(&b.lock);
-	g_mutex_clear(&b.lock);
-	g_cond_clear(&b.cond);
-	return b.err;
+	waiter_init(&w);
+	store_sync_async(st, sync_woken, &w);
+	err = (int)waiter_wait(&w);
+	waiter_clear(&w);
+	return err;
 }
 
 /* ---- replay ----------------------------------------------------------------- */

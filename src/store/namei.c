@@ -28,7 +28,7 @@ static struct rec_time now(void)
 	return (struct rec_time){ ts.tv_sec, (uint32_t)ts.tv_nsec };
 }
 
-void fs_stat_of(const struct dinode *in, struct stat *st)
+static void fs_stat_of(const struct dinode *in, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = in->ino;
@@ -110,18 +110,6 @@ static void put_dir_touched(GByteArray *r, const struct dinode *dir, int nlink_d
 }
 
 /* Free the inode once nothing refers to it (lock held). */
-void fs_maybe_free(struct store *st, struct dinode *in)
-{
-	GByteArray *r;
-
-	if (in->nlink || in->nlookup || in->nopen || in->io || in->ino == ROOT_INO || writable(st))
-		return;
-	r = g_byte_array_new();
-	rec_put_ino(r, REC_INODE_FREE, in->ino);
-	store_log(st, r);
-	g_byte_array_free(r, TRUE);
-}
-
 static int log_and_free(struct store *st, GByteArray *r)
 {
 	int err = store_log(st, r);
@@ -177,7 +165,7 @@ void fs_forget(struct store *st, uint64_t ino, uint64_t n)
 	in = meta_inode(&st->meta, ino);
 	if (in) {
 		in->nlookup = in->nlookup > n ? in->nlookup - n : 0;
-		fs_maybe_free(st, in);
+		store_release_inode(st, in);
 	}
 	g_mutex_unlock(&st->lock);
 }
@@ -399,7 +387,7 @@ static int remove_name(struct store *st, uint64_t parent, const char *name, bool
 	put_dir_touched(r, dir, want_dir ? -1 : 0, t);
 	err = log_and_free(st, r);
 	if (!err)
-		fs_maybe_free(st, child);
+		store_release_inode(st, child);
 	return err;
 }
 
@@ -555,7 +543,7 @@ int fs_rename(struct store *st, uint64_t parent, const char *name, uint64_t newp
 		rename_records(r, &a);
 		err = log_and_free(st, r);
 		if (!err && a.dst && !(flags & FS_RENAME_EXCHANGE))
-			fs_maybe_free(st, a.dst);
+			store_release_inode(st, a.dst);
 	}
 	g_mutex_unlock(&st->lock);
 	return err;
@@ -661,7 +649,7 @@ void fs_release(struct store *st, uint64_t ino)
 	if (in) {
 		if (in->nopen)
 			in->nopen--;
-		fs_maybe_free(st, in);
+		store_release_inode(st, in);
 	}
 	g_mutex_unlock(&st->lock);
 }

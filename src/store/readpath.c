@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "apply.h"
 #include "bufpool.h"
 #include "data.h"
 #include "ioerr.h"
@@ -155,7 +156,7 @@ static void repair_finish(struct repair *rp)
 	in = meta_inode(&st->meta, rp->ino);
 	if (in) {
 		ready = range_release(in, &rp->op);
-		fs_maybe_free(st, in);
+		store_release_inode(st, in);
 	}
 	g_mutex_unlock(&st->lock);
 	range_start_ready(st, ready);

@@ -7,6 +7,7 @@
 #include "assemble.h"
 #include "checkpoint.h"
 #include "journal.h"
+#include "mender.h"
 #include "rangelock.h"
 #include "store.h"
 
@@ -209,8 +210,16 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 		store_free(st);
 		return err;
 	}
-	if (!st->opt.read_only)
+	if (!st->opt.read_only) {
 		journal_start(st);
+		err = mender_start(st);
+		if (err) {
+			g_string_append_printf(why, "cannot start the background worker: %s", g_strerror(-err));
+			journal_stop(st);
+			store_free(st);
+			return err;
+		}
+	}
 	*out = st;
 	return 0;
 }
@@ -223,6 +232,7 @@ int store_close(struct store *st)
 	while (atomic_load(&st->repairs))
 		g_usleep(1000);
 	if (!st->opt.read_only) {
+		mender_stop(st);
 		journal_stop(st);
 		g_mutex_lock(&st->lock);
 		err = st->broken;

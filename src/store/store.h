@@ -29,9 +29,11 @@ struct store_options {
 	bool allow_rollback; /* mount an older checkpoint if the newest is lost (fsck -y) */
 	bool no_degraded;    /* refuse to mount with a device missing */
 	const char *keep;    /* a split brain: keep the history of this device's part */
+	uint64_t rebuild_rate; /* bytes/s for catch-up and rebuilds (0: the default) */
 };
 
 struct sync_waiter;
+struct mender;
 
 struct store {
 	GMutex lock; /* metadata, allocator, log buffer, device states */
@@ -65,6 +67,7 @@ struct store {
 	GThreadPool *starter;  /* runs data operations a range lock let go */
 	uint64_t commits, checkpoints;
 	atomic_uint repairs;   /* bad copies being rewritten (readpath.c) */
+	struct mender *mender; /* the background worker (mender.h) */
 };
 
 /* Mount: open and check the devices, load the newest checkpoint, replay

@@ -20,6 +20,7 @@
 #include "journal.h"
 #include "rangelock.h"
 #include "readpath.h"
+#include "waiter.h"
 
 #define WOP_KEEP_SIZE 0x1  /* zeroing inside the file: no size or time change */
 #define WOP_RANGE_HELD 0x2 /* the caller holds the range lock */
@@ -99,7 +100,7 @@ static void wop_end(struct wop *op, ssize_t result, bool locked)
 	in = meta_inode(&st->meta, op->ino);
 	if (in && !(op->flags & WOP_RANGE_HELD)) {
 		ready = range_release(in, &op->range);
-		fs_maybe_free(st, in);
+		store_release_inode(st, in);
 	}
 	g_mutex_unlock(&st->lock);
 	range_start_ready(st, ready);
@@ -593,22 +594,9 @@ void data_write(struct store *st, uint64_t ino, uint64_t off, const struct iovec
 
 /* ---- synchronous zeroing (truncate, punch) --------------------------------------- */
 
-struct sync_result {
-	GMutex lock;
-	GCond cond;
-	bool done;
-	ssize_t result;
-};
-
-static void sync_done(void *ctx, ssize_t result)
+static void zeroed(void *ctx, ssize_t result)
 {
-	struct sync_result *s = ctx;
-
-	g_mutex_lock(&s->lock);
-	s->result = result;
-	s->done = true;
-	g_cond_signal(&s->cond);
-	g_mutex_unlock(&s->lock);
+	waiter_done(ctx, result);
 }
 
 /* Zero [off, off + len) inside one block, copy-on-write; the caller holds
@@ -618,24 +606,22 @@ static void sync_done(void *ctx, ssize_t result)
  * after a crash. */
 static int zero_in_block(struct store *st, uint64_t ino, uint64_t off, size_t len, GByteArray *records)
 {
-	struct sync_result s = { .done = false };
+	struct waiter w;
 	struct wop *op;
+	long result;
 
-	g_mutex_init(&s.lock);
-	g_cond_init(&s.cond);
-	op = wop_new(st, ino, off, len, WOP_KEEP_SIZE | WOP_RANGE_HELD, sync_done, &s);
-	if (!op)
+	waiter_init(&w);
+	op = wop_new(st, ino, off, len, WOP_KEEP_SIZE | WOP_RANGE_HELD, zeroed, &w);
+	if (!op) {
+		waiter_clear(&w);
 		return -ENOMEM;
+	}
 	op->defer = records;
 	memset(op->buf + delta(op), 0, len);
 	wop_submit(op);
-	g_mutex_lock(&s.lock);
-	while (!s.done)
-		g_cond_wait(&s.cond, &s.lock);
-	g_mutex_unlock(&s.lock);
-	g_mutex_clear(&s.lock);
-	g_cond_clear(&s.cond);
-	return s.result < 0 ? (int)s.result : 0;
+	result = waiter_wait(&w);
+	waiter_clear(&w);
+	return result < 0 ? (int)result : 0;
 }
 
 /* Lock held: unmap whole blocks [first, end), where any are mapped. */
@@ -746,7 +732,7 @@ static int with_range(struct store *st, uint64_t ino, uint64_t first, uint64_t l
 	range_acquire_wait(st, in, first, last, &w);
 	err = fn(st, in, arg);
 	ready = range_release(in, &w.op);
-	fs_maybe_free(st, in);
+	store_release_inode(st, in);
 	g_mutex_unlock(&st->lock);
 	g_cond_clear(&w.cond);
 	range_start_ready(st, ready);
