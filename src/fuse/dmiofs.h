@@ -9,8 +9,14 @@
 
 #include "../store/store.h"
 
+/* The root's xattr that names the control channel's socket. */
+#define XATTR_CONTROL "user.dmio.control"
+
+struct control;
+
 struct dmiofs {
 	struct store *st;
+	struct control *control;  /* the channel dmiofs-ctl talks to */
 	struct fuse_session *se;
 	bool writeback;           /* the kernel's writeback cache */
 	double timeout;           /* attribute and entry cache, seconds */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../store/data.h"
+#include "control.h"
 #include "dmiofs.h"
 
 struct options {
@@ -322,6 +323,21 @@ static void add_mount_options(struct fuse_args *args, const char *devices, bool 
 	g_free(devs);
 }
 
+/* The control channel; without it the mount still works (status can be
+ * read from the xattrs), so a failure is said, not fatal. */
+static struct control *start_control(struct store *st, const char *mountpoint)
+{
+	GString *why = g_string_new(NULL);
+	char *abs = realpath(mountpoint, NULL);
+	struct control *c = control_start(st, abs ? abs : mountpoint, why);
+
+	if (!c)
+		g_warning("no control channel (dmiofs-ctl can only read status): %s", why->str);
+	g_string_free(why, TRUE);
+	free(abs);
+	return c;
+}
+
 static int run(struct options *o, struct fuse_args *args, int report_fd)
 {
 	struct store_options so = { .read_only = o->read_only,
@@ -373,6 +389,7 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 		report(report_fd, why->str);
 		goto remove_handlers;
 	}
+	fs.control = start_control(fs.st, o->mountpoint);
 	report(report_fd, "ok");
 	if (report_fd >= 0)
 		detach_stdio();
@@ -388,6 +405,7 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	}
 	fuse_session_unmount(fs.se);
 	dmiofs_drain(&fs);
+	control_stop(fs.control);
 	if (ret > 0) /* stopped by a signal (SIGTERM, SIGINT, SIGHUP): a clean unmount */
 		ret = 0;
 remove_handlers:

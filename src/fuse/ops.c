@@ -15,6 +15,7 @@
 #include "../store/fsops.h"
 #include "../store/inspect.h"
 #include "../store/journal.h"
+#include "control.h"
 #include "dmiofs.h"
 
 static struct dmiofs *fs_of(fuse_req_t req)
@@ -510,6 +511,12 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	struct dmiofs *fs = fs_of(req);
 	ssize_t len;
 
+	if (ino == FUSE_ROOT_ID && !strcmp(name, XATTR_CONTROL) && fs->control) {
+		const char *path = control_path(fs->control);
+
+		reply_xattr_value(req, path, strlen(path), size);
+		return;
+	}
 	if (inspect_is_virtual(name)) {
 		char *text = NULL;
 		int err = inspect_xattr(fs->st, ino, name, &text);

@@ -4,19 +4,11 @@
 #include <string.h>
 
 #include "inspect.h"
-#include "apply.h"
+#include "status.h"
 
 bool inspect_is_virtual(const char *name)
 {
 	return !strncmp(name, "user.dmio.", 10);
-}
-
-const char *inspect_health(struct store *st)
-{
-	for (uint32_t i = 0; i < st->ndevices; i++)
-		if (st->dev[i].state != DEV_HEALTHY)
-			return "degraded";
-	return "healthy";
 }
 
 static void put_region(GString *s, struct store *st, uint32_t extent, uint32_t copy, const struct rec_stripe *sp,
@@ -108,44 +100,21 @@ static void errors_of(struct store *st, struct dinode *in, GString *s)
 					       st->dev[chunk->stripes[k].dev].path ? st->dev[chunk->stripes[k].dev].path : "");
 }
 
-static void devices_of(struct store *st, GString *s)
+/* The root's status and devices, rendered from the typed status. */
+static bool status_xattr(struct store *st, const char *name, GString *out)
 {
-	for (uint32_t i = 0; i < st->ndevices; i++) {
-		const struct sdev *d = &st->dev[i];
-		const struct rec_counters *c = &d->err;
-		char uuid[37];
+	struct fs_status s;
+	bool status = !strcmp(name, XATTR_STATUS), devices = !strcmp(name, XATTR_DEVICES);
 
-		uuid_format(d->sb.dev_uuid, uuid);
-		g_string_append_printf(s,
-				       "device=%u state=%s size=%llu used=%llu read_errors=%llu write_errors=%llu "
-				       "flush_errors=%llu checksum_errors=%llu repaired=%llu uuid=%s path=%s\n",
-				       i, dev_state_name(d->state), (unsigned long long)d->sb.dev_bytes,
-				       (unsigned long long)alloc_dev_used_bytes(&st->alloc, i),
-				       (unsigned long long)c->count[ERR_READ], (unsigned long long)c->count[ERR_WRITE],
-				       (unsigned long long)c->count[ERR_FLUSH], (unsigned long long)c->count[ERR_CSUM],
-				       (unsigned long long)c->count[ERR_REPAIRED], uuid, d->path ? d->path : "");
-	}
-}
-
-static void status_of(struct store *st, GString *s)
-{
-	uint64_t total, avail;
-	uint32_t healthy = 0;
-	char uuid[37];
-
-	alloc_space(&st->alloc, &total, &avail);
-	for (uint32_t i = 0; i < st->ndevices; i++)
-		healthy += st->dev[i].state == DEV_HEALTHY;
-	uuid_format(st->sb.fs_uuid, uuid);
-	g_string_append_printf(s,
-			       "status=%s\nuuid=%s\nlabel=%s\ncopies=%u\ndevices=%u\nhealthy_devices=%u\n"
-			       "capacity=%llu\nused=%llu\nfree=%llu\nfiles=%llu\nmetadata_used=%llu\nmetadata_capacity=%llu\n"
-			       "generation=%llu\nread_only=%s\n",
-			       inspect_health(st), uuid, st->sb.label, st->copies, st->ndevices, healthy,
-			       (unsigned long long)(total * DMIOFS_BLOCK), (unsigned long long)((total - avail) * DMIOFS_BLOCK),
-			       (unsigned long long)(avail * DMIOFS_BLOCK), (unsigned long long)st->meta.nfiles,
-			       (unsigned long long)store_meta_bytes(st), (unsigned long long)st->layout.ckpt_bytes,
-			       (unsigned long long)st->durable_seq, st->opt.read_only ? "yes" : "no");
+	if (!status && !devices)
+		return false;
+	store_status(st, &s);
+	if (status)
+		status_to_text(&s, out);
+	else
+		devices_to_text(&s, out);
+	fs_status_clear(&s);
+	return true;
 }
 
 int inspect_xattr(struct store *st, uint64_t ino, const char *name, char **out)
@@ -155,6 +124,10 @@ int inspect_xattr(struct store *st, uint64_t ino, const char *name, char **out)
 	uint32_t first;
 	int err = 0;
 
+	if (ino == ROOT_INO && status_xattr(st, name, s)) {
+		*out = g_string_free(s, FALSE);
+		return 0;
+	}
 	g_mutex_lock(&st->lock);
 	in = meta_inode(&st->meta, ino);
 	if (!in)
@@ -163,10 +136,6 @@ int inspect_xattr(struct store *st, uint64_t ino, const char *name, char **out)
 		layout_of(st, in, first, s);
 	else if (!strcmp(name, XATTR_ERRORS))
 		errors_of(st, in, s);
-	else if (!strcmp(name, XATTR_DEVICES) && ino == ROOT_INO)
-		devices_of(st, s);
-	else if (!strcmp(name, XATTR_STATUS) && ino == ROOT_INO)
-		status_of(st, s);
 	else
 		err = -ENODATA;
 	g_mutex_unlock(&st->lock);

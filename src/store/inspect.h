@@ -18,7 +18,5 @@
  * -ENODATA when the name is not one that inode has. */
 int inspect_xattr(struct store *st, uint64_t ino, const char *name, char **out);
 bool inspect_is_virtual(const char *name);
-/* "healthy" or "degraded" (lock held or not: reads states only). */
-const char *inspect_health(struct store *st);
 
 #endif

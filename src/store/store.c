@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "admin.h"
 #include "apply.h"
 #include "assemble.h"
 #include "checkpoint.h"
@@ -143,6 +144,7 @@ static bool superblocks_need_rewrite(const struct store *st)
 
 static void store_free(struct store *st)
 {
+	admin_free(st);
 	if (st->starter)
 		g_thread_pool_free(st->starter, FALSE, TRUE);
 	for (uint32_t i = 0; i < DMIOFS_MAX_DEVICES; i++)

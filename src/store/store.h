@@ -68,6 +68,7 @@ struct store {
 	uint64_t commits, checkpoints;
 	atomic_uint repairs;   /* bad copies being rewritten (readpath.c) */
 	struct mender *mender; /* the background worker (mender.h) */
+	GPtrArray *drills;     /* fault drills injected (admin.c) */
 };
 
 /* Mount: open and check the devices, load the newest checkpoint, replay

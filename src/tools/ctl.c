@@ -1,19 +1,54 @@
-/* dmiofs-ctl - look at a mounted dmiofs file system.
+/* dmiofs-ctl - look at and act on a mounted dmiofs file system.
  *
- *   dmiofs-ctl status MOUNTPOINT [--json]
+ *   dmiofs-ctl status [MOUNTPOINT] [--json]
  *   dmiofs-ctl layout FILE
+ *   dmiofs-ctl errors MOUNTPOINT [--reset] [--json]
+ *   dmiofs-ctl inject MOUNTPOINT DEVICE FAULT [--sectors A-B] [--every N | --rate P]
+ *   dmiofs-ctl inject MOUNTPOINT --list | --clear [DEVICE]
  *
- * status reads the root's user.dmio.status and user.dmio.devices; exit
- * status 0 healthy, 2 degraded (so scripts can alert), 1 on error.
- * layout prints a file's whole user.dmio.layout, joining its pages. */
+ * It talks JSON to the daemon over the control channel whose socket the
+ * mount's root names in user.dmio.control (see dmiofs-ctl(8)); layout
+ * reads a file's xattr.  status exits 0 healthy, 2 degraded, 1 on error. */
+#include "config.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
+
+#define XATTR_CONTROL "user.dmio.control"
+#define EXIT_DEGRADED 2
+
+struct opts {
+	gboolean json, reset, list, clear, version;
+	char *sectors, *rate;
+	int every;
+};
+
+static struct opts opt;
+
+/* ---- small things ------------------------------------------------------------------ */
+
+static void die_usage(void)
+{
+	fprintf(stderr,
+		"usage: dmiofs-ctl status [MOUNTPOINT] [--json]\n"
+		"       dmiofs-ctl layout FILE\n"
+		"       dmiofs-ctl errors MOUNTPOINT [--reset] [--json]\n"
+		"       dmiofs-ctl inject MOUNTPOINT DEVICE FAULT [--sectors A-B] [--every N | --rate P]\n"
+		"       dmiofs-ctl inject MOUNTPOINT --list | --clear [DEVICE]\n"
+		"See dmiofs-ctl(8).\n");
+	exit(1);
+}
 
 static char *read_xattr(const char *path, const char *name)
 {
@@ -32,170 +67,288 @@ static char *read_xattr(const char *path, const char *name)
 	return buf;
 }
 
-/* "key=value" per line into a table. */
-static GHashTable *parse_lines(const char *text)
+/* /proc/mounts escapes spaces and a few others as \ooo. */
+static char *unescape(const char *s)
 {
-	GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-	gchar **lines = g_strsplit(text, "\n", -1);
+	GString *out = g_string_new(NULL);
 
-	for (gchar **l = lines; *l; l++) {
-		char *eq = strchr(*l, '=');
-
-		if (eq)
-			g_hash_table_insert(t, g_strndup(*l, (gsize)(eq - *l)), g_strdup(eq + 1));
-	}
-	g_strfreev(lines);
-	return t;
-}
-
-/* One device line: space-separated key=value, path= last (may hold spaces). */
-static GHashTable *parse_device(const char *line)
-{
-	GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-	const char *path = strstr(line, " path=");
-	char *head = path ? g_strndup(line, (gsize)(path - line)) : g_strdup(line);
-	gchar **words = g_strsplit(head, " ", -1);
-
-	for (gchar **w = words; *w; w++) {
-		char *eq = strchr(*w, '=');
-
-		if (eq)
-			g_hash_table_insert(t, g_strndup(*w, (gsize)(eq - *w)), g_strdup(eq + 1));
-	}
-	if (path)
-		g_hash_table_insert(t, g_strdup("path"), g_strdup(path + 6));
-	g_strfreev(words);
-	g_free(head);
-	return t;
-}
-
-static const char *get(GHashTable *t, const char *key)
-{
-	const char *v = g_hash_table_lookup(t, key);
-
-	return v ? v : "";
-}
-
-static char *human(const char *bytes)
-{
-	return g_format_size_full(g_ascii_strtoull(bytes, NULL, 10), G_FORMAT_SIZE_IEC_UNITS);
-}
-
-static void json_string(GString *out, const char *s)
-{
-	g_string_append_c(out, '"');
 	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			g_string_append_printf(out, "\\%c", c);
-		else if (c < 0x20)
-			g_string_append_printf(out, "\\u%04x", c);
-		else
-			g_string_append_c(out, (char)c);
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+		    s[3] <= '7') {
+			g_string_append_c(out, (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0')));
+			s += 3;
+		} else {
+			g_string_append_c(out, *s);
+		}
 	}
-	g_string_append_c(out, '"');
+	return g_string_free(out, FALSE);
 }
 
-/* Keys whose values are text whatever they look like. */
-static const char *const text_keys[] = { "status", "uuid", "label", "state", "path", NULL };
-
-/* A value as JSON: a whole decimal number as a number, yes/no as a
- * boolean, anything else (and every text key) as a string. */
-static void json_value(GString *out, const char *key, const char *v)
+/* Mount points of the mounted dmiofs file systems. */
+static GPtrArray *dmiofs_mounts(void)
 {
-	const char *p = v;
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	FILE *f = fopen("/proc/mounts", "re");
+	char line[8192];
 
-	if (g_strv_contains(text_keys, key)) {
-		json_string(out, v);
-		return;
+	while (f && fgets(line, sizeof(line), f)) {
+		char src[4096], mnt[4096], type[256];
+
+		if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) == 3 && !strcmp(type, "fuse.dmiofs"))
+			g_ptr_array_add(out, unescape(mnt));
 	}
-	if (!strcmp(v, "yes") || !strcmp(v, "no")) {
-		g_string_append(out, strcmp(v, "yes") ? "false" : "true");
-		return;
+	if (f)
+		fclose(f);
+	return out;
+}
+
+/* The file system type mounted at path, if path is a mount point. */
+static char *fstype_at(const char *path)
+{
+	char *abs = realpath(path, NULL), *found = NULL;
+	FILE *f = fopen("/proc/mounts", "re");
+	char line[8192];
+
+	while (abs && f && fgets(line, sizeof(line), f)) {
+		char src[4096], mnt[4096], type[256];
+		char *m;
+
+		if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) != 3)
+			continue;
+		m = unescape(mnt);
+		if (!strcmp(m, abs)) {
+			g_free(found);
+			found = g_strdup(type);
+		}
+		g_free(m);
 	}
-	while (g_ascii_isdigit(*p))
-		p++;
-	if (*v && !*p && (v[0] != '0' || !v[1]))
-		g_string_append(out, v);
+	if (f)
+		fclose(f);
+	free(abs);
+	return found;
+}
+
+/* ---- the channel -------------------------------------------------------------------- */
+
+/* The socket of the daemon mounted at mnt, or NULL having said why. */
+static char *control_socket(const char *mnt)
+{
+	char *path = read_xattr(mnt, XATTR_CONTROL), *type;
+	struct stat st;
+	int err = errno;
+
+	if (path)
+		return path;
+	if (stat(mnt, &st)) {
+		fprintf(stderr, "dmiofs-ctl: %s: %s\n", mnt, g_strerror(errno));
+		return NULL;
+	}
+	type = fstype_at(mnt);
+	if (type && strcmp(type, "fuse.dmiofs"))
+		fprintf(stderr, "dmiofs-ctl: %s: not a dmiofs mount (it is %s)\n", mnt, type);
+	else if (!type)
+		fprintf(stderr, "dmiofs-ctl: %s: not the mount point of a dmiofs file system\n", mnt);
 	else
-		json_string(out, v);
+		fprintf(stderr, "dmiofs-ctl: %s: the daemon has no control channel (%s)\n", mnt,
+			err == ENODATA ? "see its log" : g_strerror(err));
+	g_free(type);
+	return NULL;
 }
 
-static void json_member(GString *out, const char *key, const char *name, const char *value, bool *first)
+static int connect_to(const char *path)
 {
-	g_string_append_printf(out, "%s\"%s\":", *first ? "" : ",", name);
-	json_value(out, key, value);
-	*first = false;
-}
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd;
 
-/* Every key of a table: those of order first, then the rest sorted, so
- * keys that later versions add appear too.  rename gives a key's JSON
- * name. */
-static void json_members(GString *out, GHashTable *t, const char *const *order, const char *(*rename)(const char *),
-			 bool *first)
-{
-	GList *keys = g_list_sort(g_hash_table_get_keys(t), (GCompareFunc)strcmp);
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
+		int err = -errno;
 
-	for (int i = 0; order[i]; i++)
-		if (g_hash_table_contains(t, order[i]))
-			json_member(out, order[i], rename(order[i]), get(t, order[i]), first);
-	for (GList *k = keys; k; k = k->next)
-		if (!g_strv_contains(order, k->data))
-			json_member(out, k->data, rename(k->data), get(t, k->data), first);
-	g_list_free(keys);
-}
-
-static const char *status_key(const char *key)
-{
-	return !strcmp(key, "devices") ? "device_count" : key;
-}
-
-static const char *device_key(const char *key)
-{
-	return !strcmp(key, "device") ? "index" : key;
-}
-
-static void print_json(GHashTable *status, GPtrArray *devices)
-{
-	static const char *const status_order[] = { "status", "uuid", "label", "copies", "devices", NULL };
-	static const char *const device_order[] = { "device", "state", "size", "used", NULL };
-	GString *out = g_string_new("{");
-	bool first = true;
-
-	json_members(out, status, status_order, status_key, &first);
-	g_string_append(out, ",\"devices\":[");
-	for (guint d = 0; d < devices->len; d++) {
-		bool dfirst = true;
-
-		g_string_append(out, d ? ",{" : "{");
-		json_members(out, g_ptr_array_index(devices, d), device_order, device_key, &dfirst);
-		g_string_append_c(out, '}');
+		close(fd);
+		return err;
 	}
-	g_string_append(out, "]}\n");
-	fputs(out->str, stdout);
-	g_string_free(out, TRUE);
+	return fd;
 }
 
-static void print_table(const char *mnt, GHashTable *status, GPtrArray *devices)
+static bool send_all(int fd, const char *s, size_t len)
 {
-	char *cap = human(get(status, "capacity")), *used = human(get(status, "used")),
-	     *avail = human(get(status, "free"));
-	bool degraded = strcmp(get(status, "status"), "healthy");
+	while (len) {
+		ssize_t n = write(fd, s, len);
 
-	printf("dmiofs %s%s%s%s at %s: %s\n", get(status, "uuid"), *get(status, "label") ? " (label \"" : "",
-	       get(status, "label"), *get(status, "label") ? "\")" : "", mnt, degraded ? "DEGRADED" : "healthy");
-	printf("  copies %s, capacity %s, used %s, free %s, files %s%s\n", get(status, "copies"), cap, used, avail,
-	       get(status, "files"), !strcmp(get(status, "read_only"), "yes") ? ", read-only" : "");
-	printf("  %-4s %-8s %10s %10s %6s %6s %6s %6s %8s  %s\n", "DEV", "STATE", "SIZE", "USED", "READ", "WRITE",
+		if (n <= 0)
+			return false;
+		s += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static char *receive_line(int fd)
+{
+	GString *s = g_string_new(NULL);
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		g_string_append_len(s, buf, n);
+	return g_string_free(s, FALSE);
+}
+
+/* Send a request (a JSON object built by the caller) to the daemon at
+ * mnt; the result node of a successful answer (json_node_unref it), or
+ * NULL having said why. */
+static JsonNode *ask(const char *mnt, JsonBuilder *request)
+{
+	char *sock = control_socket(mnt), *text = NULL, *reply;
+	JsonNode *root = json_builder_get_root(request), *result = NULL;
+	JsonGenerator *gen = json_generator_new();
+	JsonParser *parser = json_parser_new();
+	int fd = -1;
+
+	if (!sock)
+		goto out;
+	fd = connect_to(sock);
+	if (fd < 0) {
+		fprintf(stderr, "dmiofs-ctl: %s: cannot reach the daemon at %s: %s\n", mnt, sock, g_strerror(-fd));
+		goto out;
+	}
+	json_generator_set_root(gen, root);
+	text = json_generator_to_data(gen, NULL);
+	if (!send_all(fd, text, strlen(text)) || !send_all(fd, "\n", 1)) {
+		fprintf(stderr, "dmiofs-ctl: %s: the daemon went away: %s\n", mnt, g_strerror(errno));
+		goto out;
+	}
+	shutdown(fd, SHUT_WR);
+	reply = receive_line(fd);
+	if (json_parser_load_from_data(parser, reply, -1, NULL) && JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
+		JsonObject *o = json_node_get_object(json_parser_get_root(parser));
+
+		if (json_object_get_boolean_member_with_default(o, "ok", FALSE))
+			result = json_node_copy(json_object_get_member(o, "result"));
+		else
+			fprintf(stderr, "dmiofs-ctl: %s: %s\n", mnt,
+				json_object_get_string_member_with_default(o, "error", "the daemon refused"));
+	} else {
+		fprintf(stderr, "dmiofs-ctl: %s: the daemon's answer is not understood\n", mnt);
+	}
+	g_free(reply);
+out:
+	if (fd >= 0)
+		close(fd);
+	g_free(text);
+	g_free(sock);
+	json_node_unref(root);
+	g_object_unref(gen);
+	g_object_unref(parser);
+	return result;
+}
+
+static JsonBuilder *request(const char *command)
+{
+	JsonBuilder *b = json_builder_new();
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "command");
+	json_builder_add_string_value(b, command);
+	return b;
+}
+
+/* End the request, ask, free the builder. */
+static JsonNode *ask_and_free(const char *mnt, JsonBuilder *b)
+{
+	JsonNode *result;
+
+	json_builder_end_object(b);
+	result = ask(mnt, b);
+	g_object_unref(b);
+	return result;
+}
+
+static void print_json(JsonNode *node)
+{
+	JsonGenerator *gen = json_generator_new();
+	char *text;
+
+	json_generator_set_root(gen, node);
+	text = json_generator_to_data(gen, NULL);
+	puts(text);
+	g_free(text);
+	g_object_unref(gen);
+}
+
+/* ---- status ------------------------------------------------------------------------- */
+
+static const char *str(JsonObject *o, const char *name)
+{
+	JsonNode *n = json_object_get_member(o, name);
+
+	return n && !JSON_NODE_HOLDS_NULL(n) && json_node_get_value_type(n) == G_TYPE_STRING ? json_node_get_string(n)
+											      : "";
+}
+
+static gint64 num(JsonObject *o, const char *name)
+{
+	return json_object_has_member(o, name) ? json_object_get_int_member(o, name) : 0;
+}
+
+static char *human(gint64 bytes)
+{
+	return g_format_size_full((guint64)MAX(bytes, 0), G_FORMAT_SIZE_IEC_UNITS);
+}
+
+static void print_task(JsonObject *s)
+{
+	JsonObject *t = json_object_get_object_member(s, "task");
+	gint64 done, total;
+	char *d, *tot, *rate;
+
+	if (!t || !strcmp(str(t, "name"), "idle"))
+		return;
+	done = num(t, "done");
+	total = num(t, "total");
+	d = human(done);
+	tot = human(total);
+	rate = human((gint64)json_object_get_double_member(t, "rate"));
+	printf("  %s: %.1f%% (%s of %s), %s/s", str(t, "name"), total ? 100.0 * (double)done / (double)total : 0.0, d,
+	       tot, rate);
+	if (!JSON_NODE_HOLDS_NULL(json_object_get_member(t, "eta")))
+		printf(", %.0f s left", json_object_get_double_member(t, "eta"));
+	putchar('\n');
+	g_free(d);
+	g_free(tot);
+	g_free(rate);
+}
+
+static void print_status_table(const char *mnt, JsonObject *s)
+{
+	JsonArray *devs = json_object_get_array_member(s, "devices");
+	JsonArray *missing = json_object_get_array_member(s, "missing");
+	bool degraded = strcmp(str(s, "status"), "healthy");
+	char *cap = human(num(s, "capacity")), *used = human(num(s, "used")), *avail = human(num(s, "free"));
+
+	printf("dmiofs %s%s%s%s at %s: %s\n", str(s, "uuid"), *str(s, "label") ? " (label \"" : "", str(s, "label"),
+	       *str(s, "label") ? "\")" : "", mnt, degraded ? "DEGRADED" : "healthy");
+	printf("  copies %lld, capacity %s, used %s, free %s, files %lld%s\n", (long long)num(s, "copies"), cap, used,
+	       avail, (long long)num(s, "files"),
+	       json_object_get_boolean_member_with_default(s, "read_only", FALSE) ? ", read-only" : "");
+	for (guint i = 0; missing && i < json_array_get_length(missing); i++)
+		printf("  missing: %s\n", json_array_get_string_element(missing, i));
+	print_task(s);
+	printf("  %-4s %-9s %10s %10s %6s %6s %6s %6s %8s  %s\n", "DEV", "STATE", "SIZE", "USED", "READ", "WRITE",
 	       "FLUSH", "CSUM", "REPAIRED", "PATH");
-	for (guint d = 0; d < devices->len; d++) {
-		GHashTable *dev = g_ptr_array_index(devices, d);
-		char *size = human(get(dev, "size")), *dused = human(get(dev, "used"));
+	for (guint i = 0; devs && i < json_array_get_length(devs); i++) {
+		JsonObject *d = json_array_get_object_element(devs, i);
+		char *size = human(num(d, "size")), *dused = human(num(d, "used"));
 
-		printf("  %-4s %-8s %10s %10s %6s %6s %6s %6s %8s  %s\n", get(dev, "device"), get(dev, "state"), size,
-		       dused, get(dev, "read_errors"), get(dev, "write_errors"), get(dev, "flush_errors"),
-		       get(dev, "checksum_errors"), get(dev, "repaired"), get(dev, "path"));
+		printf("  %-4lld %-9s %10s %10s %6lld %6lld %6lld %6lld %8lld  %s\n", (long long)num(d, "index"),
+		       str(d, "state"), size, dused, (long long)num(d, "read_errors"), (long long)num(d, "write_errors"),
+		       (long long)num(d, "flush_errors"), (long long)num(d, "checksum_errors"),
+		       (long long)num(d, "repaired"), *str(d, "path") ? str(d, "path") : str(d, "uuid"));
 		g_free(size);
 		g_free(dused);
 	}
@@ -204,43 +357,207 @@ static void print_table(const char *mnt, GHashTable *status, GPtrArray *devices)
 	g_free(avail);
 }
 
-static int status_command(const char *mnt, bool json)
+static int status_of(const char *mnt)
 {
-	char *status_text = read_xattr(mnt, "user.dmio.status");
-	char *devices_text = read_xattr(mnt, "user.dmio.devices");
-	GHashTable *status;
-	GPtrArray *devices;
-	gchar **lines;
+	JsonNode *r = ask_and_free(mnt, request("status"));
 	int ret;
 
-	if (!status_text || !devices_text) {
-		fprintf(stderr, "dmiofs-ctl: %s: %s (is it the root of a mounted dmiofs?)\n", mnt,
-			errno == ENODATA || errno == ENOTSUP ? "no dmiofs status here" : g_strerror(errno));
-		g_free(status_text);
-		g_free(devices_text);
+	if (!r)
 		return 1;
-	}
-	status = parse_lines(status_text);
-	devices = g_ptr_array_new_with_free_func((GDestroyNotify)g_hash_table_destroy);
-	lines = g_strsplit(devices_text, "\n", -1);
-	for (gchar **l = lines; *l; l++)
-		if (**l)
-			g_ptr_array_add(devices, parse_device(*l));
-	g_strfreev(lines);
-	if (json)
-		print_json(status, devices);
+	if (opt.json)
+		print_json(r);
 	else
-		print_table(mnt, status, devices);
-	ret = strcmp(get(status, "status"), "healthy") ? 2 : 0;
-	g_hash_table_destroy(status);
-	g_ptr_array_free(devices, TRUE);
-	g_free(status_text);
-	g_free(devices_text);
+		print_status_table(mnt, json_node_get_object(r));
+	ret = strcmp(str(json_node_get_object(r), "status"), "healthy") ? EXIT_DEGRADED : 0;
+	json_node_unref(r);
 	return ret;
 }
 
+/* Without a mount point: every dmiofs mounted; the worst exit status. */
+static int status_of_all(void)
+{
+	GPtrArray *mounts = dmiofs_mounts();
+	guint n = mounts->len;
+	int worst = n ? 0 : 1;
+
+	if (!mounts->len)
+		fprintf(stderr, "dmiofs-ctl: no dmiofs file system is mounted\n");
+	if (opt.json && mounts->len)
+		printf("[");
+	for (guint i = 0; i < mounts->len; i++) {
+		int ret;
+
+		if (opt.json && i)
+			printf(",");
+		else if (i)
+			putchar('\n');
+		fflush(stdout);
+		ret = status_of(g_ptr_array_index(mounts, i));
+		worst = ret == 1 || worst == 1 ? 1 : MAX(worst, ret);
+	}
+	if (opt.json && mounts->len)
+		printf("]\n");
+	g_ptr_array_free(mounts, TRUE);
+	return worst;
+}
+
+/* ---- errors ------------------------------------------------------------------------- */
+
+static void print_counts_row(const char *what, JsonObject *o)
+{
+	printf("  %6lld %6lld %6lld %6lld %8lld  %s\n", (long long)num(o, "read_errors"), (long long)num(o, "write_errors"),
+	       (long long)num(o, "flush_errors"), (long long)num(o, "checksum_errors"), (long long)num(o, "repaired"),
+	       what);
+}
+
+static int errors_of(const char *mnt)
+{
+	JsonBuilder *b = request("errors");
+	JsonNode *r;
+	JsonArray *devs, *files;
+
+	json_builder_set_member_name(b, "reset");
+	json_builder_add_boolean_value(b, opt.reset);
+	r = ask_and_free(mnt, b);
+	if (!r)
+		return 1;
+	if (opt.json) {
+		print_json(r);
+		json_node_unref(r);
+		return 0;
+	}
+	devs = json_object_get_array_member(json_node_get_object(r), "devices");
+	files = json_object_get_array_member(json_node_get_object(r), "files");
+	if (opt.reset)
+		printf("counters reset\n");
+	printf("  %6s %6s %6s %6s %8s  %s\n", "READ", "WRITE", "FLUSH", "CSUM", "REPAIRED", "DEVICE");
+	for (guint i = 0; i < json_array_get_length(devs); i++) {
+		JsonObject *d = json_array_get_object_element(devs, i);
+		char *what = g_strdup_printf("%lld %s", (long long)num(d, "index"),
+					     *str(d, "path") ? str(d, "path") : str(d, "uuid"));
+
+		print_counts_row(what, d);
+		g_free(what);
+	}
+	if (json_array_get_length(files)) {
+		printf("  %6s %6s %6s %6s %8s  %s\n", "READ", "WRITE", "FLUSH", "CSUM", "REPAIRED", "FILE");
+		for (guint i = 0; i < json_array_get_length(files); i++) {
+			JsonObject *f = json_array_get_object_element(files, i);
+			char *what = *str(f, "path") ? g_strdup_printf("%s%s", mnt, str(f, "path"))
+						     : g_strdup_printf("inode %lld", (long long)num(f, "inode"));
+
+			print_counts_row(what, f);
+			g_free(what);
+		}
+	}
+	json_node_unref(r);
+	return 0;
+}
+
+/* ---- fault drills -------------------------------------------------------------------- */
+
+static void print_faults(JsonNode *r)
+{
+	JsonArray *faults = json_object_get_array_member(json_node_get_object(r), "faults");
+
+	if (!json_array_get_length(faults))
+		printf("no fault injected\n");
+	for (guint i = 0; i < json_array_get_length(faults); i++) {
+		JsonObject *f = json_array_get_object_element(faults, i);
+
+		printf("device %lld (%s): %s, %lld hit(s)\n", (long long)num(f, "device"), str(f, "path"), str(f, "fault"),
+		       (long long)num(f, "hits"));
+	}
+}
+
+/* "A-B" (sectors, inclusive) into first and count. */
+static bool parse_sectors(const char *s, gint64 *first, gint64 *count)
+{
+	char *end;
+	guint64 a, b;
+
+	a = g_ascii_strtoull(s, &end, 10);
+	if (end == s || *end != '-')
+		return false;
+	s = end + 1;
+	b = g_ascii_strtoull(s, &end, 10);
+	if (end == s || *end || b < a)
+		return false;
+	*first = (gint64)a;
+	*count = (gint64)(b - a + 1);
+	return true;
+}
+
+static int inject(const char *mnt, int argc, char **argv)
+{
+	JsonBuilder *b = request("inject");
+	JsonNode *r;
+
+	if (opt.list || opt.clear) {
+		if (argc > 1 || (opt.list && argc)) {
+			g_object_unref(b);
+			die_usage();
+		}
+		json_builder_set_member_name(b, opt.list ? "list" : "clear");
+		json_builder_add_boolean_value(b, TRUE);
+		if (argc) {
+			json_builder_set_member_name(b, "device");
+			json_builder_add_string_value(b, argv[0]);
+		}
+	} else {
+		gint64 first = 0, count = 0;
+		double rate = 0;
+
+		if (argc != 2 || (opt.every && opt.rate)) {
+			g_object_unref(b);
+			die_usage();
+		}
+		if (opt.sectors && !parse_sectors(opt.sectors, &first, &count)) {
+			fprintf(stderr, "dmiofs-ctl: --sectors %s: want A-B, the first and last sector\n", opt.sectors);
+			g_object_unref(b);
+			return 1;
+		}
+		if (opt.rate) {
+			char *end;
+
+			rate = g_ascii_strtod(opt.rate, &end);
+			if (*end == '%')
+				rate /= 100, end++;
+			if (end == opt.rate || *end || rate < 0 || rate > 1) {
+				fprintf(stderr, "dmiofs-ctl: --rate %s: want a probability, 0 to 1 (or 0%% to 100%%)\n",
+					opt.rate);
+				g_object_unref(b);
+				return 1;
+			}
+		}
+		json_builder_set_member_name(b, "device");
+		json_builder_add_string_value(b, argv[0]);
+		json_builder_set_member_name(b, "fault");
+		json_builder_add_string_value(b, argv[1]);
+		json_builder_set_member_name(b, "first");
+		json_builder_add_int_value(b, first);
+		json_builder_set_member_name(b, "count");
+		json_builder_add_int_value(b, count);
+		json_builder_set_member_name(b, "every");
+		json_builder_add_int_value(b, opt.every);
+		json_builder_set_member_name(b, "rate");
+		json_builder_add_double_value(b, rate);
+	}
+	r = ask_and_free(mnt, b);
+	if (!r)
+		return 1;
+	if (opt.json)
+		print_json(r);
+	else
+		print_faults(r);
+	json_node_unref(r);
+	return 0;
+}
+
+/* ---- layout (an xattr of the file itself) ------------------------------------------------ */
+
 /* Every page of the file's layout, as one text with one header. */
-static int layout_command(const char *path)
+static int layout_of(const char *path)
 {
 	GString *lines = g_string_new(NULL);
 	char *header = NULL, *name = g_strdup("user.dmio.layout");
@@ -295,27 +612,55 @@ static int layout_command(const char *path)
 	return 0;
 }
 
+/* ---- main --------------------------------------------------------------------------- */
+
 int main(int argc, char **argv)
 {
-	gboolean json = FALSE;
 	GOptionEntry entries[] = {
-		{ "json", 'j', 0, G_OPTION_ARG_NONE, &json, "print one JSON object", NULL },
+		{ "json", 'j', 0, G_OPTION_ARG_NONE, &opt.json, "print JSON", NULL },
+		{ "reset", 0, 0, G_OPTION_ARG_NONE, &opt.reset, "errors: set the counters back to zero (root)", NULL },
+		{ "list", 0, 0, G_OPTION_ARG_NONE, &opt.list, "inject: list the faults injected", NULL },
+		{ "clear", 0, 0, G_OPTION_ARG_NONE, &opt.clear, "inject: remove the faults (of DEVICE, or all)", NULL },
+		{ "sectors", 0, 0, G_OPTION_ARG_STRING, &opt.sectors, "inject: only sectors A to B of the device", "A-B" },
+		{ "every", 0, 0, G_OPTION_ARG_INT, &opt.every, "inject: act on every Nth I/O", "N" },
+		{ "rate", 0, 0, G_OPTION_ARG_STRING, &opt.rate, "inject: act with probability P", "P" },
+		{ "version", 'V', 0, G_OPTION_ARG_NONE, &opt.version, "print the version", NULL },
 		{ NULL },
 	};
-	GOptionContext *ctx = g_option_context_new("status MOUNTPOINT | layout FILE - look at a mounted dmiofs file system");
+	GOptionContext *ctx = g_option_context_new("COMMAND ... - look at and act on a mounted dmiofs file system");
 	GError *error = NULL;
+	int ret;
 
 	g_option_context_add_main_entries(ctx, entries, NULL);
-	g_option_context_set_description(ctx, "Exit status: 0 healthy, 2 degraded, 1 error.  See dmiofs-ctl(8).");
+	g_option_context_set_description(
+		ctx, "Commands: status [MOUNTPOINT], layout FILE, errors MOUNTPOINT, inject MOUNTPOINT ...\n"
+		     "Exit status of status: 0 healthy, 2 degraded, 1 error.  See dmiofs-ctl(8).");
 	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
 		fprintf(stderr, "dmiofs-ctl: %s\n", error->message);
+		g_error_free(error);
+		g_option_context_free(ctx);
 		return 1;
 	}
 	g_option_context_free(ctx);
-	if (argc == 3 && !strcmp(argv[1], "status"))
-		return status_command(argv[2], json);
-	if (argc == 3 && !strcmp(argv[1], "layout"))
-		return layout_command(argv[2]);
-	fprintf(stderr, "usage: dmiofs-ctl status MOUNTPOINT [--json]\n       dmiofs-ctl layout FILE\n");
-	return 1;
+	if (opt.version) {
+		printf("dmiofs-ctl %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (argc < 2)
+		die_usage();
+	if (!strcmp(argv[1], "status") && argc == 2)
+		ret = status_of_all();
+	else if (!strcmp(argv[1], "status") && argc == 3)
+		ret = status_of(argv[2]);
+	else if (!strcmp(argv[1], "layout") && argc == 3)
+		ret = layout_of(argv[2]);
+	else if (!strcmp(argv[1], "errors") && argc == 3)
+		ret = errors_of(argv[2]);
+	else if (!strcmp(argv[1], "inject") && argc >= 3)
+		ret = inject(argv[2], argc - 3, argv + 3);
+	else
+		die_usage();
+	g_free(opt.sectors);
+	g_free(opt.rate);
+	return ret;
 }
