@@ -22,6 +22,7 @@
 
 #include "../store/admin.h"
 #include "../store/fsops.h"
+#include "../store/scrub.h"
 #include "../store/status.h"
 #include "control.h"
 
@@ -194,6 +195,31 @@ static int do_inject(struct request *r)
 	return err;
 }
 
+static int do_scrub(struct request *r)
+{
+	const char *action = arg_string(r->args, "action");
+	struct fs_status s;
+	int err;
+
+	if (!action) {
+		g_string_append(r->why, "scrub wants an action");
+		return -EINVAL;
+	}
+	if (strcmp(action, "status")) {
+		if (r->who->uid != 0) {
+			g_string_append(r->why, "starting, pausing, resuming or cancelling a scrub is for root only");
+			return -EPERM;
+		}
+		err = scrub_control(r->c->st, action, (uint64_t)MAX(arg_int(r->args, "rate", 0), 0), r->why);
+		if (err)
+			return err;
+	}
+	store_status(r->c->st, &s);
+	r->result = scrub_to_json(&s);
+	fs_status_clear(&s);
+	return 0;
+}
+
 struct command {
 	const char *name;
 	int (*run)(struct request *r);
@@ -203,6 +229,7 @@ static const struct command commands[] = {
 	{ "status", do_status },
 	{ "errors", do_errors },
 	{ "inject", do_inject },
+	{ "scrub", do_scrub },
 };
 
 /* ---- the channel ---------------------------------------------------------------- */

@@ -43,6 +43,9 @@ int store_apply(struct store *st, const struct record *rec)
 			return -EUCLEAN;
 		st->dev[rec->u.counters.id].err = rec->u.counters;
 		return 0;
+	case REC_SCRUB:
+		st->scrub = rec->u.scrub;
+		return 0;
 	default:
 		return meta_apply(&st->meta, rec);
 	}
@@ -118,7 +121,7 @@ uint64_t store_meta_bytes(const struct store *st)
 	uint64_t devices = st->ndevices * (rec_bytes_dev_state() + rec_bytes_counters());
 
 	return meta_estimate_bytes(&st->meta) + st->alloc.chunks->len * rec_bytes_chunk(st->copies) +
-	       st->alloc.stale_runs * rec_bytes_stale() + devices + rec_bytes_ino();
+	       st->alloc.stale_runs * rec_bytes_stale() + devices + rec_bytes_ino() + rec_bytes_scrub();
 }
 
 int store_meta_room(const struct store *st, uint64_t more, unsigned int share64)

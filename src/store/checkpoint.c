@@ -55,6 +55,7 @@ static int flush_cb(void *ctx, GByteArray *out)
 	return writer_flush(ctx, out, false);
 }
 
+/* The store's own state: devices and their counters, the scrub. */
 static void serialize_devices(struct store *st, GByteArray *out)
 {
 	for (uint32_t i = 0; i < st->ndevices; i++) {
@@ -64,6 +65,7 @@ static void serialize_devices(struct store *st, GByteArray *out)
 		c.id = i;
 		rec_put_counters(out, REC_DEV_COUNTERS, &c);
 	}
+	rec_put_scrub(out, &st->scrub);
 }
 
 int checkpoint_write(struct store *st)

@@ -17,6 +17,7 @@
 #include "mender.h"
 #include "rangelock.h"
 #include "readpath.h"
+#include "scrub.h"
 #include "waiter.h"
 
 #define COPIER_PAGES 512             /* 2 MiB of buffers for copies */
@@ -414,10 +415,11 @@ static gpointer mender_main(gpointer data)
 
 	g_mutex_lock(&st->lock);
 	while (!m->stopping) {
-		bool progress = false, stale;
+		bool progress = false, stale, scrubbing;
 
 		m->kicked = false;
 		stale = writable(st) && stale_written_blocks(st);
+		scrubbing = writable(st) && st->scrub.state == SCRUB_RUNNING;
 		finish_returning(st);
 		g_mutex_unlock(&st->lock);
 		if (stale) {
@@ -426,6 +428,9 @@ static gpointer mender_main(gpointer data)
 			 * frees them; then they are forgotten. */
 			if (!progress && !m->stopping)
 				store_sync(st);
+		} else if (scrubbing) {
+			scrub_run(st);
+			progress = true;
 		}
 		g_mutex_lock(&st->lock);
 		if (!stale_written_blocks(st))
@@ -433,6 +438,8 @@ static gpointer mender_main(gpointer data)
 		finish_returning(st);
 		if (!progress && !m->kicked && !m->stopping)
 			g_cond_wait_until(&m->wake, &st->lock, g_get_monotonic_time() + IDLE_WAKE_US);
+		if (st->scrub.state == SCRUB_RUNNING && !writable(st))
+			progress = false; /* a broken store scrubs no more */
 	}
 	g_mutex_unlock(&st->lock);
 	return NULL;
@@ -480,6 +487,21 @@ void mender_kick(struct store *st)
 		return;
 	st->mender->kicked = true;
 	g_cond_broadcast(&st->mender->wake);
+}
+
+bool mender_pace(struct store *st, uint64_t bytes, uint64_t rate)
+{
+	return throttle(st->mender, bytes, rate);
+}
+
+bool mender_stopping(struct store *st)
+{
+	return st->mender->stopping;
+}
+
+bool mender_urgent(struct store *st)
+{
+	return stale_written_blocks(st) > 0;
 }
 
 void mender_progress(struct store *st, struct mend_progress *p)

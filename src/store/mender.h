@@ -30,6 +30,14 @@ void mender_stop(struct store *st);
 void mender_kick(struct store *st);
 /* Lock held. */
 void mender_progress(struct store *st, struct mend_progress *p);
+/* For long work done on the mender's thread (the scrub): sleep as the
+ * rate (bytes/s, 0: none) wants after `bytes`; false when the mender is
+ * to stop.  Lock not held. */
+bool mender_pace(struct store *st, uint64_t bytes, uint64_t rate);
+/* Lock held: is the mender to stop, or is more urgent work waiting (copies
+ * to make good) than what it is doing? */
+bool mender_stopping(struct store *st);
+bool mender_urgent(struct store *st);
 const char *mend_task_name(enum mend_task t);
 
 /* How a copy of a piece went. */

@@ -160,6 +160,23 @@ void rec_put_counters(GByteArray *out, enum rec_type type, const struct rec_coun
 	put_u32(&w, c->last_chunk);
 }
 
+void rec_put_scrub(GByteArray *out, const struct rec_scrub *s)
+{
+	struct wbuf w = rec_begin(out, REC_SCRUB, rec_bytes_scrub());
+
+	put_u32(&w, s->state);
+	put_u32(&w, s->result);
+	put_u32(&w, s->chunk);
+	put_u32(&w, s->cblock);
+	put_u64(&w, s->started);
+	put_u64(&w, s->ended);
+	put_u64(&w, s->rate);
+	put_u64(&w, s->checked);
+	put_u64(&w, s->found);
+	put_u64(&w, s->fixed);
+	put_u64(&w, s->unfixed);
+}
+
 static void decode_payload(struct rbuf *r, struct record *rec)
 {
 	switch (rec->type) {
@@ -256,6 +273,21 @@ static void decode_payload(struct rbuf *r, struct record *rec)
 		rec->u.counters.last_bits = get_u64(r);
 		rec->u.counters.last_op = get_u32(r);
 		rec->u.counters.last_chunk = get_u32(r);
+		break;
+	case REC_SCRUB:
+		rec->u.scrub.state = get_u32(r);
+		rec->u.scrub.result = get_u32(r);
+		rec->u.scrub.chunk = get_u32(r);
+		rec->u.scrub.cblock = get_u32(r);
+		rec->u.scrub.started = get_u64(r);
+		rec->u.scrub.ended = get_u64(r);
+		rec->u.scrub.rate = get_u64(r);
+		rec->u.scrub.checked = get_u64(r);
+		rec->u.scrub.found = get_u64(r);
+		rec->u.scrub.fixed = get_u64(r);
+		rec->u.scrub.unfixed = get_u64(r);
+		if (rec->u.scrub.state > SCRUB_PAUSED || rec->u.scrub.result > SCRUB_CANCELLED)
+			r->overflow = true;
 		break;
 	default:
 		r->overflow = true;

@@ -29,6 +29,21 @@ enum rec_type {
 	REC_FILE_ERRORS = 13,
 	REC_NEXT_INO = 14,
 	REC_STALE = 15,       /* blocks of a chunk's copy on a device that missed writes, or made good */
+	REC_SCRUB = 16,       /* the scrub's state, where it stands and what it found */
+};
+
+/* The scrub: what it is doing, where it stands, what it found. */
+enum { SCRUB_IDLE, SCRUB_RUNNING, SCRUB_PAUSED };
+enum { SCRUB_NEVER, SCRUB_FINISHED, SCRUB_CANCELLED };
+
+struct rec_scrub {
+	uint32_t state;         /* SCRUB_IDLE, _RUNNING, _PAUSED */
+	uint32_t result;        /* of the last run to end: SCRUB_NEVER, _FINISHED, _CANCELLED */
+	uint32_t chunk, cblock; /* the next piece to check */
+	uint64_t started, ended; /* seconds since the epoch (0: not yet) */
+	uint64_t rate;          /* bytes/s read at most (0: no limit) */
+	uint64_t checked;       /* bytes of copies read and checked */
+	uint64_t found, fixed, unfixed; /* blocks of copies found bad, made good, left bad */
 };
 
 #define REC_HEADER_BYTES 8
@@ -112,6 +127,7 @@ struct record {
 			uint32_t stale; /* 1: the copy misses these blocks; 0: it holds them again */
 		} stale;
 		struct rec_counters counters; /* DEV_COUNTERS, FILE_ERRORS */
+		struct rec_scrub scrub;
 	} u;
 };
 
@@ -132,6 +148,7 @@ static inline size_t rec_bytes_xattr_del(size_t name_len) { return REC_HEADER_BY
 static inline size_t rec_bytes_chunk(uint32_t ncopies) { return REC_HEADER_BYTES + 4 + 4 + 12 * (size_t)ncopies; }
 static inline size_t rec_bytes_dev_state(void) { return REC_HEADER_BYTES + 4 + 4 + 8; }
 static inline size_t rec_bytes_stale(void) { return REC_HEADER_BYTES + 5 * 4; }
+static inline size_t rec_bytes_scrub(void) { return REC_HEADER_BYTES + 4 * 4 + 7 * 8; }
 static inline size_t rec_bytes_counters(void) { return REC_HEADER_BYTES + 8 + 8 * ERR_KINDS + 8 + 4 + 4; }
 
 void rec_put_inode(GByteArray *out, const struct rec_inode *in);
@@ -149,6 +166,7 @@ void rec_put_chunk(GByteArray *out, const struct rec_chunk *c);
 void rec_put_dev_state(GByteArray *out, uint32_t dev, uint32_t state, uint64_t left_at);
 void rec_put_stale(GByteArray *out, uint32_t chunk, uint32_t dev, uint32_t cblock, uint32_t n, bool stale);
 void rec_put_counters(GByteArray *out, enum rec_type type, const struct rec_counters *c);
+void rec_put_scrub(GByteArray *out, const struct rec_scrub *s);
 
 /* Walk the records of buf: returns 1 and fills *rec while records remain,
  * 0 at the end, -EUCLEAN on a malformed record. */

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "scrub.h"
 #include "status.h"
 
 static const char *const count_keys[ERR_KINDS] = {
@@ -47,6 +48,8 @@ void store_status(struct store *st, struct fs_status *s)
 	s->generation = st->durable_seq;
 	s->read_only = st->opt.read_only;
 	mender_progress(st, &s->task);
+	s->scrub = st->scrub;
+	s->scrub_total = scrub_total_bytes(st);
 	for (uint32_t k = 0; k < st->ndevices; k++) {
 		if (st->dev[k].state == DEV_REMOVED)
 			continue;
@@ -81,6 +84,43 @@ static const char *device_name(const struct dev_status *d)
 }
 
 /* ---- JSON ---------------------------------------------------------------------- */
+
+static void json_uint(JsonBuilder *b, const char *name, uint64_t v)
+{
+	json_builder_set_member_name(b, name);
+	json_builder_add_int_value(b, (gint64)v);
+}
+
+static void json_scrub(JsonBuilder *b, const struct fs_status *s)
+{
+	const struct rec_scrub *r = &s->scrub;
+
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "state");
+	json_builder_add_string_value(b, scrub_state_name(r->state));
+	json_builder_set_member_name(b, "last_result");
+	json_builder_add_string_value(b, scrub_result_name(r->result));
+	json_uint(b, "started", r->started);
+	json_uint(b, "ended", r->ended);
+	json_uint(b, "rate_limit", r->rate);
+	json_uint(b, "checked", r->checked);
+	json_uint(b, "total", s->scrub_total);
+	json_uint(b, "found", r->found);
+	json_uint(b, "fixed", r->fixed);
+	json_uint(b, "unfixed", r->unfixed);
+	json_builder_end_object(b);
+}
+
+JsonNode *scrub_to_json(const struct fs_status *s)
+{
+	JsonBuilder *b = json_builder_new();
+	JsonNode *root;
+
+	json_scrub(b, s);
+	root = json_builder_get_root(b);
+	g_object_unref(b);
+	return root;
+}
 
 static void json_task(JsonBuilder *b, const struct mend_progress *t)
 {
@@ -135,11 +175,6 @@ static void json_device(JsonBuilder *b, const struct dev_status *d)
 	json_builder_end_object(b);
 }
 
-static void json_uint(JsonBuilder *b, const char *name, uint64_t v)
-{
-	json_builder_set_member_name(b, name);
-	json_builder_add_int_value(b, (gint64)v);
-}
 
 JsonNode *status_to_json(const struct fs_status *s)
 {
@@ -172,6 +207,8 @@ JsonNode *status_to_json(const struct fs_status *s)
 			json_builder_add_string_value(b, device_name(&s->dev[i]));
 	json_builder_end_array(b);
 	json_task(b, &s->task);
+	json_builder_set_member_name(b, "scrub");
+	json_scrub(b, s);
 	json_builder_set_member_name(b, "devices");
 	json_builder_begin_array(b);
 	for (uint32_t i = 0; i < s->ndev; i++)
@@ -211,6 +248,13 @@ void status_to_text(const struct fs_status *s, GString *out)
 		g_string_append_printf(out, "task_eta=%.0f\n", t->eta);
 	else
 		g_string_append(out, "task_eta=\n");
+	g_string_append_printf(out,
+			       "scrub=%s\nscrub_last_result=%s\nscrub_checked=%llu\nscrub_total=%llu\nscrub_found=%llu\n"
+			       "scrub_fixed=%llu\nscrub_unfixed=%llu\n",
+			       scrub_state_name(s->scrub.state), scrub_result_name(s->scrub.result),
+			       (unsigned long long)s->scrub.checked, (unsigned long long)s->scrub_total,
+			       (unsigned long long)s->scrub.found, (unsigned long long)s->scrub.fixed,
+			       (unsigned long long)s->scrub.unfixed);
 }
 
 void devices_to_text(const struct fs_status *s, GString *out)

@@ -39,6 +39,8 @@ struct fs_status {
 	uint64_t generation;
 	bool read_only;
 	struct mend_progress task;
+	struct rec_scrub scrub;
+	uint64_t scrub_total; /* bytes of copies a whole scrub reads */
 	uint32_t ndev;      /* entries of dev[] (removed devices left out) */
 	struct dev_status dev[DMIOFS_MAX_DEVICES];
 };
@@ -49,6 +51,8 @@ void fs_status_clear(struct fs_status *s);
 
 /* "healthy" or "degraded". */
 const char *status_health(const struct fs_status *s);
+/* The scrub's part of it, as dmiofs-ctl scrub status prints it. */
+JsonNode *scrub_to_json(const struct fs_status *s);
 /* The JSON object dmiofs-ctl status --json prints. */
 JsonNode *status_to_json(const struct fs_status *s);
 /* The text of user.dmio.status: key=value lines. */

@@ -69,6 +69,7 @@ struct store {
 	atomic_uint repairs;   /* bad copies being rewritten (readpath.c) */
 	struct mender *mender; /* the background worker (mender.h) */
 	GPtrArray *drills;     /* fault drills injected (admin.c) */
+	struct rec_scrub scrub; /* the scrub (scrub.c), as its records say */
 };
 
 /* Mount: open and check the devices, load the newest checkpoint, replay

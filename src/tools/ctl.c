@@ -5,6 +5,7 @@
  *   dmiofs-ctl errors MOUNTPOINT [--reset] [--json]
  *   dmiofs-ctl inject MOUNTPOINT DEVICE FAULT [--sectors A-B] [--every N | --rate P]
  *   dmiofs-ctl inject MOUNTPOINT --list | --clear [DEVICE]
+ *   dmiofs-ctl scrub start|status|pause|resume|cancel MOUNTPOINT [--rate MB/s] [--wait]
  *
  * It talks JSON to the daemon over the control channel whose socket the
  * mount's root names in user.dmio.control (see dmiofs-ctl(8)); layout
@@ -29,7 +30,7 @@
 #define EXIT_DEGRADED 2
 
 struct opts {
-	gboolean json, reset, list, clear, version;
+	gboolean json, reset, list, clear, version, wait, force;
 	char *sectors, *rate;
 	int every;
 };
@@ -46,6 +47,7 @@ static void die_usage(void)
 		"       dmiofs-ctl errors MOUNTPOINT [--reset] [--json]\n"
 		"       dmiofs-ctl inject MOUNTPOINT DEVICE FAULT [--sectors A-B] [--every N | --rate P]\n"
 		"       dmiofs-ctl inject MOUNTPOINT --list | --clear [DEVICE]\n"
+		"       dmiofs-ctl scrub start|status|pause|resume|cancel MOUNTPOINT [--rate MB/s] [--wait]\n"
 		"See dmiofs-ctl(8).\n");
 	exit(1);
 }
@@ -554,6 +556,143 @@ static int inject(const char *mnt, int argc, char **argv)
 	return 0;
 }
 
+/* ---- waiting, with progress ------------------------------------------------------------ */
+
+/* How far a piece of work is: done of total bytes, its rate; false once
+ * it is over. */
+typedef bool (*progress_fn)(JsonObject *status, gint64 *done, gint64 *total, double *rate);
+
+static void show_progress(bool tty, const char *what, gint64 done, gint64 total, double rate, bool last)
+{
+	double pct = total > 0 ? 100.0 * (double)MIN(done, total) / (double)total : (last ? 100.0 : 0.0);
+	char *r = human((gint64)rate), *d = human(done), *t = human(total);
+	int bar = (int)(pct / 5);
+
+	if (tty) {
+		printf("\r%s [%.*s%*s] %5.1f%%  %s of %s  %s/s", what, bar, "####################", 20 - bar, "", pct, d, t,
+		       r);
+		if (rate > 0 && total > done)
+			printf("  ETA %.0f s   ", (double)(total - done) / rate);
+		else
+			printf("            ");
+		if (last)
+			putchar('\n');
+	} else {
+		printf("%s: %.1f%% (%s of %s), %s/s\n", what, pct, d, t, r);
+	}
+	fflush(stdout);
+	g_free(r);
+	g_free(d);
+	g_free(t);
+}
+
+/* Ask for status until the work is over, showing progress on a terminal
+ * (plain lines otherwise, none with --json). */
+static int wait_for(const char *mnt, const char *what, progress_fn progress)
+{
+	bool tty = isatty(STDOUT_FILENO) && !opt.json;
+	gint64 last_line = 0;
+
+	for (;;) {
+		JsonNode *r = ask_and_free(mnt, request("status"));
+		gint64 done = 0, total = 0;
+		double rate = 0;
+		bool going;
+
+		if (!r)
+			return 1;
+		going = progress(json_node_get_object(r), &done, &total, &rate);
+		json_node_unref(r);
+		if (!opt.json && (tty || !going || g_get_monotonic_time() - last_line > 5 * G_USEC_PER_SEC)) {
+			show_progress(tty, what, done, total, rate, !going);
+			last_line = g_get_monotonic_time();
+		}
+		if (!going)
+			return 0;
+		g_usleep(tty ? 250000 : 500000);
+	}
+}
+
+/* ---- scrub -------------------------------------------------------------------------- */
+
+static bool scrub_progress(JsonObject *s, gint64 *done, gint64 *total, double *rate)
+{
+	JsonObject *sc = json_object_get_object_member(s, "scrub");
+	static gint64 first_done = -1, first_time;
+	gint64 now = g_get_monotonic_time();
+
+	*done = num(sc, "checked");
+	*total = num(sc, "total");
+	if (first_done < 0) {
+		first_done = *done;
+		first_time = now;
+	}
+	*rate = now > first_time ? (double)(*done - first_done) * G_USEC_PER_SEC / (double)(now - first_time) : 0;
+	return !strcmp(str(sc, "state"), "running");
+}
+
+static void print_scrub(JsonObject *sc)
+{
+	char *checked = human(num(sc, "checked")), *total = human(num(sc, "total"));
+
+	printf("scrub: %s", str(sc, "state"));
+	if (strcmp(str(sc, "state"), "idle"))
+		printf(", %s of %s checked", checked, total);
+	printf("\nlast result: %s", str(sc, "last_result"));
+	if (num(sc, "started"))
+		printf(" (%s checked, %lld bad block(s) found, %lld repaired, %lld left bad)",
+		       checked, (long long)num(sc, "found"), (long long)num(sc, "fixed"), (long long)num(sc, "unfixed"));
+	putchar('\n');
+	g_free(checked);
+	g_free(total);
+}
+
+static int scrub(const char *action, const char *mnt)
+{
+	JsonBuilder *b = request("scrub");
+	JsonNode *r;
+	double mbs = 0;
+	int ret = 0;
+
+	if (opt.rate) {
+		char *end;
+
+		mbs = g_ascii_strtod(opt.rate, &end);
+		if (end == opt.rate || *end || mbs < 0) {
+			fprintf(stderr, "dmiofs-ctl: --rate %s: want megabytes per second\n", opt.rate);
+			g_object_unref(b);
+			return 1;
+		}
+	}
+	json_builder_set_member_name(b, "action");
+	json_builder_add_string_value(b, action);
+	json_builder_set_member_name(b, "rate");
+	json_builder_add_int_value(b, (gint64)(mbs * 1e6));
+	r = ask_and_free(mnt, b);
+	if (!r)
+		return 1;
+	if (opt.wait && strcmp(action, "cancel") && strcmp(action, "pause"))
+		ret = wait_for(mnt, "scrub", scrub_progress);
+	if (!ret && opt.wait) {
+		json_node_unref(r);
+		b = request("scrub");
+		json_builder_set_member_name(b, "action");
+		json_builder_add_string_value(b, "status");
+		r = ask_and_free(mnt, b);
+		if (!r)
+			return 1;
+	}
+	if (opt.json)
+		print_json(r);
+	else
+		print_scrub(json_node_get_object(r));
+	/* Blocks a scrub could not make good are data at risk: say so. */
+	if (!ret && num(json_node_get_object(r), "unfixed") && !strcmp(str(json_node_get_object(r), "state"), "idle"))
+		ret = EXIT_DEGRADED;
+	json_node_unref(r);
+	return ret;
+}
+
 /* ---- layout (an xattr of the file itself) ------------------------------------------------ */
 
 /* Every page of the file's layout, as one text with one header. */
@@ -623,7 +762,10 @@ int main(int argc, char **argv)
 		{ "clear", 0, 0, G_OPTION_ARG_NONE, &opt.clear, "inject: remove the faults (of DEVICE, or all)", NULL },
 		{ "sectors", 0, 0, G_OPTION_ARG_STRING, &opt.sectors, "inject: only sectors A to B of the device", "A-B" },
 		{ "every", 0, 0, G_OPTION_ARG_INT, &opt.every, "inject: act on every Nth I/O", "N" },
-		{ "rate", 0, 0, G_OPTION_ARG_STRING, &opt.rate, "inject: act with probability P", "P" },
+		{ "rate", 0, 0, G_OPTION_ARG_STRING, &opt.rate,
+		  "scrub: read at most R MB/s; inject: act with probability R", "R" },
+		{ "wait", 'w', 0, G_OPTION_ARG_NONE, &opt.wait, "wait until the work is done, showing progress", NULL },
+		{ "force", 'f', 0, G_OPTION_ARG_NONE, &opt.force, "replace, add: use a device that holds data", NULL },
 		{ "version", 'V', 0, G_OPTION_ARG_NONE, &opt.version, "print the version", NULL },
 		{ NULL },
 	};
@@ -633,7 +775,8 @@ int main(int argc, char **argv)
 
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	g_option_context_set_description(
-		ctx, "Commands: status [MOUNTPOINT], layout FILE, errors MOUNTPOINT, inject MOUNTPOINT ...\n"
+		ctx, "Commands: status [MOUNTPOINT], layout FILE, errors MOUNTPOINT, inject MOUNTPOINT ...,\n"
+		     "scrub start|status|pause|resume|cancel MOUNTPOINT\n"
 		     "Exit status of status: 0 healthy, 2 degraded, 1 error.  See dmiofs-ctl(8).");
 	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
 		fprintf(stderr, "dmiofs-ctl: %s\n", error->message);
@@ -658,6 +801,8 @@ int main(int argc, char **argv)
 		ret = errors_of(argv[2]);
 	else if (!strcmp(argv[1], "inject") && argc >= 3)
 		ret = inject(argv[2], argc - 3, argv + 3);
+	else if (!strcmp(argv[1], "scrub") && argc == 4)
+		ret = scrub(argv[2], argv[3]);
 	else
 		die_usage();
 	g_free(opt.sectors);
