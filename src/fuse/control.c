@@ -22,6 +22,7 @@
 
 #include "../store/admin.h"
 #include "../store/fsops.h"
+#include "../store/members.h"
 #include "../store/scrub.h"
 #include "../store/status.h"
 #include "control.h"
@@ -220,6 +221,50 @@ static int do_scrub(struct request *r)
 	return 0;
 }
 
+/* The device changes: root only; the answer is the status, in which
+ * dmiofs-ctl --wait follows the copies being made. */
+static int device_change(struct request *r, const char *what)
+{
+	struct store *st = r->c->st;
+	const char *dev = arg_string(r->args, "device"), *old = arg_string(r->args, "old");
+	bool force = arg_bool(r->args, "force");
+	uint32_t index;
+	int err;
+
+	if (r->who->uid != 0) {
+		g_string_append_printf(r->why, "%s is for root only", what);
+		return -EPERM;
+	}
+	if (!dev || (!strcmp(what, "replace") && !old)) {
+		g_string_append_printf(r->why, "%s wants %s", what, !strcmp(what, "replace") ? "old and new" : "a device");
+		return -EINVAL;
+	}
+	if (!strcmp(what, "add"))
+		err = members_add(st, dev, force, &index, r->why);
+	else if (!strcmp(what, "replace"))
+		err = members_replace(st, old, dev, force, r->why);
+	else
+		err = members_remove(st, dev, r->why);
+	if (!err)
+		err = do_status(r);
+	return err;
+}
+
+static int do_add(struct request *r)
+{
+	return device_change(r, "add");
+}
+
+static int do_replace(struct request *r)
+{
+	return device_change(r, "replace");
+}
+
+static int do_remove(struct request *r)
+{
+	return device_change(r, "remove");
+}
+
 struct command {
 	const char *name;
 	int (*run)(struct request *r);
@@ -230,6 +275,9 @@ static const struct command commands[] = {
 	{ "errors", do_errors },
 	{ "inject", do_inject },
 	{ "scrub", do_scrub },
+	{ "add", do_add },
+	{ "replace", do_replace },
+	{ "remove", do_remove },
 };
 
 /* ---- the channel ---------------------------------------------------------------- */

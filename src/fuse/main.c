@@ -35,13 +35,16 @@ struct options {
 	int writeback;
 	int no_writeback;
 	unsigned int commit_ms;
+	int heal_delay;          /* as the store takes it: 0 default, -1 at once */
+	uint64_t rebuild_rate;   /* bytes/s */
 	int no_degraded;
 	char *keep;
 	int show_help;
 	int show_version;
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP, KEY_COMMIT };
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP, KEY_COMMIT, KEY_HEAL_DELAY,
+       KEY_REBUILD_RATE };
 
 #define OPT(t, p, v) { t, offsetof(struct options, p), v }
 
@@ -55,6 +58,8 @@ static const struct fuse_opt option_spec[] = {
 	OPT("degraded", no_degraded, 0),
 	OPT("keep=%s", keep, 0),
 	FUSE_OPT_KEY("commit=", KEY_COMMIT),
+	FUSE_OPT_KEY("heal_delay=", KEY_HEAL_DELAY),
+	FUSE_OPT_KEY("rebuild_rate=", KEY_REBUILD_RATE),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -78,9 +83,25 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_END
 };
 
+/* The number after name= in arg, 0 to max; says what is wrong. */
+static int option_number(const char *arg, const char *unit, unsigned long max, unsigned long *out)
+{
+	const char *v = strchr(arg, '=') + 1;
+	char *end;
+
+	errno = 0;
+	*out = g_ascii_isdigit(*v) ? strtoul(v, &end, 10) : 0;
+	if (!g_ascii_isdigit(*v) || errno || *end || *out > max) {
+		fprintf(stderr, "dmiofs: %s: want %s, 0 to %lu\n", arg, unit, max);
+		return -1;
+	}
+	return 0;
+}
+
 static int handle_option(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct options *o = data;
+	unsigned long v;
 
 	(void)outargs;
 	switch (key) {
@@ -113,20 +134,18 @@ static int handle_option(void *data, const char *arg, int key, struct fuse_args 
 		return 0;
 	case KEY_DROP:
 		return 0;
-	case KEY_COMMIT: {
-		const char *v = arg + strlen("commit=");
-		char *end;
-		unsigned long ms;
-
-		errno = 0;
-		ms = g_ascii_isdigit(*v) ? strtoul(v, &end, 10) : 0;
-		if (!g_ascii_isdigit(*v) || errno || *end || ms > 24 * 3600 * 1000ul) {
-			fprintf(stderr, "dmiofs: commit=%s: want milliseconds, 0 to 86400000\n", v);
+	case KEY_COMMIT:
+		return option_number(arg, "milliseconds", 24 * 3600 * 1000ul, &v) ? -1 : (o->commit_ms = (unsigned int)v, 0);
+	case KEY_HEAL_DELAY:
+		if (option_number(arg, "seconds", 366 * 24 * 3600ul, &v))
 			return -1;
-		}
-		o->commit_ms = (unsigned int)ms;
+		o->heal_delay = v ? (int)v : -1;
 		return 0;
-	}
+	case KEY_REBUILD_RATE:
+		if (option_number(arg, "megabytes per second", 1000000ul, &v))
+			return -1;
+		o->rebuild_rate = v * 1000000ull;
+		return 0;
 	case FUSE_OPT_KEY_OPT:
 		/* fstab words with a value or a family prefix */
 		if (g_str_has_prefix(arg, "x-systemd.") || g_str_has_prefix(arg, "x-mount.") ||
@@ -154,6 +173,9 @@ static void usage(void)
 	       "                     when the devices present hold a copy of everything)\n"
 	       "  -o keep=DEV        after a split brain, keep the history of DEV's part; the other\n"
 	       "                     part's devices are rewritten from it\n"
+	       "  -o heal_delay=S    a device failed or missing this long (default 60 s) has its\n"
+	       "                     copies made again on the others, when they can hold them\n"
+	       "  -o rebuild_rate=M  catch-up and rebuilds copy at most M MB/s (default 64)\n"
 	       "  -o verbose         say what mounting found\n"
 	       "  -o OPTION          other FUSE mount options (allow_other, ...)\n\n"
 	       "See dmiofs(8).\n");
@@ -344,7 +366,9 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 				    .commit_interval_ms = o->commit_ms,
 				    .verbose = o->verbose,
 				    .no_degraded = o->no_degraded,
-				    .keep = o->keep };
+				    .keep = o->keep,
+				    .heal_delay = o->heal_delay,
+				    .rebuild_rate = o->rebuild_rate };
 	/* The writeback cache is opt-in.  With it the kernel accepts write(2)
 	 * into its page cache and hands the data over later, so a full file
 	 * system cannot fail the write: the kernel drops the data at writeback

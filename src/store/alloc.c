@@ -86,6 +86,7 @@ int alloc_apply_chunk(struct alloc *a, const struct rec_chunk *r)
 			a->dev_next[r->stripes[i].dev] = slot + 1;
 	}
 	a->free_blocks += nblocks;
+	a->stripes += r->ncopies;
 	return 0;
 }
 
@@ -385,6 +386,78 @@ void alloc_serialize(const struct alloc *a, GByteArray *out)
 	}
 }
 
+static uint64_t run_starts(const uint64_t *map, uint32_t lo, uint32_t hi);
+
+void alloc_add_device(struct alloc *a, uint32_t dev, uint64_t dev_bytes)
+{
+	a->dev_chunks[dev] = layout_chunks(&a->layout, dev_bytes);
+	a->dev_next[dev] = 0;
+	a->dev_place[dev] = PLACE_WRITTEN;
+	a->dev_stale[dev] = 0;
+	if (dev >= a->ndevices)
+		a->ndevices = dev + 1;
+}
+
+uint64_t alloc_free_slots(const struct alloc *a, uint32_t dev)
+{
+	return a->dev_chunks[dev] - a->dev_next[dev];
+}
+
+uint64_t alloc_next_slot(const struct alloc *a, uint32_t dev)
+{
+	if (!alloc_free_slots(a, dev))
+		return 0;
+	return a->layout.data_offset + a->dev_next[dev] * a->layout.chunk_bytes;
+}
+
+int alloc_apply_stripe_add(struct alloc *a, uint32_t id, uint32_t dev, uint64_t offset)
+{
+	struct chunk *c = alloc_chunk(a, id);
+	uint32_t k;
+
+	if (!c || c->ncopies >= DMIOFS_MAX_COPIES || dev >= a->ndevices || alloc_copy_on(c, dev) >= 0 ||
+	    offset < a->layout.data_offset || (offset - a->layout.data_offset) % a->layout.chunk_bytes ||
+	    slot_of(a, offset) >= a->dev_chunks[dev])
+		return -EUCLEAN;
+	k = c->ncopies++;
+	c->stripes[k] = (struct rec_stripe){ dev, offset };
+	if (slot_of(a, offset) + 1 > a->dev_next[dev])
+		a->dev_next[dev] = slot_of(a, offset) + 1;
+	a->stripes++;
+	/* Nothing is on the new copy yet: every block is stale. */
+	c->stale[k] = g_new0(uint64_t, (c->nblocks + 63) / 64);
+	bits_set(c->stale[k], 0, c->nblocks, true);
+	c->nstale[k] = c->nblocks;
+	a->dev_stale[dev] += c->nblocks;
+	a->stale_runs++;
+	return 0;
+}
+
+int alloc_apply_stripe_drop(struct alloc *a, uint32_t id, uint32_t dev)
+{
+	struct chunk *c = alloc_chunk(a, id);
+	int k;
+
+	if (!c || (k = alloc_copy_on(c, dev)) < 0 || c->ncopies < 2)
+		return -EUCLEAN;
+	if (c->stale[k]) {
+		a->stale_runs -= run_starts(c->stale[k], 0, c->nblocks);
+		a->dev_stale[dev] -= c->nstale[k];
+		g_free(c->stale[k]);
+	}
+	for (uint32_t j = (uint32_t)k; j + 1 < c->ncopies; j++) {
+		c->stripes[j] = c->stripes[j + 1];
+		c->stale[j] = c->stale[j + 1];
+		c->nstale[j] = c->nstale[j + 1];
+	}
+	c->ncopies--;
+	c->stale[c->ncopies] = NULL;
+	c->nstale[c->ncopies] = 0;
+	memset(&c->stripes[c->ncopies], 0, sizeof(c->stripes[0]));
+	a->stripes--;
+	return 0;
+}
+
 bool alloc_block_in_use(const struct chunk *c, uint32_t b)
 {
 	return bit_test(c->bitmap, b);
@@ -454,6 +527,24 @@ uint32_t alloc_stale_count(const struct chunk *c, uint32_t k, uint32_t cblock, u
 	for (uint32_t i = cblock; i < cblock + n; i++)
 		count += bit_test(c->stale[k], i);
 	return count;
+}
+
+void alloc_put_unused_stale(const struct chunk *c, uint32_t k, GByteArray *r)
+{
+	uint32_t at = 0, n;
+
+	while (alloc_stale_next(c, k, &at, &n)) {
+		for (uint32_t b = at; b < at + n;) {
+			uint32_t run = 0;
+
+			while (b + run < at + n && !bit_test(c->bitmap, b + run))
+				run++;
+			if (run)
+				rec_put_stale(r, c->id, c->stripes[k].dev, b, run, false);
+			b += run ? run : 1;
+		}
+		at += n;
+	}
 }
 
 bool alloc_stale_next(const struct chunk *c, uint32_t k, uint32_t *cblock, uint32_t *n)

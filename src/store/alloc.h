@@ -48,6 +48,7 @@ struct alloc {
 	uint64_t pending_blocks;
 	uint64_t reserve;        /* kept for truncates and punches on a full fs */
 	uint64_t stale_runs;     /* runs of stale blocks: STALE records in a checkpoint */
+	uint64_t stripes;        /* copies of all chunks: what their CHUNK records hold */
 	uint64_t dev_stale[DMIOFS_MAX_DEVICES]; /* stale blocks of each device's copies */
 };
 
@@ -78,6 +79,18 @@ void alloc_serialize(const struct alloc *a, GByteArray *out);
 /* Blocks a device holds in chunks, for status. */
 uint64_t alloc_dev_used_bytes(const struct alloc *a, uint32_t dev);
 
+/* A device joins (or a removed device's index is taken again): its slots
+ * are all free. */
+void alloc_add_device(struct alloc *a, uint32_t dev, uint64_t dev_bytes);
+/* Free chunk slots of a device. */
+uint64_t alloc_free_slots(const struct alloc *a, uint32_t dev);
+/* A chunk gains a copy on dev at offset (a slot of dev never used),
+ * every block of it stale until made good; or loses its copy on dev. */
+int alloc_apply_stripe_add(struct alloc *a, uint32_t chunk, uint32_t dev, uint64_t offset);
+int alloc_apply_stripe_drop(struct alloc *a, uint32_t chunk, uint32_t dev);
+/* Lock held: the offset of dev's next free slot (for STRIPE_ADD), or 0. */
+uint64_t alloc_next_slot(const struct alloc *a, uint32_t dev);
+
 /* Is block b of the chunk in use (or waiting for a commit to be free)? */
 bool alloc_block_in_use(const struct chunk *c, uint32_t b);
 
@@ -88,6 +101,9 @@ int alloc_copy_on(const struct chunk *c, uint32_t dev);
 int alloc_apply_stale(struct alloc *a, uint32_t chunk, uint32_t dev, uint32_t cblock, uint32_t n, bool stale);
 /* Stale blocks of copy k in [cblock, cblock + n). */
 uint32_t alloc_stale_count(const struct chunk *c, uint32_t k, uint32_t cblock, uint32_t n);
+/* Records that forget the stale blocks of copy k that no file uses
+ * (free blocks need not be made good). */
+void alloc_put_unused_stale(const struct chunk *c, uint32_t k, GByteArray *r);
 /* The first stale run of copy k at or after *cblock: true and [*cblock,
  * *cblock + *n) set, or false when there is none. */
 bool alloc_stale_next(const struct chunk *c, uint32_t k, uint32_t *cblock, uint32_t *n);

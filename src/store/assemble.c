@@ -139,9 +139,7 @@ static int open_given(struct store *st, struct given *g, GString *why)
 
 /* ---- generations and split brains --------------------------------------------- */
 
-/* The newest commit in the device's own metadata area: its newest
- * checkpoint, then its log from there; 0 when it has none intact. */
-static uint64_t own_generation(struct store *st, struct sdev *d)
+uint64_t assemble_own_generation(struct store *st, struct sdev *d)
 {
 	struct ckpt_header h;
 
@@ -240,7 +238,9 @@ static int settle_split(struct store *st, struct given *g, uint32_t n, int *keep
 /* ---- assembling --------------------------------------------------------------- */
 
 /* The device that speaks for the file system: of those kept, the newest
- * generation, then the newest superblock, then the first given. */
+ * generation, then the newest superblock, then the one whose table knows
+ * more devices (a device added online writes its superblock first), then
+ * the first given. */
 static int speaker(const struct given *g, uint32_t n)
 {
 	int best = -1;
@@ -251,7 +251,9 @@ static int speaker(const struct given *g, uint32_t n)
 		if (!d->bdev || g[i].discarded)
 			continue;
 		if (best < 0 || d->generation > g[best].d.generation ||
-		    (d->generation == g[best].d.generation && d->sb.generation > g[best].d.sb.generation))
+		    (d->generation == g[best].d.generation && d->sb.generation > g[best].d.sb.generation) ||
+		    (d->generation == g[best].d.generation && d->sb.generation == g[best].d.sb.generation &&
+		     d->sb.ndevices > g[best].d.sb.ndevices))
 			best = (int)i;
 	}
 	return best;
@@ -323,12 +325,8 @@ static void name_the_missing(struct store *st, const struct given *g, uint32_t n
 			missing = (int)k;
 			nmissing++;
 		}
-	if (nabsent == 1 && nmissing == 1) {
-		char *abs = realpath(absent, NULL);
-
-		st->dev[missing].path = g_strdup(abs ? abs : absent);
-		free(abs);
-	}
+	if (nabsent == 1 && nmissing == 1)
+		st->dev[missing].path = g_canonicalize_filename(absent, NULL);
 }
 
 int assemble_open(struct store *st, const char *const *paths, uint32_t n, GString *why)
@@ -361,7 +359,7 @@ int assemble_open(struct store *st, const char *const *paths, uint32_t n, GStrin
 		layout_from_sb(&st->sb, &st->layout);
 		for (uint32_t i = 0; i < n; i++)
 			if (g[i].d.bdev && !memcmp(g[i].d.sb.fs_uuid, st->sb.fs_uuid, 16))
-				g[i].d.generation = own_generation(st, &g[i].d);
+				g[i].d.generation = assemble_own_generation(st, &g[i].d);
 		err = settle_split(st, g, n, &keep, why);
 	}
 	if (!err) {
@@ -391,10 +389,7 @@ int assemble_open(struct store *st, const char *const *paths, uint32_t n, GStrin
 
 /* ---- after loading: states, coverage ------------------------------------------------ */
 
-/* Every copy of every chunk on device k made stale: a device whose own
- * history cannot be trusted (of a discarded part, or away since before
- * its copies' staleness was recorded) is rewritten whole. */
-static void put_all_stale(struct store *st, uint32_t k, GByteArray *r)
+void assemble_put_all_stale(struct store *st, uint32_t k, GByteArray *r)
 {
 	for (guint i = 0; i < st->alloc.chunks->len; i++) {
 		struct chunk *c = alloc_chunk(&st->alloc, i);
@@ -446,7 +441,7 @@ static int settle_states(struct store *st, GByteArray *r, GString *why)
 			return -EUCLEAN;
 		}
 		if (discarded || (d->state != DEV_RETURNING && !d->left_at))
-			put_all_stale(st, k, r);
+			assemble_put_all_stale(st, k, r);
 		if (d->state != DEV_RETURNING || discarded) {
 			g_message("%s (device %u, generation %llu) is back: catching it up on what it missed", d->path, k,
 				  (unsigned long long)d->generation);

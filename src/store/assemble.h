@@ -28,4 +28,11 @@ int assemble_open(struct store *st, const char *const *paths, uint32_t n, GStrin
  * (the mount must write a checkpoint). */
 int assemble_settle(struct store *st, bool *changed, GString *why);
 
+/* The newest commit in device d's own metadata area: its newest
+ * checkpoint, then its log from there; 0 when it has none intact. */
+uint64_t assemble_own_generation(struct store *st, struct sdev *d);
+/* Lock held: records making every copy on device k stale, for a device
+ * whose own history cannot be trusted: it is rewritten whole. */
+void assemble_put_all_stale(struct store *st, uint32_t k, GByteArray *r);
+
 #endif

@@ -61,7 +61,10 @@ static void serialize_devices(struct store *st, GByteArray *out)
 	for (uint32_t i = 0; i < st->ndevices; i++) {
 		struct rec_counters c = st->dev[i].err;
 
+		rec_put_dev_add(out, i, st->sb.devs[i].uuid, st->sb.devs[i].bytes);
 		rec_put_dev_state(out, i, st->dev[i].state, st->dev[i].left_at);
+		if (st->dev[i].leaving)
+			rec_put_dev_leave(out, i, st->dev[i].leave_target, st->dev[i].leaving);
 		c.id = i;
 		rec_put_counters(out, REC_DEV_COUNTERS, &c);
 	}
@@ -85,8 +88,9 @@ int checkpoint_write(struct store *st)
 	if (store_meta_bytes(st) > st->layout.ckpt_bytes - DMIOFS_BLOCK)
 		return -ENOSPC;
 	out = g_byte_array_sized_new(FLUSH_AT + 65536);
-	alloc_serialize(&st->alloc, out);
+	/* Devices first: chunks name them. */
 	serialize_devices(st, out);
+	alloc_serialize(&st->alloc, out);
 	err = meta_serialize(&st->meta, out, FLUSH_AT, flush_cb, &w);
 	if (!err)
 		err = writer_flush(&w, out, true);

@@ -20,6 +20,10 @@ struct sdev {
 	uint32_t state;        /* enum dev_state */
 	uint64_t left_at;      /* not healthy: the newest commit it may hold */
 	uint64_t generation;   /* at mount: the newest commit in its own metadata area */
+	uint32_t leaving;      /* LEAVE_*: its copies are being made again elsewhere */
+	uint32_t leave_target; /* the device they go to (UINT32_MAX: any) */
+	gint64 away_since;     /* monotonic time it became failed or missing (self-healing) */
+	bool heal_refused;     /* the others could not hold its copies: said once */
 	struct rec_counters err; /* persistent error counters (ERR_*) */
 	uint64_t next_read;      /* where a sequential stream on it would read next */
 };

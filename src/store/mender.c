@@ -14,6 +14,7 @@
 #include "apply.h"
 #include "ioerr.h"
 #include "journal.h"
+#include "members.h"
 #include "mender.h"
 #include "rangelock.h"
 #include "readpath.h"
@@ -21,8 +22,9 @@
 #include "waiter.h"
 
 #define COPIER_PAGES 512             /* 2 MiB of buffers for copies */
-#define DEFAULT_REBUILD_RATE (64u << 20) /* bytes/s: modest next to live I/O */
+#define DEFAULT_REBUILD_RATE 64000000u /* bytes/s (64 MB/s): modest next to live I/O */
 #define IDLE_WAKE_US (G_USEC_PER_SEC) /* look again this often when idle */
+#define DEFAULT_HEAL_DELAY 60         /* seconds: a disk being re-plugged is caught up, not copied around */
 
 struct mender {
 	struct store *st;
@@ -44,6 +46,12 @@ const char *mend_task_name(enum mend_task t)
 	switch (t) {
 	case MEND_CATCH_UP:
 		return "catch-up";
+	case MEND_REPLACE:
+		return "replace";
+	case MEND_REMOVE:
+		return "remove";
+	case MEND_HEAL:
+		return "rebuild";
 	default:
 		return "idle";
 	}
@@ -315,24 +323,9 @@ static void forget_unused_stale(struct store *st)
 	for (guint i = 0; i < st->alloc.chunks->len; i++) {
 		struct chunk *c = alloc_chunk(&st->alloc, i);
 
-		for (uint32_t k = 0; c && k < c->ncopies; k++) {
-			uint32_t at = 0, n;
-
-			if (!c->stale[k] || !dev_written(&st->dev[c->stripes[k].dev]))
-				continue;
-			while (alloc_stale_next(c, k, &at, &n)) {
-				for (uint32_t b = at; b < at + n;) {
-					uint32_t run = 0;
-
-					while (b + run < at + n && !alloc_block_in_use(c, b + run))
-						run++;
-					if (run)
-						rec_put_stale(r, c->id, c->stripes[k].dev, b, run, false);
-					b += run ? run : 1;
-				}
-				at += n;
-			}
-		}
+		for (uint32_t k = 0; c && k < c->ncopies; k++)
+			if (c->stale[k] && dev_written(&st->dev[c->stripes[k].dev]))
+				alloc_put_unused_stale(c, k, r);
 	}
 	if (r->len)
 		store_note(st, r);
@@ -353,6 +346,21 @@ static void finish_returning(struct store *st)
 	if (r->len)
 		store_note(st, r);
 	g_byte_array_free(r, TRUE);
+}
+
+/* Lock held: what making the stale copies good is part of. */
+static enum mend_task task_now(struct store *st)
+{
+	switch (members_leaving(st)) {
+	case LEAVE_REPLACE:
+		return MEND_REPLACE;
+	case LEAVE_REMOVE:
+		return MEND_REMOVE;
+	case LEAVE_HEAL:
+		return MEND_HEAL;
+	default:
+		return MEND_CATCH_UP;
+	}
 }
 
 static void begin_task(struct mender *m, enum mend_task task, uint64_t blocks)
@@ -376,7 +384,7 @@ static bool catch_up_pass(struct mender *m)
 	g_mutex_lock(&st->lock);
 	before = stale_written_blocks(st);
 	if (before)
-		begin_task(m, MEND_CATCH_UP, before);
+		begin_task(m, task_now(st), before);
 	g_mutex_unlock(&st->lock);
 	if (!before)
 		return false;
@@ -403,6 +411,13 @@ static bool catch_up_pass(struct mender *m)
 
 /* ---- the worker ------------------------------------------------------------------- */
 
+static unsigned int heal_delay(const struct store *st)
+{
+	if (st->opt.heal_delay < 0)
+		return 0;
+	return st->opt.heal_delay ? (unsigned int)st->opt.heal_delay : DEFAULT_HEAL_DELAY;
+}
+
 static bool writable(struct store *st)
 {
 	return !st->opt.read_only && !st->broken;
@@ -418,6 +433,10 @@ static gpointer mender_main(gpointer data)
 		bool progress = false, stale, scrubbing;
 
 		m->kicked = false;
+		if (writable(st)) {
+			members_heal(st, heal_delay(st));
+			members_drain(st);
+		}
 		stale = writable(st) && stale_written_blocks(st);
 		scrubbing = writable(st) && st->scrub.state == SCRUB_RUNNING;
 		finish_returning(st);
@@ -433,7 +452,9 @@ static gpointer mender_main(gpointer data)
 			progress = true;
 		}
 		g_mutex_lock(&st->lock);
-		if (!stale_written_blocks(st))
+		if (writable(st) && members_drain(st))
+			progress = true;
+		if (!stale_written_blocks(st) && !members_leaving(st))
 			m->task = MEND_IDLE;
 		finish_returning(st);
 		if (!progress && !m->kicked && !m->stopping)

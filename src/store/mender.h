@@ -12,7 +12,7 @@
 #include "inventory.h"
 #include "store.h"
 
-enum mend_task { MEND_IDLE, MEND_CATCH_UP };
+enum mend_task { MEND_IDLE, MEND_CATCH_UP, MEND_REPLACE, MEND_REMOVE, MEND_HEAL };
 
 /* What the mender is doing, for status (lock held to read). */
 struct mend_progress {

@@ -177,6 +177,42 @@ void rec_put_scrub(GByteArray *out, const struct rec_scrub *s)
 	put_u64(&w, s->unfixed);
 }
 
+void rec_put_stripe_add(GByteArray *out, uint32_t chunk, uint32_t dev, uint64_t offset)
+{
+	struct wbuf w = rec_begin(out, REC_STRIPE_ADD, rec_bytes_stripe_add());
+
+	put_u32(&w, chunk);
+	put_u32(&w, dev);
+	put_u64(&w, offset);
+}
+
+void rec_put_stripe_drop(GByteArray *out, uint32_t chunk, uint32_t dev)
+{
+	struct wbuf w = rec_begin(out, REC_STRIPE_DROP, rec_bytes_stripe_drop());
+
+	put_u32(&w, chunk);
+	put_u32(&w, dev);
+}
+
+void rec_put_dev_add(GByteArray *out, uint32_t index, const uint8_t uuid[16], uint64_t bytes)
+{
+	struct wbuf w = rec_begin(out, REC_DEV_ADD, rec_bytes_dev_add());
+
+	put_u32(&w, index);
+	put_u32(&w, 0);
+	put_bytes(&w, uuid, 16);
+	put_u64(&w, bytes);
+}
+
+void rec_put_dev_leave(GByteArray *out, uint32_t dev, uint32_t target, uint32_t reason)
+{
+	struct wbuf w = rec_begin(out, REC_DEV_LEAVE, rec_bytes_dev_leave());
+
+	put_u32(&w, dev);
+	put_u32(&w, target);
+	put_u32(&w, reason);
+}
+
 static void decode_payload(struct rbuf *r, struct record *rec)
 {
 	switch (rec->type) {
@@ -273,6 +309,25 @@ static void decode_payload(struct rbuf *r, struct record *rec)
 		rec->u.counters.last_bits = get_u64(r);
 		rec->u.counters.last_op = get_u32(r);
 		rec->u.counters.last_chunk = get_u32(r);
+		break;
+	case REC_STRIPE_ADD:
+	case REC_STRIPE_DROP:
+		rec->u.stripe.chunk = get_u32(r);
+		rec->u.stripe.dev = get_u32(r);
+		rec->u.stripe.offset = rec->type == REC_STRIPE_ADD ? get_u64(r) : 0;
+		break;
+	case REC_DEV_ADD:
+		rec->u.dev_add.index = get_u32(r);
+		(void)get_u32(r);
+		get_bytes(r, rec->u.dev_add.uuid, 16);
+		rec->u.dev_add.bytes = get_u64(r);
+		break;
+	case REC_DEV_LEAVE:
+		rec->u.leave.dev = get_u32(r);
+		rec->u.leave.target = get_u32(r);
+		rec->u.leave.reason = get_u32(r);
+		if (rec->u.leave.reason > LEAVE_HEAL)
+			r->overflow = true;
 		break;
 	case REC_SCRUB:
 		rec->u.scrub.state = get_u32(r);

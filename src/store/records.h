@@ -30,7 +30,14 @@ enum rec_type {
 	REC_NEXT_INO = 14,
 	REC_STALE = 15,       /* blocks of a chunk's copy on a device that missed writes, or made good */
 	REC_SCRUB = 16,       /* the scrub's state, where it stands and what it found */
+	REC_STRIPE_ADD = 17,  /* a chunk gains a copy on a device, every block of it stale */
+	REC_STRIPE_DROP = 18, /* a chunk loses its copy on a device */
+	REC_DEV_ADD = 19,     /* a device joins the file system (or is described, in a checkpoint) */
+	REC_DEV_LEAVE = 20,   /* a device is to leave: its copies are made again elsewhere */
 };
+
+/* Why a device leaves (REC_DEV_LEAVE). */
+enum { LEAVE_NOT = 0, LEAVE_REPLACE = 1, LEAVE_REMOVE = 2, LEAVE_HEAL = 3 };
 
 /* The scrub: what it is doing, where it stands, what it found. */
 enum { SCRUB_IDLE, SCRUB_RUNNING, SCRUB_PAUSED };
@@ -128,6 +135,19 @@ struct record {
 		} stale;
 		struct rec_counters counters; /* DEV_COUNTERS, FILE_ERRORS */
 		struct rec_scrub scrub;
+		struct {
+			uint32_t chunk, dev;
+			uint64_t offset; /* STRIPE_ADD */
+		} stripe;
+		struct {
+			uint32_t index;
+			uint8_t uuid[16];
+			uint64_t bytes;
+		} dev_add;
+		struct {
+			uint32_t dev, target; /* target: UINT32_MAX for any device */
+			uint32_t reason;      /* LEAVE_*; LEAVE_NOT: it stays after all */
+		} leave;
 	} u;
 };
 
@@ -149,6 +169,10 @@ static inline size_t rec_bytes_chunk(uint32_t ncopies) { return REC_HEADER_BYTES
 static inline size_t rec_bytes_dev_state(void) { return REC_HEADER_BYTES + 4 + 4 + 8; }
 static inline size_t rec_bytes_stale(void) { return REC_HEADER_BYTES + 5 * 4; }
 static inline size_t rec_bytes_scrub(void) { return REC_HEADER_BYTES + 4 * 4 + 7 * 8; }
+static inline size_t rec_bytes_stripe_add(void) { return REC_HEADER_BYTES + 4 + 4 + 8; }
+static inline size_t rec_bytes_stripe_drop(void) { return REC_HEADER_BYTES + 4 + 4; }
+static inline size_t rec_bytes_dev_add(void) { return REC_HEADER_BYTES + 4 + 4 + 16 + 8; }
+static inline size_t rec_bytes_dev_leave(void) { return REC_HEADER_BYTES + 3 * 4; }
 static inline size_t rec_bytes_counters(void) { return REC_HEADER_BYTES + 8 + 8 * ERR_KINDS + 8 + 4 + 4; }
 
 void rec_put_inode(GByteArray *out, const struct rec_inode *in);
@@ -167,6 +191,10 @@ void rec_put_dev_state(GByteArray *out, uint32_t dev, uint32_t state, uint64_t l
 void rec_put_stale(GByteArray *out, uint32_t chunk, uint32_t dev, uint32_t cblock, uint32_t n, bool stale);
 void rec_put_counters(GByteArray *out, enum rec_type type, const struct rec_counters *c);
 void rec_put_scrub(GByteArray *out, const struct rec_scrub *s);
+void rec_put_stripe_add(GByteArray *out, uint32_t chunk, uint32_t dev, uint64_t offset);
+void rec_put_stripe_drop(GByteArray *out, uint32_t chunk, uint32_t dev);
+void rec_put_dev_add(GByteArray *out, uint32_t index, const uint8_t uuid[16], uint64_t bytes);
+void rec_put_dev_leave(GByteArray *out, uint32_t dev, uint32_t target, uint32_t reason);
 
 /* Walk the records of buf: returns 1 and fills *rec while records remain,
  * 0 at the end, -EUCLEAN on a malformed record. */

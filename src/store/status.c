@@ -13,6 +13,13 @@ static const char *const count_keys[ERR_KINDS] = {
 	[ERR_REPAIRED] = "repaired",
 };
 
+static const char *leave_name(uint32_t reason)
+{
+	static const char *const names[] = { "no", "replaced", "removed", "lost" };
+
+	return reason < G_N_ELEMENTS(names) ? names[reason] : "no";
+}
+
 static void device_status(struct store *st, uint32_t k, struct dev_status *d)
 {
 	const struct sdev *sd = &st->dev[k];
@@ -26,6 +33,7 @@ static void device_status(struct store *st, uint32_t k, struct dev_status *d)
 	d->used = alloc_dev_used_bytes(&st->alloc, k);
 	d->stale = st->alloc.dev_stale[k] * DMIOFS_BLOCK;
 	d->left_at = sd->left_at;
+	d->leaving = sd->leaving;
 	memcpy(d->count, sd->err.count, sizeof(d->count));
 }
 
@@ -165,6 +173,8 @@ static void json_device(JsonBuilder *b, const struct dev_status *d)
 	}
 	json_builder_set_member_name(b, "left_at");
 	json_builder_add_int_value(b, (gint64)d->left_at);
+	json_builder_set_member_name(b, "leaving");
+	json_builder_add_string_value(b, leave_name(d->leaving));
 	json_builder_set_member_name(b, "uuid");
 	json_builder_add_string_value(b, d->uuid);
 	json_builder_set_member_name(b, "path");
@@ -267,6 +277,7 @@ void devices_to_text(const struct fs_status *s, GString *out)
 				       (unsigned long long)d->used, (unsigned long long)d->stale);
 		for (int k = 0; k < ERR_KINDS; k++)
 			g_string_append_printf(out, " %s=%llu", count_keys[k], (unsigned long long)d->count[k]);
-		g_string_append_printf(out, " uuid=%s path=%s\n", d->uuid, d->path ? d->path : "");
+		g_string_append_printf(out, " leaving=%s uuid=%s path=%s\n", leave_name(d->leaving), d->uuid,
+				       d->path ? d->path : "");
 	}
 }

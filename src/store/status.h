@@ -24,6 +24,7 @@ struct dev_status {
 	uint64_t used;      /* bytes of its chunks holding data */
 	uint64_t stale;     /* bytes of its copies that missed writes */
 	uint64_t left_at;   /* not healthy: the newest commit it may hold */
+	uint32_t leaving;   /* LEAVE_*: its copies are being made elsewhere */
 	uint64_t count[ERR_KINDS];
 };
 

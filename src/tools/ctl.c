@@ -6,6 +6,9 @@
  *   dmiofs-ctl inject MOUNTPOINT DEVICE FAULT [--sectors A-B] [--every N | --rate P]
  *   dmiofs-ctl inject MOUNTPOINT --list | --clear [DEVICE]
  *   dmiofs-ctl scrub start|status|pause|resume|cancel MOUNTPOINT [--rate MB/s] [--wait]
+ *   dmiofs-ctl replace MOUNTPOINT OLD NEW [--wait] [--force]
+ *   dmiofs-ctl add MOUNTPOINT DEV [--wait] [--force]
+ *   dmiofs-ctl remove MOUNTPOINT DEV [--wait]
  *
  * It talks JSON to the daemon over the control channel whose socket the
  * mount's root names in user.dmio.control (see dmiofs-ctl(8)); layout
@@ -48,6 +51,9 @@ static void die_usage(void)
 		"       dmiofs-ctl inject MOUNTPOINT DEVICE FAULT [--sectors A-B] [--every N | --rate P]\n"
 		"       dmiofs-ctl inject MOUNTPOINT --list | --clear [DEVICE]\n"
 		"       dmiofs-ctl scrub start|status|pause|resume|cancel MOUNTPOINT [--rate MB/s] [--wait]\n"
+		"       dmiofs-ctl replace MOUNTPOINT OLD NEW [--wait] [--force]\n"
+		"       dmiofs-ctl add MOUNTPOINT DEV [--wait] [--force]\n"
+		"       dmiofs-ctl remove MOUNTPOINT DEV [--wait]\n"
 		"See dmiofs-ctl(8).\n");
 	exit(1);
 }
@@ -456,6 +462,18 @@ static int errors_of(const char *mnt)
 	return 0;
 }
 
+/* A device as the daemon must see it: an existing path made absolute
+ * (its working folder is not ours), anything else (an index, a UUID, a
+ * path gone) as given. */
+static char *device_arg(const char *dev)
+{
+	char *abs = realpath(dev, NULL);
+	char *out = g_strdup(abs ? abs : dev);
+
+	free(abs);
+	return out;
+}
+
 /* ---- fault drills -------------------------------------------------------------------- */
 
 static void print_faults(JsonNode *r)
@@ -532,8 +550,11 @@ static int inject(const char *mnt, int argc, char **argv)
 				return 1;
 			}
 		}
+		char *dev = device_arg(argv[0]);
+
 		json_builder_set_member_name(b, "device");
-		json_builder_add_string_value(b, argv[0]);
+		json_builder_add_string_value(b, dev);
+		g_free(dev);
 		json_builder_set_member_name(b, "fault");
 		json_builder_add_string_value(b, argv[1]);
 		json_builder_set_member_name(b, "first");
@@ -591,7 +612,7 @@ static void show_progress(bool tty, const char *what, gint64 done, gint64 total,
 static int wait_for(const char *mnt, const char *what, progress_fn progress)
 {
 	bool tty = isatty(STDOUT_FILENO) && !opt.json;
-	gint64 last_line = 0;
+	gint64 last_line = 0, most_done = 0, most_total = 0;
 
 	for (;;) {
 		JsonNode *r = ask_and_free(mnt, request("status"));
@@ -603,6 +624,11 @@ static int wait_for(const char *mnt, const char *what, progress_fn progress)
 			return 1;
 		going = progress(json_node_get_object(r), &done, &total, &rate);
 		json_node_unref(r);
+		/* The work's own figures go when it ends: show it whole. */
+		most_total = MAX(most_total, total);
+		most_done = MAX(most_done, done);
+		if (!going)
+			done = total = most_done = most_total;
 		if (!opt.json && (tty || !going || g_get_monotonic_time() - last_line > 5 * G_USEC_PER_SEC)) {
 			show_progress(tty, what, done, total, rate, !going);
 			last_line = g_get_monotonic_time();
@@ -693,6 +719,64 @@ static int scrub(const char *action, const char *mnt)
 	return ret;
 }
 
+/* ---- devices ------------------------------------------------------------------------ */
+
+/* Copies being made: a task under way, a device returning or leaving. */
+static bool copies_progress(JsonObject *s, gint64 *done, gint64 *total, double *rate)
+{
+	JsonObject *t = json_object_get_object_member(s, "task");
+	JsonArray *devs = json_object_get_array_member(s, "devices");
+	bool busy = strcmp(str(t, "name"), "idle");
+
+	for (guint i = 0; i < json_array_get_length(devs); i++) {
+		JsonObject *d = json_array_get_object_element(devs, i);
+
+		busy |= !strcmp(str(d, "state"), "returning") && json_object_get_boolean_member(d, "present");
+		busy |= strcmp(str(d, "leaving"), "no") != 0;
+	}
+	*done = num(t, "done");
+	*total = num(t, "total");
+	*rate = json_object_get_double_member(t, "rate");
+	return busy;
+}
+
+static int device_change(const char *what, const char *mnt, const char *old_arg, const char *dev_arg)
+{
+	JsonBuilder *b = request(what);
+	char *dev = device_arg(dev_arg), *old = old_arg ? device_arg(old_arg) : NULL;
+	JsonNode *r;
+	int ret = 0;
+
+	json_builder_set_member_name(b, "device");
+	json_builder_add_string_value(b, dev);
+	if (old) {
+		json_builder_set_member_name(b, "old");
+		json_builder_add_string_value(b, old);
+	}
+	json_builder_set_member_name(b, "force");
+	json_builder_add_boolean_value(b, opt.force);
+	r = ask_and_free(mnt, b);
+	if (r && !opt.json && !opt.wait)
+		printf("%s %s: started; dmiofs-ctl status %s shows its progress\n", what, dev_arg, mnt);
+	g_free(dev);
+	g_free(old);
+	if (!r)
+		return 1;
+	if (opt.wait) {
+		json_node_unref(r);
+		ret = wait_for(mnt, what, copies_progress);
+		r = ret ? NULL : ask_and_free(mnt, request("status"));
+		if (!r)
+			return 1;
+		if (!opt.json)
+			print_status_table(mnt, json_node_get_object(r));
+	}
+	if (opt.json)
+		print_json(r);
+	json_node_unref(r);
+	return ret;
+}
+
 /* ---- layout (an xattr of the file itself) ------------------------------------------------ */
 
 /* Every page of the file's layout, as one text with one header. */
@@ -776,7 +860,8 @@ int main(int argc, char **argv)
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	g_option_context_set_description(
 		ctx, "Commands: status [MOUNTPOINT], layout FILE, errors MOUNTPOINT, inject MOUNTPOINT ...,\n"
-		     "scrub start|status|pause|resume|cancel MOUNTPOINT\n"
+		     "scrub start|status|pause|resume|cancel MOUNTPOINT, replace MOUNTPOINT OLD NEW,\n"
+		     "add MOUNTPOINT DEV, remove MOUNTPOINT DEV\n"
 		     "Exit status of status: 0 healthy, 2 degraded, 1 error.  See dmiofs-ctl(8).");
 	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
 		fprintf(stderr, "dmiofs-ctl: %s\n", error->message);
@@ -803,6 +888,10 @@ int main(int argc, char **argv)
 		ret = inject(argv[2], argc - 3, argv + 3);
 	else if (!strcmp(argv[1], "scrub") && argc == 4)
 		ret = scrub(argv[2], argv[3]);
+	else if (!strcmp(argv[1], "replace") && argc == 5)
+		ret = device_change("replace", argv[2], argv[3], argv[4]);
+	else if ((!strcmp(argv[1], "add") || !strcmp(argv[1], "remove")) && argc == 4)
+		ret = device_change(argv[1], argv[2], NULL, argv[3]);
 	else
 		die_usage();
 	g_free(opt.sectors);

@@ -4,7 +4,6 @@
  * dmiofs is refused unless --force, and so are duplicates and devices too
  * small.  Nothing is written until every device has passed. */
 #define _GNU_SOURCE
-#include <blkid/blkid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +18,7 @@
 #include "../store/format.h"
 #include "dmio.h"
 #include "../store/mkfs.h"
+#include "../store/probe.h"
 #include "size.h"
 
 struct options {
@@ -28,99 +28,6 @@ struct options {
 	gboolean force;
 	gboolean quiet;
 };
-
-/* What is on the device now, or NULL when it looks unused. */
-static char *existing_dmiofs(const char *path)
-{
-	uint8_t block[DMIOFS_BLOCK];
-	struct superblock sb;
-	struct stat st;
-	char uuid[37];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	off_t size;
-	int found = -1;
-
-	if (fd < 0 || fstat(fd, &st)) {
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	size = lseek(fd, 0, SEEK_END);
-	if (pread(fd, block, sizeof(block), 0) == (ssize_t)sizeof(block))
-		found = sb_decode(block, &sb);
-	if (found && size >= 2 * (off_t)DMIOFS_BLOCK &&
-	    pread(fd, block, sizeof(block), (off_t)sb_backup_offset((uint64_t)size)) == (ssize_t)sizeof(block))
-		found = sb_decode(block, &sb);
-	close(fd);
-	if (found)
-		return NULL;
-	uuid_format(sb.fs_uuid, uuid);
-	return g_strdup_printf("dmiofs (file system %s, device index %u of %u devices)", uuid, sb.dev_index,
-			       sb.ndevices);
-}
-
-/* A file system or partition table libblkid recognises, or NULL. */
-static char *existing_signature(const char *path)
-{
-	blkid_probe pr = blkid_new_probe_from_filename(path);
-	const char *type = NULL;
-	char *what = NULL;
-
-	if (!pr)
-		return NULL;
-	blkid_probe_enable_superblocks(pr, 1);
-	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_LABEL);
-	blkid_probe_enable_partitions(pr, 1);
-	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_MAGIC);
-	switch (blkid_do_safeprobe(pr)) {
-	case 0:
-		if (!blkid_probe_lookup_value(pr, "TYPE", &type, NULL))
-			what = g_strdup_printf("a file system (%s)", type);
-		else if (!blkid_probe_lookup_value(pr, "PTTYPE", &type, NULL))
-			what = g_strdup_printf("a partition table (%s)", type);
-		else
-			what = g_strdup("a signature libblkid recognises");
-		break;
-	case -2:
-		what = g_strdup("several conflicting signatures");
-		break;
-	default:
-		break;
-	}
-	blkid_free_probe(pr);
-	return what;
-}
-
-/* Remove every signature libblkid finds, as wipefs(8) would. */
-static int wipe_signatures(const char *path)
-{
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	blkid_probe pr;
-	int err = 0;
-
-	if (fd < 0)
-		return -errno;
-	pr = blkid_new_probe();
-	if (!pr || blkid_probe_set_device(pr, fd, 0, 0)) {
-		err = -EIO;
-	} else {
-		blkid_probe_enable_superblocks(pr, 1);
-		blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_MAGIC);
-		blkid_probe_enable_partitions(pr, 1);
-		blkid_probe_set_partitions_flags(pr, BLKID_PARTS_MAGIC);
-		while (blkid_do_probe(pr) == 0)
-			if (blkid_do_wipe(pr, 0)) {
-				err = -EIO;
-				break;
-			}
-	}
-	if (pr)
-		blkid_free_probe(pr);
-	if (!err && fsync(fd))
-		err = -errno;
-	close(fd);
-	return err;
-}
 
 /* Refuse what cannot or must not be formatted; 0 when every device passes. */
 static int vet_devices(char **paths, int n, gboolean force)
@@ -152,9 +59,9 @@ static int vet_devices(char **paths, int n, gboolean force)
 			continue;
 		}
 		g_hash_table_insert(seen, key, g_strdup(paths[i]));
-		what = existing_dmiofs(paths[i]);
+		what = probe_dmiofs(paths[i]);
 		if (!what)
-			what = existing_signature(paths[i]);
+			what = probe_signature(paths[i]);
 		if (what && !force) {
 			fprintf(stderr, "mkfs.dmiofs: %s holds %s; refusing to overwrite it (use --force to destroy it)\n",
 				paths[i], what);
@@ -278,7 +185,7 @@ int main(int argc, char **argv)
 		return 1;
 	if (o.force)
 		for (int i = 0; i < n; i++)
-			if ((err = wipe_signatures(argv[i + 1])))
+			if ((err = probe_wipe(argv[i + 1])))
 				fprintf(stderr, "mkfs.dmiofs: %s: wiping old signatures failed: %s\n", argv[i + 1],
 					g_strerror(-err));
 	fo.copies = o.copies == INT_MIN ? 0 : (uint32_t)o.copies;
