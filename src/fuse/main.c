@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../store/data.h"
+#include "../store/events.h"
 #include "control.h"
 #include "dmiofs.h"
 
@@ -39,6 +40,7 @@ struct options {
 	uint64_t rebuild_rate;   /* bytes/s */
 	int no_degraded;
 	char *keep;
+	char *event_program;
 	int show_help;
 	int show_version;
 };
@@ -57,6 +59,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("nodegraded", no_degraded, 1),
 	OPT("degraded", no_degraded, 0),
 	OPT("keep=%s", keep, 0),
+	OPT("event_program=%s", event_program, 0),
 	FUSE_OPT_KEY("commit=", KEY_COMMIT),
 	FUSE_OPT_KEY("heal_delay=", KEY_HEAL_DELAY),
 	FUSE_OPT_KEY("rebuild_rate=", KEY_REBUILD_RATE),
@@ -176,6 +179,8 @@ static void usage(void)
 	       "  -o heal_delay=S    a device failed or missing this long (default 60 s) has its\n"
 	       "                     copies made again on the others, when they can hold them\n"
 	       "  -o rebuild_rate=M  catch-up and rebuilds copy at most M MB/s (default 64)\n"
+	       "  -o event_program=PATH  run PATH on every event (device failed, missing, back,\n"
+	       "                     caught up, repaired, scrub and rebuild done, split brain)\n"
 	       "  -o verbose         say what mounting found\n"
 	       "  -o OPTION          other FUSE mount options (allow_other, ...)\n\n"
 	       "See dmiofs(8).\n");
@@ -345,6 +350,29 @@ static void add_mount_options(struct fuse_args *args, const char *devices, bool 
 	g_free(devs);
 }
 
+/* The event program is run by path from any folder: it must be there
+ * and executable now, not found missing on the day a disk fails. */
+static bool event_program_usable(char *program, GString *why)
+{
+	if (!program)
+		return true;
+	if (!g_path_is_absolute(program) || access(program, X_OK)) {
+		g_string_printf(why, "event_program=%s: %s", program,
+				!g_path_is_absolute(program) ? "give an absolute path" : g_strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+static struct events *start_events(const struct options *o)
+{
+	char *abs = realpath(o->mountpoint, NULL);
+	struct events *ev = events_new(o->event_program, abs ? abs : o->mountpoint);
+
+	free(abs);
+	return ev;
+}
+
 /* The control channel; without it the mount still works (status can be
  * read from the xattrs), so a failure is said, not fatal. */
 static struct control *start_control(struct store *st, const char *mountpoint)
@@ -382,18 +410,20 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	uint32_t n;
 	char **paths = split_devices(o->devices, &n);
 	struct fuse_loop_config *cfg;
+	struct events *events = NULL;
 	int err, ret = 1;
 
 	/* Opening the store writes to the devices (the clean flag); check the
 	 * mount point and the FUSE options first, so that a mistake leaves
 	 * them untouched.  The session calls into the store only once mounted. */
 	add_mount_options(args, o->devices, o->read_only);
-	if (!mountpoint_usable(o->mountpoint, why)) {
+	if (!mountpoint_usable(o->mountpoint, why) || !event_program_usable(o->event_program, why)) {
 		err = -EINVAL;
 	} else if (!(fs.se = fuse_session_new(args, &dmiofs_ops, sizeof(dmiofs_ops), &fs))) {
 		g_string_printf(why, "cannot start a FUSE session (bad mount options?)");
 		err = -EINVAL;
 	} else {
+		so.events = events = start_events(o);
 		err = store_open((const char *const *)paths, n, &so, &fs.st, why);
 		if (err)
 			fuse_session_destroy(fs.se);
@@ -401,6 +431,7 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	g_strfreev(paths);
 	if (err) {
 		report(report_fd, why->str);
+		events_free(events); /* a split brain's program still runs */
 		g_string_free(why, TRUE);
 		return 1;
 	}
@@ -441,6 +472,7 @@ destroy:
 		g_critical("unmounting left the file system unclean: %s", g_strerror(-err));
 		ret = 1;
 	}
+	events_free(events);
 	g_string_free(why, TRUE);
 	return ret ? 1 : 0;
 }
@@ -452,6 +484,7 @@ static int finish(struct fuse_args *args, struct options *o, int ret)
 	g_free(o->devices);
 	g_free(o->mountpoint);
 	free(o->keep);
+	free(o->event_program);
 	return ret;
 }
 

@@ -21,6 +21,7 @@
 #include "apply.h"
 #include "assemble.h"
 #include "checkpoint.h"
+#include "events.h"
 #include "journal.h"
 #include "mounts.h"
 
@@ -195,6 +196,18 @@ static bool same_device(const char *a, const char *b)
 	return x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
+/* The event, before the devices are placed: the fs's identity from any
+ * of them. */
+static void split_brain_event(struct store *st, const struct given *g, uint32_t n, const char *message)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (g[i].d.bdev) {
+			st->sb = g[i].d.sb;
+			break;
+		}
+	store_event(st, EVENT_SPLIT_BRAIN, -1, NULL, "%s", message);
+}
+
 /* Refuse a split brain, or with -o keep, mark the devices that are not
  * of the kept part discarded.  *keep is the index (into g) of the kept
  * device, or -1. */
@@ -221,6 +234,7 @@ static int settle_split(struct store *st, struct given *g, uint32_t n, int *keep
 		return 0;
 	if (*keep < 0) {
 		describe_split(g, n, why);
+		split_brain_event(st, g, n, why->str);
 		return -EUCLEAN;
 	}
 	for (uint32_t i = 0; i < n; i++) {
@@ -424,7 +438,8 @@ static int settle_states(struct store *st, GByteArray *r, GString *why)
 				GString *s = g_string_new(NULL);
 
 				describe_missing(st, k, s);
-				g_warning("%s is missing: the file system is degraded", s->str);
+				store_event(st, EVENT_DEVICE_MISSING, (int)k, NULL, "%s is missing: the file system is degraded",
+					    s->str);
 				g_string_free(s, TRUE);
 				rec_put_dev_state(r, k, DEV_MISSING, st->durable_seq);
 			}
@@ -438,13 +453,15 @@ static int settle_states(struct store *st, GByteArray *r, GString *why)
 					       "went on without it after generation %llu; mount one part alone, or "
 					       "use -o keep=DEVICE to choose which part's history to keep",
 					       d->path, k, (unsigned long long)d->generation, (unsigned long long)d->left_at);
+			store_event(st, EVENT_SPLIT_BRAIN, (int)k, NULL, "%s", why->str);
 			return -EUCLEAN;
 		}
 		if (discarded || (d->state != DEV_RETURNING && !d->left_at))
 			assemble_put_all_stale(st, k, r);
 		if (d->state != DEV_RETURNING || discarded) {
-			g_message("%s (device %u, generation %llu) is back: catching it up on what it missed", d->path, k,
-				  (unsigned long long)d->generation);
+			store_event(st, EVENT_DEVICE_RETURNED, (int)k, NULL,
+				    "%s (device %u, generation %llu) is back: catching it up on what it missed", d->path, k,
+				    (unsigned long long)d->generation);
 			rec_put_dev_state(r, k, DEV_RETURNING, 0);
 		}
 	}
@@ -535,6 +552,14 @@ static int check_coverage(struct store *st, GString *why)
 	return lacking ? -ENODEV : 0;
 }
 
+static bool any_away(struct store *st)
+{
+	for (uint32_t k = 0; k < st->ndevices; k++)
+		if (st->dev[k].state == DEV_MISSING || st->dev[k].state == DEV_FAILED)
+			return true;
+	return false;
+}
+
 static bool any_missing(struct store *st, GString *why)
 {
 	bool missing = false;
@@ -563,6 +588,8 @@ int assemble_settle(struct store *st, bool *changed, GString *why)
 	err = settle_states(st, r, why);
 	if (!err && r->len)
 		store_note(st, r);
+	if (!err && any_away(st))
+		store_event(st, EVENT_DEGRADED, -1, NULL, "the file system is mounted degraded: see dmiofs-ctl status");
 	*changed = r->len > 0;
 	g_byte_array_free(r, TRUE);
 	if (!err)

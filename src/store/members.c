@@ -10,6 +10,7 @@
 #include "apply.h"
 #include "assemble.h"
 #include "checkpoint.h"
+#include "events.h"
 #include "members.h"
 #include "mender.h"
 #include "probe.h"
@@ -215,9 +216,10 @@ static void remove_drained(struct store *st, GByteArray *r)
 	for (uint32_t d = 0; d < st->ndevices; d++) {
 		if (!st->dev[d].leaving || (holding & (1u << d)))
 			continue;
-		g_message("device %u (%s) %s: every chunk has its copies on the other devices again; it is "
-			  "removed from the file system",
-			  d, st->dev[d].path ? st->dev[d].path : "not present", reason_word(st->dev[d].leaving));
+		store_event(st, EVENT_REBUILD_DONE, (int)d, NULL,
+			    "device %u (%s) %s: every chunk has its copies on the other devices again; it is removed "
+			    "from the file system",
+			    d, st->dev[d].path ? st->dev[d].path : "not present", reason_word(st->dev[d].leaving));
 		rec_put_dev_state(r, d, DEV_REMOVED, 0);
 	}
 }
@@ -452,8 +454,9 @@ static int join_returning(struct store *st, struct sdev *d, uint32_t k, GString 
 		g_string_append_printf(why, "the file system could not record the device's return: %s",
 				       g_strerror(-err));
 	else
-		g_message("%s (device %u, generation %llu) is back: catching it up on what it missed", st->dev[k].path, k,
-			  (unsigned long long)gen);
+		store_event(st, EVENT_DEVICE_RETURNED, (int)k, NULL,
+			    "%s (device %u, generation %llu) is back: catching it up on what it missed", st->dev[k].path,
+			    k, (unsigned long long)gen);
 	mender_kick(st);
 	g_mutex_unlock(&st->lock);
 	return err;

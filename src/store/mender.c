@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "events.h"
 #include "ioerr.h"
 #include "journal.h"
 #include "members.h"
@@ -336,16 +337,21 @@ static void forget_unused_stale(struct store *st)
 static void finish_returning(struct store *st)
 {
 	GByteArray *r = g_byte_array_new();
+	uint32_t done = 0;
 
 	for (uint32_t k = 0; k < st->ndevices; k++) {
 		if (st->dev[k].state != DEV_RETURNING || !st->dev[k].bdev || st->alloc.dev_stale[k])
 			continue;
-		g_message("%s (device %u) is caught up: healthy again", st->dev[k].path, k);
 		rec_put_dev_state(r, k, DEV_HEALTHY, 0);
+		done |= 1u << k;
 	}
 	if (r->len)
 		store_note(st, r);
 	g_byte_array_free(r, TRUE);
+	for (uint32_t k = 0; k < st->ndevices; k++)
+		if (done & (1u << k))
+			store_event(st, EVENT_CAUGHT_UP, (int)k, NULL, "%s (device %u) is caught up: healthy again",
+				    st->dev[k].path, k);
 }
 
 /* Lock held: what making the stale copies good is part of. */

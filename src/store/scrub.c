@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "apply.h"
+#include "events.h"
 #include "inventory.h"
 #include "ioerr.h"
 #include "mender.h"
@@ -303,6 +304,21 @@ static void scrub_piece(struct store *st, const struct piece *p, uint8_t *buf, s
 	g_free(cp.csums);
 }
 
+static void scrub_done_event(struct store *st, const struct rec_scrub *s)
+{
+	char *extra[5] = { g_strdup_printf("DMIOFS_CHECKED=%llu", (unsigned long long)s->checked),
+			   g_strdup_printf("DMIOFS_FOUND=%llu", (unsigned long long)s->found),
+			   g_strdup_printf("DMIOFS_REPAIRED=%llu", (unsigned long long)s->fixed),
+			   g_strdup_printf("DMIOFS_UNREPAIRED=%llu", (unsigned long long)s->unfixed), NULL };
+
+	store_event(st, EVENT_SCRUB_DONE, -1, (const char *const *)extra,
+		    "scrub finished: %llu bytes checked, %llu bad block(s) found, %llu repaired, %llu left bad",
+		    (unsigned long long)s->checked, (unsigned long long)s->found, (unsigned long long)s->fixed,
+		    (unsigned long long)s->unfixed);
+	for (int i = 0; extra[i]; i++)
+		g_free(extra[i]);
+}
+
 /* ---- the run ------------------------------------------------------------------------ */
 
 static bool before(const struct piece *p, const struct rec_scrub *s)
@@ -363,9 +379,7 @@ void scrub_run(struct store *st)
 		s.result = SCRUB_FINISHED;
 		s.ended = (uint64_t)time(NULL);
 		save(st, &s);
-		g_message("scrub finished: %llu bytes checked, %llu bad block(s) found, %llu repaired, %llu left bad",
-			  (unsigned long long)s.checked, (unsigned long long)s.found, (unsigned long long)s.fixed,
-			  (unsigned long long)s.unfixed);
+		scrub_done_event(st, &s);
 	}
 	g_mutex_unlock(&st->lock);
 	g_array_free(pieces, TRUE);

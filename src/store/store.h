@@ -30,12 +30,14 @@ struct store_options {
 	bool no_degraded;    /* refuse to mount with a device missing */
 	const char *keep;    /* a split brain: keep the history of this device's part */
 	uint64_t rebuild_rate; /* bytes/s for catch-up and rebuilds (0: the default) */
+	struct events *events; /* where events go besides the log (events.h); may be NULL */
 	int heal_delay;        /* seconds a device is away before its copies are made elsewhere
 			        * (0: the default, 60; -1: at once) */
 };
 
 struct sync_waiter;
 struct mender;
+struct events;
 
 struct store {
 	GMutex lock; /* metadata, allocator, log buffer, device states */
