@@ -41,6 +41,7 @@ struct options {
 	int no_degraded;
 	char *keep;
 	char *event_program;
+	char *log_writes;
 	int show_help;
 	int show_version;
 };
@@ -60,6 +61,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("degraded", no_degraded, 0),
 	OPT("keep=%s", keep, 0),
 	OPT("event_program=%s", event_program, 0),
+	OPT("log_writes=%s", log_writes, 0),
 	FUSE_OPT_KEY("commit=", KEY_COMMIT),
 	FUSE_OPT_KEY("heal_delay=", KEY_HEAL_DELAY),
 	FUSE_OPT_KEY("rebuild_rate=", KEY_REBUILD_RATE),
@@ -181,6 +183,8 @@ static void usage(void)
 	       "  -o rebuild_rate=M  catch-up and rebuilds copy at most M MB/s (default 64)\n"
 	       "  -o event_program=PATH  run PATH on every event (device failed, missing, back,\n"
 	       "                     caught up, repaired, scrub and rebuild done, split brain)\n"
+	       "  -o log_writes=PATH record every write and flush to the devices in PATH, for\n"
+	       "                     power-cut tests (dmio_write_log(3)); slow\n"
 	       "  -o verbose         say what mounting found\n"
 	       "  -o OPTION          other FUSE mount options (allow_other, ...)\n\n"
 	       "See dmiofs(8).\n");
@@ -422,6 +426,10 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	} else if (!(fs.se = fuse_session_new(args, &dmiofs_ops, sizeof(dmiofs_ops), &fs))) {
 		g_string_printf(why, "cannot start a FUSE session (bad mount options?)");
 		err = -EINVAL;
+	} else if (o->log_writes && !(so.write_log = dmio_write_log_create(o->log_writes))) {
+		g_string_printf(why, "log_writes=%s: %s", o->log_writes, g_strerror(errno));
+		fuse_session_destroy(fs.se);
+		err = -EINVAL;
 	} else {
 		so.events = events = start_events(o);
 		err = store_open((const char *const *)paths, n, &so, &fs.st, why);
@@ -432,6 +440,8 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	if (err) {
 		report(report_fd, why->str);
 		events_free(events); /* a split brain's program still runs */
+		if (so.write_log)
+			dmio_write_log_close(so.write_log);
 		g_string_free(why, TRUE);
 		return 1;
 	}
@@ -473,6 +483,10 @@ destroy:
 		ret = 1;
 	}
 	events_free(events);
+	if (so.write_log && (err = dmio_write_log_close(so.write_log))) {
+		g_critical("the write log %s is incomplete: %s", o->log_writes, g_strerror(-err));
+		ret = 1;
+	}
 	g_string_free(why, TRUE);
 	return ret ? 1 : 0;
 }
@@ -485,6 +499,7 @@ static int finish(struct fuse_args *args, struct options *o, int ret)
 	g_free(o->mountpoint);
 	free(o->keep);
 	free(o->event_program);
+	free(o->log_writes);
 	return ret;
 }
 

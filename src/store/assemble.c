@@ -273,24 +273,39 @@ static int speaker(const struct given *g, uint32_t n)
 	return best;
 }
 
+/* Every device given that could be read belongs to the same file system. */
+static int one_file_system(const struct given *g, uint32_t n, GString *why)
+{
+	const struct given *first = NULL;
+	char a[37], b[37];
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (!g[i].d.bdev)
+			continue;
+		if (!first) {
+			first = &g[i];
+			continue;
+		}
+		if (memcmp(g[i].d.sb.fs_uuid, first->d.sb.fs_uuid, 16)) {
+			uuid_format(g[i].d.sb.fs_uuid, a);
+			uuid_format(first->d.sb.fs_uuid, b);
+			g_string_append_printf(why, "%s belongs to file system %s, %s to %s: not one file system",
+					       g[i].d.path, a, first->d.path, b);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* Place every opened device at its index, as the speaker's table says. */
 static int place_devices(struct store *st, struct given *g, uint32_t n, const struct superblock *sb, GString *why)
 {
-	char a[37], b[37];
-
 	for (uint32_t i = 0; i < n; i++) {
 		struct sdev *d = &g[i].d;
 		uint32_t k = d->sb.dev_index;
 
 		if (!d->bdev)
 			continue;
-		if (memcmp(d->sb.fs_uuid, sb->fs_uuid, 16)) {
-			uuid_format(d->sb.fs_uuid, a);
-			uuid_format(sb->fs_uuid, b);
-			g_string_append_printf(why, "%s belongs to file system %s, the others to %s: not one file system",
-					       d->path, a, b);
-			return -EINVAL;
-		}
 		if (k >= sb->ndevices || memcmp(d->sb.dev_uuid, sb->devs[k].uuid, 16)) {
 			g_string_append_printf(why, "%s: its identity does not match device %u of the file system "
 						    "(was it replaced?); leave it out of the device list",
@@ -315,6 +330,7 @@ static int place_devices(struct store *st, struct given *g, uint32_t n, const st
 		}
 		st->dev[k] = *d;
 		memset(d, 0, sizeof(*d)); /* st->dev owns it now */
+		dev_record(&st->dev[k], st->opt.write_log, k);
 		if (!g[i].discarded)
 			st->line |= 1u << k;
 	}
@@ -365,6 +381,8 @@ int assemble_open(struct store *st, const char *const *paths, uint32_t n, GStrin
 		g_string_append(why, "no device of the file system could be opened");
 		err = -ENOENT;
 	}
+	if (!err)
+		err = one_file_system(g, n, why);
 	if (!err) {
 		/* Every device has the same layout: any superblock gives it. */
 		for (uint32_t i = 0; i < n; i++)
@@ -372,7 +390,7 @@ int assemble_open(struct store *st, const char *const *paths, uint32_t n, GStrin
 				st->sb = g[i].d.sb;
 		layout_from_sb(&st->sb, &st->layout);
 		for (uint32_t i = 0; i < n; i++)
-			if (g[i].d.bdev && !memcmp(g[i].d.sb.fs_uuid, st->sb.fs_uuid, 16))
+			if (g[i].d.bdev)
 				g[i].d.generation = assemble_own_generation(st, &g[i].d);
 		err = settle_split(st, g, n, &keep, why);
 	}

@@ -114,6 +114,17 @@ int dev_open(struct sdev *d, const char *path, int flags, GString *why)
 	return 0;
 }
 
+void dev_record(struct sdev *d, struct dmio_write_log *log, uint32_t index)
+{
+	int err;
+
+	if (!log || !d->bdev)
+		return;
+	err = dmio_write_log_attach(log, d->bdev, index);
+	if (err)
+		g_warning("%s: its writes cannot be recorded: %s", d->path, g_strerror(-err));
+}
+
 void dev_close(struct sdev *d)
 {
 	if (d->bdev)

@@ -52,6 +52,8 @@ int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, 
 		    const void *buf, size_t len, unsigned int flags, unsigned long *bits);
 
 int dev_open(struct sdev *d, const char *path, int flags, GString *why);
+/* Record the device's writes in log as device index (log NULL: nothing). */
+void dev_record(struct sdev *d, struct dmio_write_log *log, uint32_t index);
 void dev_close(struct sdev *d);
 
 /* Read both superblock copies; 0 with d->sb set from the newest valid one,

@@ -392,6 +392,7 @@ static int join_new(struct store *st, struct sdev *d, uint32_t *index, GString *
 	dev_close(&st->dev[k]); /* a removed device's leftovers */
 	st->dev[k] = *d;
 	memset(d, 0, sizeof(*d));
+	dev_record(&st->dev[k], st->opt.write_log, (uint32_t)k);
 	for (uint32_t i = 0; i < st->ndevices; i++)
 		st->dev[i].heal_refused = false; /* there may be room now */
 	r = g_byte_array_new();
@@ -439,6 +440,7 @@ static int join_returning(struct store *st, struct sdev *d, uint32_t k, GString 
 	g_free(st->dev[k].path);
 	st->dev[k] = *d;
 	memset(d, 0, sizeof(*d));
+	dev_record(&st->dev[k], st->opt.write_log, k);
 	r = g_byte_array_new();
 	if (!st->dev[k].left_at)
 		assemble_put_all_stale(st, k, r);

@@ -31,6 +31,7 @@ struct store_options {
 	const char *keep;    /* a split brain: keep the history of this device's part */
 	uint64_t rebuild_rate; /* bytes/s for catch-up and rebuilds (0: the default) */
 	struct events *events; /* where events go besides the log (events.h); may be NULL */
+	struct dmio_write_log *write_log; /* record every write to it (tests: power cuts) */
 	int heal_delay;        /* seconds a device is away before its copies are made elsewhere
 			        * (0: the default, 60; -1: at once) */
 };

@@ -46,10 +46,13 @@ refused() {
 	fi
 }
 
-# refused_mount DESCRIPTION PATTERN DEVICES: dmiofs DEVICES MNT, in the
-# background as a user would run it (the parent reports the error), is refused.
+# refused_mount DESCRIPTION PATTERN DEVICES [OPTIONS...]: dmiofs DEVICES MNT,
+# in the background as a user would run it (the parent reports the error),
+# is refused.
 refused_mount() {
-	refused "$1" "$2" "$DMIOFS" "$3" "$MNT"
+	desc=$1 pattern=$2 devices=$3
+	shift 3
+	refused "$desc" "$pattern" "$DMIOFS" "$@" "$devices" "$MNT"
 }
 
 D0="$T/d0.img"
@@ -116,19 +119,22 @@ truncate -s $SIZE "$T/ext4.img"
 mkfs.ext4 -q -F "$T/ext4.img" >/dev/null 2>&1
 GUARD="$D0 $D1 $T/other0.img $T/other1.img $T/zero.img $T/ext4.img"
 
-refused_mount "mount with one device of two is refused" "file system $UUID has 2 devices, 1 given" "$D0"
-refused_mount "mount with the other device alone is refused" "file system $UUID has 2 devices, 1 given" "$D1"
+# One device of two holds everything: that mounts degraded (degraded.sh);
+# -o nodegraded refuses it, naming the device missing.
+refused_mount "mount with one device of two and -o nodegraded is refused" \
+	"device 1 .* is missing; -o nodegraded refuses" "$D0" -o nodegraded
 refused_mount "mount with a device of another file system is refused" \
 	"other1\.img belongs to file system [0-9a-f-]{36}, .*d0\.img to $UUID: not one file system" "$D0:$T/other1.img"
 refused_mount "mount with three devices for a two-device file system is refused" \
-	"has 2 devices, 3 given" "$D0:$D1:$T/other0.img"
+	"other0\.img belongs to file system [0-9a-f-]{36}, .*d0\.img to $UUID: not one file system" \
+	"$D0:$D1:$T/other0.img"
 refused_mount "mount with an all-zero image is refused" "zero\.img: not a dmiofs device" "$D0:$T/zero.img"
 refused_mount "mount with an ext4 image is refused" "ext4\.img: not a dmiofs device" "$T/ext4.img:$D1"
 refused_mount "mount with the same image twice is refused" "d0\.img: given twice" "$D0:$D0"
 ln -s "$D1" "$T/link1.img"
 refused_mount "mount with an image and a symlink to it is refused" "same device" "$D1:$T/link1.img"
-refused_mount "mount with a missing path is refused" "missing\.img: cannot open: No such file or directory" \
-	"$D0:$T/missing.img"
+refused_mount "mount with a missing path and -o nodegraded is refused" \
+	"missing\.img.* is missing; -o nodegraded refuses" "$D0:$T/missing.img" -o nodegraded
 refused "mount on a missing mount point is refused" "nomount.*(No such file|does it exist)" \
 	"$DMIOFS" "$D0:$D1" "$T/nomount"
 refused "mount on a regular file is refused" "data.*not a directory" "$DMIOFS" "$D0:$D1" "$T/data"

@@ -74,10 +74,12 @@ check "fsck on a mounted file system is refused (exit 8)" sh -c "
 	'$FSCK' -n '$IMAGES' >/dev/null 2>&1; rc=\$?
 	fusermount3 -u '$MNT'; wait \$pid; [ \$rc -eq 8 ]"
 
-# As /etc/fstab would: mount(8) runs mount.fuse3, which runs dmiofs.
+# As /etc/fstab would: mount(8) runs mount.fuse3, which runs dmiofs.  mount(8)
+# hands its helpers no PATH, so the type "fuse" with PROGRAM#SOURCE names
+# the daemon of this build (an installed one answers to fuse.dmiofs).
 if [ "$(id -u)" -eq 0 ] && command -v mount.fuse3 >/dev/null; then
-	PATH="$top_builddir/src/fuse:$PATH" mount -t fuse.dmiofs "$IMAGES" "$MNT" -o defaults,nofail 2>"$T/mount.err"
-	ok $? "mount -t fuse.dmiofs DEV:DEV MOUNTPOINT -o defaults works"
+	mount -t fuse "$DMIOFS#$IMAGES" "$MNT" -o defaults,nofail 2>"$T/mount.err"
+	ok $? "mount -t fuse DMIOFS#DEV:DEV MOUNTPOINT -o defaults works"
 	check "the file is there" cmp "$T/data" "$MNT/file"
 	check "umount works" umount "$MNT"
 	# The daemon finishes its checkpoint after umount returns: wait for
