@@ -15,10 +15,13 @@
  *     operation and flags.
  *
  * On top of the engine, a copier (dm_kcopyd_copy) copies regions to several
- * destinations in pieces, like the kernel's dm-kcopyd.
+ * destinations in pieces, like the kernel's dm-kcopyd; below it, a write
+ * log (dmio_write_log_create) records what reaches the devices, like the
+ * kernel's dm-log-writes.
  *
  * All sizes are 512-byte sectors.  See dm_io(3), dm_io_request(3),
- * dm_kcopyd(3), dmio_bdev_open(3), dmio_fault(3) and dmio_page_alloc(3).
+ * dm_kcopyd(3), dmio_bdev_open(3), dmio_fault(3), dmio_write_log(3) and
+ * dmio_page_alloc(3).
  */
 #ifndef DMIO_H
 #define DMIO_H
@@ -259,6 +262,29 @@ int dmio_fault_remove(struct block_device *bdev, int id);
 void dmio_fault_clear(struct block_device *bdev);
 int dmio_fault_parse(const char *spec, struct dmio_fault *rule);
 int64_t dmio_fault_hits(struct block_device *bdev, int id);
+
+/* ---- recording writes (dm-log-writes) ----------------------------------- */
+
+/* The kernel's dm-log-writes, in userspace: every write, flush, discard and
+ * write-zeroes that completes successfully on an attached device is
+ * appended to a file, data included, in completion order, so that a tool
+ * can replay any prefix of it onto copies of the devices as they were and
+ * see what a power cut at that instant would have left.  Failed and
+ * dropped (fault-injected) I/O reached no device and is not recorded.
+ * The file format is in dmio_write_log(3). */
+struct dmio_write_log;
+
+/* Creates (or truncates) the file; NULL with errno set on failure. */
+struct dmio_write_log *dmio_write_log_create(const char *path);
+/* Record the device's I/O as device dev_id; 0, -EINVAL, or -EBUSY when it
+ * is already attached to a log. */
+int dmio_write_log_attach(struct dmio_write_log *log, struct block_device *bdev, uint32_t dev_id);
+/* Stop recording the device (dmio_bdev_close does it too). */
+void dmio_write_log_detach(struct block_device *bdev);
+/* Once no device is attached: close the file; 0, the first error met
+ * writing it (recording stopped there), or -EBUSY (devices still attached;
+ * nothing is done). */
+int dmio_write_log_close(struct dmio_write_log *log);
 
 /* ---- messages ----------------------------------------------------------- */
 

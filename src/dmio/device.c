@@ -123,6 +123,7 @@ static void bdev_free(struct block_device *bdev)
 	if (bdev->fd >= 0)
 		close(bdev->fd);
 	fault_set_destroy(&bdev->faults);
+	pthread_mutex_destroy(&bdev->log_lock);
 	free(bdev->path);
 	free(bdev);
 }
@@ -155,6 +156,7 @@ DMIO_EXPORT struct block_device *dmio_bdev_open(const char *path, int flags)
 	bdev->fd = -1;
 	bdev->access = access;
 	fault_set_init(&bdev->faults);
+	pthread_mutex_init(&bdev->log_lock, NULL);
 	err = S_ISBLK(st.st_mode) ? open_blockdev(bdev, path, access, buffered)
 				  : open_image(bdev, path, access, buffered);
 	if (!err && (bdev->lbs > DMIO_PAGE_SIZE || (bdev->lbs & (bdev->lbs - 1)))) {
@@ -179,6 +181,7 @@ DMIO_EXPORT void dmio_bdev_close(struct block_device *bdev)
 	io_release_own_device(bdev);
 	while (atomic_load(&bdev->requests) || atomic_load(&bdev->pieces))
 		usleep(1000);
+	dmio_write_log_detach(bdev);
 	bdev_free(bdev);
 }
 

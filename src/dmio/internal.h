@@ -120,6 +120,14 @@ struct block_device {
 	atomic_uint inflight; /* pieces on the device: a load measure */
 	atomic_uint pieces;   /* pieces naming the device, from build to finish */
 	atomic_uint requests; /* regions of unfinished requests naming it */
+	/* The write log recording what completes here, and the device's
+	 * number in it.  Set and cleared under log_lock, which an append
+	 * also holds, so a detach returns only once no append uses the log;
+	 * read without the lock only to skip all that when it is NULL.
+	 * Lock order: log_lock, then the log's own lock. */
+	_Atomic(struct dmio_write_log *) log;
+	uint32_t log_dev_id;
+	pthread_mutex_t log_lock;
 };
 
 /* request.c: dmio_bdev_close from a callback drops its own request's hold */
@@ -218,6 +226,13 @@ void piece_complete(struct dmio_piece *piece);
 /* request.c */
 void io_pump(struct dmio_io *io, bool from_waitq);
 void io_piece_done(struct dmio_io *io);
+
+/* writelog.c: append a piece that completed on its device to the device's
+ * log, if it still has one (callers test bdev->log first, unlocked). */
+void writelog_note_piece(const struct dmio_piece *piece);
+/* CRC32C as dmiofs stores it (FORMAT.md section 3: start 0xFFFFFFFF, no
+ * final inversion), ISA-L's crc32_iscsi without ISA-L. */
+uint32_t writelog_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* seed.c */
 struct dm_io_client *dmio_default_client(void);

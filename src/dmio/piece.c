@@ -1,7 +1,8 @@
 /* piece.c - one piece of a request: a ranged I/O on one device that fits in
  * one iocb.  Mapping the caller's memory (directly, or through bounce pages
  * where it breaks the device's alignment), running it, and finishing it:
- * copying bounced reads out, zero-filling failed reads, injecting faults. */
+ * copying bounced reads out, zero-filling failed reads, injecting faults,
+ * recording it in its device's write log. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -207,6 +208,13 @@ void piece_complete(struct dmio_piece *piece)
 	}
 	if (piece->on_device)
 		atomic_fetch_sub(&bdev->inflight, 1);
+	/* Recorded here, before the request can complete: whoever waits for
+	 * it sees its pieces in the log first, so the log's order never
+	 * contradicts what the caller saw.  Injected results (!on_device)
+	 * reached nothing and are not recorded. */
+	if (atomic_load_explicit(&bdev->log, memory_order_relaxed) && ok && piece->on_device &&
+	    piece->op != PIECE_READ)
+		writelog_note_piece(piece);
 	if (!ok)
 		atomic_fetch_add(&bdev->errors, 1);
 	if (piece->op == PIECE_READ)
