@@ -616,6 +616,108 @@ static void test_serialize(void)
 
 /* ---- main ---------------------------------------------------------------------------------- */
 
+/* ---- stale copies and moving copies -------------------------------------------------------- */
+
+/* One chunk of two copies on devices 0 and 1, made through the records. */
+static struct chunk *one_chunk(struct alloc *a)
+{
+	static const uint64_t three[] = { 4, 4, 4 };
+	struct rec_chunk r = { .id = 0, .ncopies = 2, .stripes = { { 0, DATA_OFFSET }, { 1, DATA_OFFSET } } };
+
+	make_alloc(a, three, 3, 2);
+	g_assert_cmpint(alloc_apply_chunk(a, &r), ==, 0);
+	return alloc_chunk(a, 0);
+}
+
+/* Stale blocks are counted per copy, per device and in runs (what a
+ * checkpoint spends on them), and walked run by run. */
+static void test_stale_runs(void)
+{
+	struct alloc a;
+	struct chunk *c = one_chunk(&a);
+	uint32_t at = 0, n = 0;
+
+	g_assert_cmpint(alloc_apply_stale(&a, 0, 1, 10, 5, true), ==, 0);
+	g_assert_cmpint(alloc_apply_stale(&a, 0, 1, 20, 5, true), ==, 0);
+	g_assert_cmpuint(c->nstale[1], ==, 10);
+	g_assert_cmpuint(a.dev_stale[1], ==, 10);
+	g_assert_cmpuint(a.stale_runs, ==, 2);
+	g_assert_cmpuint(alloc_stale_count(c, 1, 0, PER_CHUNK), ==, 10);
+	g_assert_cmpuint(alloc_stale_count(c, 0, 0, PER_CHUNK), ==, 0);
+	/* the gap filled: one run */
+	g_assert_cmpint(alloc_apply_stale(&a, 0, 1, 15, 5, true), ==, 0);
+	g_assert_cmpuint(a.stale_runs, ==, 1);
+	g_assert_cmpuint(a.dev_stale[1], ==, 15);
+	g_assert_true(alloc_stale_next(c, 1, &at, &n));
+	g_assert_cmpuint(at, ==, 10);
+	g_assert_cmpuint(n, ==, 15);
+	/* a hole punched in it: two runs; setting what is set counts nothing */
+	g_assert_cmpint(alloc_apply_stale(&a, 0, 1, 12, 2, false), ==, 0);
+	g_assert_cmpint(alloc_apply_stale(&a, 0, 1, 10, 2, true), ==, 0);
+	g_assert_cmpuint(a.stale_runs, ==, 2);
+	g_assert_cmpuint(a.dev_stale[1], ==, 13);
+	at = 12; /* past the first run */
+	g_assert_true(alloc_stale_next(c, 1, &at, &n));
+	g_assert_cmpuint(at, ==, 14);
+	g_assert_cmpuint(n, ==, 11);
+	at += n;
+	g_assert_false(alloc_stale_next(c, 1, &at, &n));
+	/* all made good: the bitmap goes */
+	g_assert_cmpint(alloc_apply_stale(&a, 0, 1, 0, PER_CHUNK, false), ==, 0);
+	g_assert_null(c->stale[1]);
+	g_assert_cmpuint(a.stale_runs, ==, 0);
+	g_assert_cmpuint(a.dev_stale[1], ==, 0);
+	/* a device the chunk has no copy on, a range past the end */
+	g_assert_cmpint(alloc_apply_stale(&a, 0, 2, 0, 1, true), ==, -EUCLEAN);
+	g_assert_cmpint(alloc_apply_stale(&a, 0, 1, PER_CHUNK - 1, 2, true), ==, -EUCLEAN);
+	g_assert_cmpint(alloc_apply_stale(&a, 1, 1, 0, 1, true), ==, -EUCLEAN);
+	alloc_destroy(&a);
+}
+
+/* A copy added to a chunk is stale whole; the blocks no file uses are
+ * forgotten by records; dropping a copy takes its staleness with it. */
+static void test_stripe_add_drop(void)
+{
+	struct alloc a;
+	struct chunk *c = one_chunk(&a);
+	GByteArray *r = g_byte_array_new();
+	const uint8_t *pos, *end;
+	struct record rec;
+	uint64_t off = alloc_next_slot(&a, 2);
+
+	g_assert_cmpuint(off, ==, DATA_OFFSET);
+	g_assert_cmpint(alloc_apply_stripe_add(&a, 0, 1, off), ==, -EUCLEAN); /* already a copy there */
+	g_assert_cmpint(alloc_apply_stripe_add(&a, 0, 2, off + 1), ==, -EUCLEAN); /* not a slot */
+	g_assert_cmpint(alloc_apply_stripe_add(&a, 0, 2, off), ==, 0);
+	g_assert_cmpuint(c->ncopies, ==, 3);
+	g_assert_cmpuint(a.stripes, ==, 3);
+	g_assert_cmpuint(a.dev_stale[2], ==, PER_CHUNK);
+	g_assert_cmpuint(alloc_free_slots(&a, 2), ==, 3);
+	/* two blocks in use: only they stay stale */
+	g_assert_cmpint(alloc_mark_used(&a, 0, 7, 2), ==, 0);
+	alloc_put_unused_stale(c, 2, r);
+	pos = r->data;
+	end = r->data + r->len;
+	while (rec_next(&pos, end, &rec) > 0)
+		g_assert_cmpint(alloc_apply_stale(&a, rec.u.stale.chunk, rec.u.stale.dev, rec.u.stale.cblock,
+						  rec.u.stale.n, rec.u.stale.stale),
+				==, 0);
+	g_assert_cmpuint(a.dev_stale[2], ==, 2);
+	g_assert_cmpuint(alloc_stale_count(c, 2, 7, 2), ==, 2);
+	/* drop the first copy: the others move down, staleness with them */
+	g_assert_cmpint(alloc_apply_stripe_drop(&a, 0, 0), ==, 0);
+	g_assert_cmpuint(c->ncopies, ==, 2);
+	g_assert_cmpuint(c->stripes[0].dev, ==, 1);
+	g_assert_cmpuint(c->stripes[1].dev, ==, 2);
+	g_assert_cmpuint(alloc_stale_count(c, 1, 7, 2), ==, 2);
+	g_assert_cmpint(alloc_apply_stripe_drop(&a, 0, 2), ==, 0);
+	g_assert_cmpuint(a.dev_stale[2], ==, 0);
+	g_assert_cmpuint(a.stale_runs, ==, 0);
+	g_assert_cmpint(alloc_apply_stripe_drop(&a, 0, 1), ==, -EUCLEAN); /* the last copy stays */
+	g_byte_array_free(r, TRUE);
+	alloc_destroy(&a);
+}
+
 #define CASE(path, fn) tu_add_guarded_nodir("/store-alloc/" path, fn, 30)
 
 int main(int argc, char **argv)
@@ -632,5 +734,7 @@ int main(int argc, char **argv)
 	CASE("blocks/enospc", test_enospc);
 	CASE("blocks/pending-frees", test_pending_frees);
 	CASE("blocks/mark-used", test_mark_used);
+	CASE("stale/runs", test_stale_runs);
+	CASE("stale/stripe-add-drop", test_stripe_add_drop);
 	return g_test_run();
 }

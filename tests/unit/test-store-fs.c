@@ -30,6 +30,7 @@
 #include "data.h"
 #include "fsops.h"
 #include "inspect.h"
+#include "scrub.h"
 #include "status.h"
 #include "journal.h"
 #include "mkfs.h"
@@ -1623,6 +1624,191 @@ static void body_enospc(const char *dir)
 	g_free(mb);
 }
 
+/* ---- the day a disk fails: missing, returning, split, scrub ---------------------------- */
+
+/* Wait (a bounded while) for the background worker to make st healthy. */
+static void wait_healthy(struct store *st)
+{
+	for (int i = 0; i < 1000; i++) {
+		struct fs_status s;
+		bool healthy;
+
+		store_status(st, &s);
+		healthy = !s.degraded;
+		fs_status_clear(&s);
+		if (healthy)
+			return;
+		g_usleep(10000);
+	}
+	assert_health(st, "healthy");
+}
+
+/* Mount with device `away` left out (its path names no file). */
+static void mount_without(struct fs *f, uint32_t away)
+{
+	char *kept = f->paths[away];
+
+	f->paths[away] = g_strconcat(kept, ".away", NULL);
+	f->st = mount_opts(f->paths, f->n, &f->opt);
+	g_free(f->paths[away]);
+	f->paths[away] = kept;
+}
+
+/* A device missing at mount: the file system mounts degraded, writes go
+ * to the device present and what the other missed is recorded block by
+ * block; back again, it is caught up on exactly that, and then holds
+ * everything alone. */
+static void body_missing_then_back(const char *dir)
+{
+	struct fs f;
+	uint8_t *p = pattern(16 * BLK, 61), *q = pattern(8 * BLK, 62);
+	uint64_t a, b;
+
+	/* A device missing, a split brain, a bad copy: warnings are expected. */
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
+	fs_new(&f, dir);
+	a = do_mknod(f.st, ROOT_INO, "a", S_IFREG | 0644);
+	write_ok(f.st, a, 0, p, 16 * BLK);
+	fs_close(&f);
+
+	mount_without(&f, 1);
+	g_assert_cmpuint(f.st->dev[1].state, ==, DEV_MISSING);
+	g_assert_null(f.st->dev[1].bdev);
+	assert_health(f.st, "degraded");
+	assert_reads(f.st, a, 0, p, 16 * BLK);
+	b = do_mknod(f.st, ROOT_INO, "b", S_IFREG | 0644);
+	write_ok(f.st, b, 0, q, 8 * BLK);
+	write_ok(f.st, a, 3 * BLK, q, 2 * BLK);
+	memcpy(p + 3 * BLK, q, 2 * BLK);
+	/* the ten blocks written while it was away, and nothing else */
+	g_assert_cmpuint(f.st->alloc.dev_stale[1], ==, 10);
+	fs_close(&f);
+
+	f.st = mount_opts(f.paths, f.n, &f.opt);
+	wait_healthy(f.st);
+	g_assert_cmpuint(f.st->dev[1].state, ==, DEV_HEALTHY);
+	g_assert_cmpuint(f.st->alloc.dev_stale[1], ==, 0);
+	fs_close(&f);
+
+	/* device 1 alone holds everything now */
+	mount_without(&f, 0);
+	assert_reads(f.st, a, 0, p, 16 * BLK);
+	assert_reads(f.st, b, 0, q, 8 * BLK);
+	fs_free(&f);
+	g_free(p);
+	g_free(q);
+}
+
+/* Two parts each written alone are refused together, whatever is given
+ * first; -o keep chooses one part's history, and the other is rewritten. */
+static void body_split_brain(const char *dir)
+{
+	struct fs f;
+	GString *why = g_string_new(NULL);
+	struct store *st = NULL;
+	uint64_t x, y;
+
+	/* A device missing, a split brain, a bad copy: warnings are expected. */
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
+	fs_new(&f, dir);
+	fs_close(&f);
+	mount_without(&f, 1);
+	x = do_mknod(f.st, ROOT_INO, "x", S_IFREG | 0644);
+	write_ok(f.st, x, 0, "only on device 0", 16);
+	fs_close(&f);
+	mount_without(&f, 0);
+	y = do_mknod(f.st, ROOT_INO, "y", S_IFREG | 0644);
+	write_ok(f.st, y, 0, "only on device 1", 16);
+	fs_close(&f);
+
+	g_assert_cmpint(store_open((const char *const *)f.paths, 2, &f.opt, &st, why), ==, -EUCLEAN);
+	g_assert_nonnull(strstr(why->str, "split brain"));
+	g_assert_nonnull(strstr(why->str, f.paths[0]));
+	g_assert_nonnull(strstr(why->str, f.paths[1]));
+	g_string_free(why, TRUE);
+
+	f.opt.keep = f.paths[1];
+	f.st = mount_opts(f.paths, f.n, &f.opt);
+	wait_healthy(f.st);
+	g_mutex_lock(&f.st->lock);
+	g_assert_nonnull(meta_inode(&f.st->meta, y));
+	g_mutex_unlock(&f.st->lock);
+	assert_reads(f.st, y, 0, "only on device 1", 16);
+	fs_close(&f);
+	f.opt.keep = NULL;
+	mount_without(&f, 1);
+	assert_reads(f.st, y, 0, "only on device 1", 16);
+	fs_free(&f);
+	(void)x;
+}
+
+/* Wait for the scrub to finish. */
+static void wait_scrubbed(struct store *st)
+{
+	for (int i = 0; i < 1000; i++) {
+		uint32_t state;
+
+		g_mutex_lock(&st->lock);
+		state = st->scrub.state;
+		g_mutex_unlock(&st->lock);
+		if (state == SCRUB_IDLE)
+			return;
+		g_usleep(10000);
+	}
+	g_assert_cmpuint(st->scrub.state, ==, SCRUB_IDLE);
+}
+
+/* A scrub reads every copy: a block rotten on one is found, counted on
+ * its device and its file, made good, and a second scrub finds nothing. */
+static void body_scrub(const char *dir)
+{
+	struct fs f;
+	uint8_t *p = pattern(40 * BLK, 63), junk[BLK];
+	GString *why = g_string_new(NULL);
+	uint64_t a, off;
+	uint32_t dev;
+	int fd;
+
+	/* A device missing, a split brain, a bad copy: warnings are expected. */
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
+	fs_new(&f, dir);
+	a = do_mknod(f.st, ROOT_INO, "a", S_IFREG | 0644);
+	write_ok(f.st, a, 0, p, 40 * BLK);
+	locate(f.st, a, 33, 1, &dev, &off);
+	fs_close(&f);
+	memset(junk, 0x5a, sizeof(junk));
+	fd = open(f.paths[dev], O_WRONLY | O_CLOEXEC);
+	g_assert_cmpint(pwrite(fd, junk, BLK, (off_t)off), ==, BLK);
+	close(fd);
+
+	f.st = mount_opts(f.paths, f.n, &f.opt);
+	g_assert_cmpint(scrub_control(f.st, "start", 0, why), ==, 0);
+	g_assert_cmpint(scrub_control(f.st, "start", 0, why), ==, -EALREADY);
+	wait_scrubbed(f.st);
+	g_assert_cmpuint(f.st->scrub.result, ==, SCRUB_FINISHED);
+	g_assert_cmpuint(f.st->scrub.found, ==, 1);
+	g_assert_cmpuint(f.st->scrub.fixed, ==, 1);
+	g_assert_cmpuint(f.st->scrub.unfixed, ==, 0);
+	g_assert_cmpuint(f.st->scrub.checked, ==, 2 * 40 * BLK);
+	g_assert_cmpuint(dev_count(f.st, dev, ERR_CSUM), ==, 1);
+	g_assert_cmpuint(dev_count(f.st, dev, ERR_REPAIRED), ==, 1);
+	g_assert_cmpuint(dev_count(f.st, 1 - dev, ERR_CSUM), ==, 0);
+	g_assert_cmpint(scrub_control(f.st, "start", 0, why), ==, 0);
+	wait_scrubbed(f.st);
+	g_assert_cmpuint(f.st->scrub.found, ==, 0);
+	g_assert_cmpint(scrub_control(f.st, "pause", 0, why), ==, -EINVAL);
+	fs_close(&f);
+	/* the copy on the device that rotted is good again by itself */
+	mount_without(&f, 1 - dev);
+	assert_reads(f.st, a, 0, p, 40 * BLK);
+	fs_free(&f);
+	g_string_free(why, TRUE);
+	g_free(p);
+}
+
 /* ---- main ---------------------------------------------------------------------------------------------------- */
 
 #define CASE(path, fn) tu_add_guarded("/store-fs/" path, fn, 60)
@@ -1647,5 +1833,8 @@ int main(int argc, char **argv)
 	CASE("checksum/both-copies-different-blocks", body_checksum_both_copies);
 	CASE("degraded/write-fails-on-one-leg", body_degraded_write);
 	CASE("degraded/error-bits-name-the-copy", body_error_bits_name_the_copy);
+	CASE("degraded/missing-then-back", body_missing_then_back);
+	CASE("degraded/split-brain", body_split_brain);
+	CASE("scrub/finds-and-repairs", body_scrub);
 	return g_test_run();
 }

@@ -194,6 +194,10 @@ static void test_records_round_trip(void)
 				   .last_chunk = 9 };
 	struct rec_counters fc = { .id = 1ull << 40, .count = { 10, 20, 30, 40, 50 }, .last_bits = ~0ull,
 				   .last_op = 1, .last_chunk = UINT32_MAX };
+	const struct rec_scrub sc = { .state = SCRUB_PAUSED, .result = SCRUB_CANCELLED, .chunk = 77, .cblock = 12,
+				      .started = 1, .ended = 2, .rate = 3, .checked = 4, .found = 5, .fixed = 6,
+				      .unfixed = UINT64_MAX };
+	static const uint8_t uuid[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
 	const uint8_t *pos, *end;
 	struct record r;
 
@@ -213,6 +217,11 @@ static void test_records_round_trip(void)
 	rec_put_counters(g, REC_DEV_COUNTERS, &dc);
 	rec_put_counters(g, REC_FILE_ERRORS, &fc);
 	rec_put_ino(g, REC_NEXT_INO, 1ull << 50);
+	rec_put_scrub(g, &sc);
+	rec_put_stripe_add(g, 9, 2, 1ull << 33);
+	rec_put_stripe_drop(g, 9, 1);
+	rec_put_dev_add(g, 5, uuid, 1ull << 36);
+	rec_put_dev_leave(g, 5, UINT32_MAX, LEAVE_HEAL);
 
 	/* the framing of the first record: u16 type, u16 0, u32 length */
 	g_assert_cmpuint(g->data[0] | g->data[1] << 8, ==, REC_INODE);
@@ -334,8 +343,41 @@ static void test_records_round_trip(void)
 	g_assert_cmpint(r.type, ==, REC_NEXT_INO);
 	g_assert_cmpuint(r.u.ino, ==, 1ull << 50);
 
+	g_assert_cmpint(rec_next(&pos, end, &r), ==, 1);
+	g_assert_cmpint(r.type, ==, REC_SCRUB);
+	g_assert_cmpmem(&r.u.scrub, sizeof(r.u.scrub), &sc, sizeof(sc));
+
+	g_assert_cmpint(rec_next(&pos, end, &r), ==, 1);
+	g_assert_cmpint(r.type, ==, REC_STRIPE_ADD);
+	g_assert_cmpuint(r.u.stripe.chunk, ==, 9);
+	g_assert_cmpuint(r.u.stripe.dev, ==, 2);
+	g_assert_cmpuint(r.u.stripe.offset, ==, 1ull << 33);
+	g_assert_cmpint(rec_next(&pos, end, &r), ==, 1);
+	g_assert_cmpint(r.type, ==, REC_STRIPE_DROP);
+	g_assert_cmpuint(r.u.stripe.chunk, ==, 9);
+	g_assert_cmpuint(r.u.stripe.dev, ==, 1);
+
+	g_assert_cmpint(rec_next(&pos, end, &r), ==, 1);
+	g_assert_cmpint(r.type, ==, REC_DEV_ADD);
+	g_assert_cmpuint(r.u.dev_add.index, ==, 5);
+	g_assert_cmpmem(r.u.dev_add.uuid, 16, uuid, 16);
+	g_assert_cmpuint(r.u.dev_add.bytes, ==, 1ull << 36);
+	g_assert_cmpint(rec_next(&pos, end, &r), ==, 1);
+	g_assert_cmpint(r.type, ==, REC_DEV_LEAVE);
+	g_assert_cmpuint(r.u.leave.dev, ==, 5);
+	g_assert_cmpuint(r.u.leave.target, ==, UINT32_MAX);
+	g_assert_cmpuint(r.u.leave.reason, ==, LEAVE_HEAL);
+
 	g_assert_cmpint(rec_next(&pos, end, &r), ==, 0);
 	g_assert_true(pos == end);
+	/* every record is exactly as long as its size helper says */
+	g_assert_cmpuint(g->len, ==,
+			 rec_bytes_inode() + 2 * rec_bytes_ino() + rec_bytes_link(5) + rec_bytes_link(5) +
+				 rec_bytes_extent(3) + rec_bytes_punch() + rec_bytes_symlink(11) +
+				 rec_bytes_xattr_set(6, sizeof(value)) + rec_bytes_xattr_set(10, 0) +
+				 rec_bytes_xattr_del(6) + rec_bytes_chunk(3) + rec_bytes_dev_state() + rec_bytes_stale() +
+				 2 * rec_bytes_counters() + rec_bytes_scrub() + rec_bytes_stripe_add() +
+				 rec_bytes_stripe_drop() + rec_bytes_dev_add() + rec_bytes_dev_leave());
 	g_byte_array_free(g, TRUE);
 }
 
