@@ -529,10 +529,44 @@ static int open_new(struct store *st, const char *path, bool force, struct sdev 
 	return open_candidate(st, path, d, why);
 }
 
+/* A device that failed while mounted is still open: taking it back is
+ * catching it up (a flaky cable, a disk that was reset). */
+static int readd_failed(struct store *st, uint32_t k, GString *why)
+{
+	GByteArray *r = g_byte_array_new();
+	int err;
+
+	rec_put_dev_state(r, k, DEV_RETURNING, 0);
+	err = store_log(st, r);
+	g_byte_array_free(r, TRUE);
+	if (!err)
+		err = checkpoint_write(st);
+	if (!err)
+		err = store_write_superblocks(st, false);
+	if (err)
+		g_string_append_printf(why, "the device's return could not be recorded: %s", g_strerror(-err));
+	else
+		store_event(st, EVENT_DEVICE_RETURNED, (int)k, NULL,
+			    "%s (device %u) is taken back: catching it up on what it missed", st->dev[k].path, k);
+	mender_kick(st);
+	return err;
+}
+
 int members_add(struct store *st, const char *path, bool force, uint32_t *index, GString *why)
 {
 	struct sdev d = { 0 };
-	int k, err = open_candidate(st, path, &d, why);
+	int k, err;
+
+	g_mutex_lock(&st->lock);
+	k = member_at(st, path);
+	if (k >= 0 && st->dev[k].state == DEV_FAILED && !st->opt.read_only) {
+		*index = (uint32_t)k;
+		err = readd_failed(st, (uint32_t)k, why);
+		g_mutex_unlock(&st->lock);
+		return err;
+	}
+	g_mutex_unlock(&st->lock);
+	err = open_candidate(st, path, &d, why);
 
 	if (err)
 		return err;
