@@ -214,7 +214,7 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	}
 	if (!st->opt.read_only) {
 		journal_start(st);
-		err = mender_start(st);
+		err = st->opt.no_background ? 0 : mender_start(st);
 		if (err) {
 			g_string_append_printf(why, "cannot start the background worker: %s", g_strerror(-err));
 			journal_stop(st);

@@ -28,6 +28,7 @@ struct store_options {
 	bool verbose;
 	bool allow_rollback; /* mount an older checkpoint if the newest is lost (fsck -y) */
 	bool no_degraded;    /* refuse to mount with a device missing */
+	bool no_background;  /* no background worker (fsck): nothing copied, scrubbed or healed */
 	const char *keep;    /* a split brain: keep the history of this device's part */
 	uint64_t rebuild_rate; /* bytes/s for catch-up and rebuilds (0: the default) */
 	struct events *events; /* where events go besides the log (events.h); may be NULL */

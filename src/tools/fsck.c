@@ -77,6 +77,8 @@ int main(int argc, char **argv)
 	so.read_only = !repair;
 	so.allow_rollback = repair;
 	so.verbose = verbose;
+	/* fsck reads every copy itself: no catch-up or rebuild meanwhile */
+	so.no_background = true;
 	err = store_open((const char *const *)paths, n, &so, &st, why);
 	g_strfreev(paths);
 	if (err) {
