@@ -499,6 +499,9 @@ static bool extent_covered(struct store *st, const struct extent *e)
 
 	if (!c)
 		return false;
+	for (uint32_t k = 0; k < c->ncopies; k++)
+		if (dev_written(&st->dev[c->stripes[k].dev]) && !c->stale[k])
+			return true; /* a whole copy: the common case, at once */
 	/* Block by block where copies are stale in different places. */
 	for (uint32_t b = e->cblock; b < e->cblock + e->nblocks; b++) {
 		for (uint32_t k = 0; k < c->ncopies; k++) {

@@ -37,6 +37,7 @@ struct mender {
 	enum mend_task task;
 	gint64 task_started;
 	uint64_t task_total, task_copied; /* blocks stale at most, bytes written */
+	unsigned int fruitless;  /* passes in a row that made nothing good */
 	/* the throttle: bytes allowed since throttle_start */
 	gint64 throttle_start;
 	uint64_t throttle_bytes;
@@ -463,8 +464,12 @@ static gpointer mender_main(gpointer data)
 		if (!stale_written_blocks(st) && !members_leaving(st))
 			m->task = MEND_IDLE;
 		finish_returning(st);
+		/* Stale blocks no copy can give (lost) are tried again, but
+		 * less and less often, so the log is not flooded. */
+		m->fruitless = progress || !stale ? 0 : MIN(m->fruitless + 1, 6);
 		if (!progress && !m->kicked && !m->stopping)
-			g_cond_wait_until(&m->wake, &st->lock, g_get_monotonic_time() + IDLE_WAKE_US);
+			g_cond_wait_until(&m->wake, &st->lock,
+					  g_get_monotonic_time() + IDLE_WAKE_US * (1 << m->fruitless));
 		if (st->scrub.state == SCRUB_RUNNING && !writable(st))
 			progress = false; /* a broken store scrubs no more */
 	}
