@@ -69,11 +69,17 @@ static void check_superblocks(struct walk *w)
 		if (!d->bdev)
 			continue;
 		if (!d->sb_primary_ok || !d->sb_backup_ok) {
-			problem(w, "%s: the %s superblock copy is damaged or stale", d->path,
+			problem(w, "%s: the %s superblock copy is damaged", d->path,
 				!d->sb_primary_ok && !d->sb_backup_ok ? "primary and backup"
 				: !d->sb_primary_ok		       ? "primary"
 								       : "backup");
 			rewrite = true;
+		} else if (d->sb_stale && w->verbose) {
+			/* What a power cut between writing the two copies leaves:
+			 * not damage; the next mount rewrites the older one. */
+			fprintf(w->out, "note: %s: one superblock copy is older than the other (a write was cut "
+					"short); mounting rewrites it\n",
+				d->path);
 		}
 		if (d->state != DEV_HEALTHY)
 			problem(w, "%s: device %u is %s: the file system is degraded", d->path, i,

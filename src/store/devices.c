@@ -179,9 +179,9 @@ int dev_read_sb(struct dm_io_client *client, struct sdev *d, GString *why)
 		d->sb = primary.generation >= backup.generation ? primary : backup;
 	else
 		d->sb = ep ? backup : primary;
-	/* Copies that differ are both "ok" but one is stale: rewrite both. */
-	if (!ep && !eb && primary.generation != backup.generation)
-		d->sb_backup_ok = d->sb_primary_ok = false;
+	/* Both good but different: a power cut between the primaries and the
+	 * backups (FORMAT.md 12) left the older; the mount rewrites both. */
+	d->sb_stale = !ep && !eb && primary.generation != backup.generation;
 	return 0;
 }
 

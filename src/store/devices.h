@@ -16,7 +16,8 @@ struct sdev {
 	struct block_device *bdev;
 	uint64_t bytes;        /* what the device holds */
 	struct superblock sb;  /* the newest valid copy read */
-	bool sb_primary_ok, sb_backup_ok;
+	bool sb_primary_ok, sb_backup_ok; /* the copy decodes */
+	bool sb_stale;         /* both decode, but one is older: a crash between writing them */
 	uint32_t state;        /* enum dev_state */
 	uint64_t left_at;      /* not healthy: the newest commit it may hold */
 	uint64_t generation;   /* at mount: the newest commit in its own metadata area */

@@ -137,7 +137,7 @@ static bool superblocks_need_rewrite(const struct store *st)
 {
 	for (uint32_t i = 0; i < st->ndevices; i++)
 		if (st->dev[i].bdev && st->dev[i].state == DEV_HEALTHY &&
-		    (!st->dev[i].sb_primary_ok || !st->dev[i].sb_backup_ok))
+		    (!st->dev[i].sb_primary_ok || !st->dev[i].sb_backup_ok || st->dev[i].sb_stale))
 			return true;
 	return false;
 }

@@ -1,0 +1,120 @@
+#!/bin/sh
+# Power cuts at every flush point, the method of the kernel's
+# dm-log-writes in userspace: the daemon records every write, flush,
+# discard and write-zeroes its devices complete (-o log_writes, libdmio's
+# dmio_write_log(3)) while powercut.py runs a seeded workload (files
+# created, overwritten in place, appended to, renamed, deleted, in a few
+# directories, some fsync'd); after the unmount, the log is replayed
+# onto fresh copies of the images as mkfs left them:
+#
+#   - whole, it rebuilds both images byte for byte (nothing reached the
+#     devices unrecorded), and they hold the tree the workload left;
+#   - up to each of up to POWERCUT_POINTS flush points (flushes and FUA
+#     writes, spread evenly, the last one included), fsck.dmiofs -n finds
+#     nothing to repair, the file system mounts (read-only), and every
+#     name whose state an fsync had made durable before that flush point
+#     completed holds exactly that state (powercut.py says why this check
+#     is exact).
+#
+# POWERCUT_SEED (default 4242, so that CI repeats the same run) and
+# POWERCUT_POINTS (default 40) may be set; a failing run is repeated with
+# the same seed.
+. "$(dirname "$0")/lib.sh"
+require_fuse
+command -v python3 >/dev/null || skip_all "no python3"
+
+REPLAY="$top_builddir/tests/integration/replay-log"
+PY="$top_srcdir/tests/integration/powercut.py"
+POINTS=${POWERCUT_POINTS:-40}
+SEED=${POWERCUT_SEED:-4242}
+diag "POWERCUT_SEED=$SEED POWERCUT_POINTS=$POINTS"
+[ -x "$REPLAY" ] || { echo "Bail out! $REPLAY is not built (make check builds it)"; exit 1; }
+started=$(date +%s)
+
+# The images as mkfs left them (p*), and the copies a replay writes (r*).
+images 2 64M
+must "mkfs.dmiofs on two images" fs_mkfs
+for i in 0 1; do
+	cp --sparse=always "$T/d$i.img" "$T/p$i.img"
+done
+REAL_IMAGES=$IMAGES
+REPLAYED_IMAGES="$T/r0.img:$T/r1.img"
+
+# fresh_replay SEQ: r0/r1 are the pristine images with entries 1..SEQ applied.
+fresh_replay() {
+	for i in 0 1; do
+		cp --sparse=always "$T/p$i.img" "$T/r$i.img" || return 1
+	done
+	"$REPLAY" "$T/writes.log" --until "$1" "$T/r0.img" "$T/r1.img"
+}
+
+# on_replay_mount COMMAND...: run it with the replayed images mounted
+# read-only; the mount always goes away again.
+on_replay_mount() {
+	IMAGES=$REPLAYED_IMAGES
+	fs_mount -o ro || { IMAGES=$REAL_IMAGES; return 1; }
+	"$@"
+	rc=$?
+	fs_umount || rc=1
+	IMAGES=$REAL_IMAGES
+	return "$rc"
+}
+
+fsck_clean() {
+	"$FSCK" -n "$REPLAYED_IMAGES"
+}
+
+# ---- the recorded run -----------------------------------------------------------
+
+must "mount with -o log_writes" fs_mount -o "log_writes=$T/writes.log,commit=200"
+check "the workload runs (seed $SEED)" python3 "$PY" workload "$MNT" "$T/journal" "$SEED"
+must "unmount (the log is closed)" fs_umount
+dump_log() {
+	"$REPLAY" "$T/writes.log" --dump >"$T/entries"
+}
+must "the log reads back whole" dump_log
+"$REPLAY" "$T/writes.log" --list >"$T/points"
+total_points=$(wc -l <"$T/points")
+diag "$(wc -l <"$T/entries") entries, $total_points flush points, $(du -k "$T/writes.log" | cut -f1) KiB of log"
+
+# ---- the whole log ----------------------------------------------------------------
+
+replays_to_devices() {
+	fresh_replay "$(tail -n 1 "$T/entries" | cut -d' ' -f1)" &&
+		cmp "$T/r0.img" "$T/d0.img" && cmp "$T/r1.img" "$T/d1.img"
+}
+must "replaying the whole log rebuilds both images byte for byte" replays_to_devices
+check "the whole replay: fsck.dmiofs -n is clean" fsck_clean
+check "the whole replay holds the tree the workload left" on_replay_mount python3 "$PY" final "$MNT" "$T/journal"
+
+# ---- every flush point (up to POINTS of them) ---------------------------------------
+
+# POINTS lines of the list, evenly spread, the first and the last included,
+# and the last eight on top: the unmount's checkpoint and superblock writes,
+# where a cut leaves the two copies of a superblock apart.
+awk -v n="$total_points" -v want="$POINTS" '
+	BEGIN { if (want > n) want = n; for (i = 0; i < want; i++) pick[want > 1 ? int(i * (n - 1) / (want - 1) + 0.5) + 1 : n] = 1
+		for (i = n - 7; i <= n; i++) if (i >= 1) pick[i] = 1 }
+	NR in pick' "$T/points" >"$T/chosen"
+
+# at_flush_point SEQ TIME_NS: the power cut right after entry SEQ.
+at_flush_point() {
+	fresh_replay "$1" || return 1
+	fsck_clean || { echo "fsck.dmiofs -n is not clean"; return 1; }
+	on_replay_mount python3 "$PY" check "$MNT" "$T/journal" "$2" >"$T/checked"
+	rc=$?
+	cat "$T/checked"
+	sed -n 's/^checked \([0-9]*\) names$/\1/p' "$T/checked" >>"$T/counts"
+	return "$rc"
+}
+
+: >"$T/counts"
+while read -r seq time dev kind; do
+	check "power cut after entry $seq ($kind on device $dev): fsck clean, mounts, fsync'd names intact" \
+		at_flush_point "$seq" "$time"
+done <"$T/chosen"
+checked_points=$(wc -l <"$T/chosen")
+names=$(awk '{ s += $1 } END { print s + 0 }' "$T/counts")
+diag "$checked_points of $total_points flush points checked, $names fsync'd names checked in all, in $(($(date +%s) - started)) s"
+ok "$([ "$checked_points" -gt 0 ] && [ "$names" -gt 0 ]; echo $?)" "the flush points checked fsync'd names"
+done_testing
