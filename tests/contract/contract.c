@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define IMG_BYTES (32u << 20)
@@ -321,6 +322,58 @@ static void check_threads(void)
 	ok(failed == 0, "8 threads x 200 async mirrored writes, each read back and verified");
 }
 
+static void copied(int read_err, unsigned long write_err, void *context)
+{
+	notify(read_err ? ~0UL : write_err, context);
+}
+
+/* The copier, as an outside program links it: one region to two. */
+static void check_kcopyd(void)
+{
+	size_t len = 256 * 1024;
+	char *buf = page_aligned(len);
+	struct dm_kcopyd_client *kc = dm_kcopyd_client_create(0);
+	struct io_region from = { dev[0], 1 << 14, len / 512 };
+	struct io_region to[2] = { { dev[1], 1 << 14, len / 512 }, { dev[2], 1 << 15, len / 512 } };
+	struct waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	unsigned long bits = 0;
+
+	pattern(buf, len, 7);
+	ok(kc != NULL, "dm_kcopyd_client_create makes a copier");
+	ok(dm_io_sync_vm(1, &from, DMIO_WRITE, buf, &bits) == 0, "the source is written");
+	ok(kc && dm_kcopyd_copy(kc, &from, 2, to, 0, copied, &w) == 0, "dm_kcopyd_copy starts a copy to two regions");
+	if (kc)
+		wait_calls(&w, 1);
+	ok(w.bits == 0 && raw_equals(1, (1ull << 14) * 512, buf, len) && raw_equals(2, (1ull << 15) * 512, buf, len),
+	   "both destinations hold the source's bytes, no error reported");
+	ok(dm_kcopyd_copy(kc, &from, 0, to, 0, copied, &w) == -EINVAL, "a copy to no destination is refused");
+	dm_kcopyd_client_destroy(kc);
+	free(buf);
+}
+
+/* The write log, as an outside program links it. */
+static void check_write_log(const char *dir)
+{
+	char path[4200];
+	struct dmio_write_log *log;
+	char *buf = page_aligned(4096);
+	struct io_region where = { dev[0], 64, 8 };
+	unsigned long bits = 0;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/contract-%d.wlog", dir, (int)getpid());
+	log = dmio_write_log_create(path);
+	ok(log != NULL, "dmio_write_log_create makes a log");
+	ok(log && dmio_write_log_attach(log, dev[0], 0) == 0, "dmio_write_log_attach records a device");
+	pattern(buf, 4096, 9);
+	ok(dm_io_sync_vm(1, &where, DMIO_WRITE, buf, &bits) == 0, "a write to the recorded device");
+	dmio_write_log_detach(dev[0]);
+	ok(log && dmio_write_log_close(log) == 0, "dmio_write_log_close closes it");
+	ok(stat(path, &st) == 0 && st.st_size > 4096, "the log holds the write");
+	unlink(path);
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "/tmp";
@@ -351,6 +404,8 @@ int main(int argc, char **argv)
 	check_refusals();
 	check_64_regions();
 	check_threads();
+	check_kcopyd();
+	check_write_log(dir);
 	dm_io_put(512);
 	for (int i = 0; i < NDEV; i++) {
 		dmio_bdev_close(dev[i]);
