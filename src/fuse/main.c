@@ -386,7 +386,9 @@ static struct control *start_control(struct store *st, const char *mountpoint)
 	struct control *c = control_start(st, abs ? abs : mountpoint, why);
 
 	if (!c)
-		g_warning("no control channel (dmiofs-ctl can only read status): %s", why->str);
+		g_warning("no control channel: dmiofs-ctl cannot reach this mount (its user.dmio.* xattrs still "
+			  "say its status): %s",
+			  why->str);
 	g_string_free(why, TRUE);
 	free(abs);
 	return c;
@@ -438,6 +440,9 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	}
 	g_strfreev(paths);
 	if (err) {
+		/* In the background the parent prints it; the log keeps it too. */
+		if (report_fd >= 0)
+			g_warning("%s", why->str);
 		report(report_fd, why->str);
 		events_free(events); /* a split brain's program still runs */
 		if (so.write_log)

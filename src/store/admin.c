@@ -211,8 +211,8 @@ static int drill_rule(const struct drill *d, struct dmio_fault *f, GString *why)
 
 		if (d->kind[5] == '=') {
 			ms = strtoul(d->kind + 6, &end, 10);
-			if (!g_ascii_isdigit(d->kind[6]) || *end || ms > 600000) {
-				g_string_append_printf(why, "%s: the delay is in milliseconds, 0 to 600000", d->kind);
+			if (!g_ascii_isdigit(d->kind[6]) || *end || !ms || ms > 600000) {
+				g_string_append_printf(why, "%s: the delay is in milliseconds, 1 to 600000", d->kind);
 				return -EINVAL;
 			}
 		}

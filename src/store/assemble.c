@@ -289,7 +289,9 @@ static int one_file_system(const struct given *g, uint32_t n, GString *why)
 		if (memcmp(g[i].d.sb.fs_uuid, first->d.sb.fs_uuid, 16)) {
 			uuid_format(g[i].d.sb.fs_uuid, a);
 			uuid_format(first->d.sb.fs_uuid, b);
-			g_string_append_printf(why, "%s belongs to file system %s, %s to %s: not one file system",
+			g_string_append_printf(why,
+					       "%s belongs to file system %s, %s to %s: not one file system; leave out "
+					       "the device that is not of this file system",
 					       g[i].d.path, a, first->d.path, b);
 			return -EINVAL;
 		}
@@ -324,7 +326,9 @@ static int place_devices(struct store *st, struct given *g, uint32_t n, const st
 			return -EINVAL;
 		}
 		if (d->bytes < d->sb.dev_bytes) {
-			g_string_append_printf(why, "%s: device is %llu bytes, smaller than the %llu it was made with",
+			g_string_append_printf(why,
+					       "%s: device is %llu bytes, smaller than the %llu it was made with; leave it "
+					       "out of the device list to mount without it (degraded)",
 					       d->path, (unsigned long long)d->bytes, (unsigned long long)d->sb.dev_bytes);
 			return -EINVAL;
 		}
@@ -452,15 +456,8 @@ static int settle_states(struct store *st, GByteArray *r, GString *why)
 		if (d->state == DEV_REMOVED)
 			continue;
 		if (!d->bdev) {
-			if (d->state == DEV_HEALTHY || d->state == DEV_RETURNING) {
-				GString *s = g_string_new(NULL);
-
-				describe_missing(st, k, s);
-				store_event(st, EVENT_DEVICE_MISSING, (int)k, NULL, "%s is missing: the file system is degraded",
-					    s->str);
-				g_string_free(s, TRUE);
+			if (d->state == DEV_HEALTHY || d->state == DEV_RETURNING)
 				rec_put_dev_state(r, k, DEV_MISSING, st->durable_seq);
-			}
 			continue;
 		}
 		if (d->state == DEV_HEALTHY && !discarded)
@@ -476,12 +473,11 @@ static int settle_states(struct store *st, GByteArray *r, GString *why)
 		}
 		if (discarded || (d->state != DEV_RETURNING && !d->left_at))
 			assemble_put_all_stale(st, k, r);
-		if (d->state != DEV_RETURNING || discarded) {
-			store_event(st, EVENT_DEVICE_RETURNED, (int)k, NULL,
-				    "%s (device %u, generation %llu) is back: catching it up on what it missed", d->path, k,
-				    (unsigned long long)d->generation);
+		if (d->state != DEV_RETURNING || discarded)
 			rec_put_dev_state(r, k, DEV_RETURNING, 0);
-		}
+		/* Back before its copies were all made elsewhere: it stays. */
+		if (d->leaving == LEAVE_HEAL)
+			rec_put_dev_leave(r, k, UINT32_MAX, LEAVE_NOT);
 	}
 	return 0;
 }
@@ -596,6 +592,38 @@ static bool any_missing(struct store *st, GString *why)
 	return missing;
 }
 
+/* The devices that went missing or came back, said once the mount is
+ * sure to go ahead (a refused mount changed nothing). */
+static void say_changes(struct store *st, const GByteArray *r)
+{
+	const uint8_t *pos = r->data, *end = r->data + r->len;
+	bool background = !st->opt.read_only && !st->opt.no_background;
+	struct record rec;
+
+	while (rec_next(&pos, end, &rec) > 0) {
+		uint32_t k = rec.u.dev_state.dev;
+
+		if (rec.type != REC_DEV_STATE)
+			continue;
+		if (rec.u.dev_state.state == DEV_MISSING) {
+			GString *s = g_string_new(NULL);
+
+			describe_missing(st, k, s);
+			store_event(st, EVENT_DEVICE_MISSING, (int)k, NULL, "%s is missing: the file system is degraded",
+				    s->str);
+			g_string_free(s, TRUE);
+		} else if (rec.u.dev_state.state == DEV_RETURNING) {
+			store_event(st, EVENT_DEVICE_RETURNED, (int)k, NULL, "%s (device %u, generation %llu) is back%s",
+				    st->dev[k].path, k, (unsigned long long)st->dev[k].generation,
+				    background ? ": catching it up on what it missed"
+					       : "; it is caught up on what it missed when mounted read-write");
+		}
+	}
+	if (any_away(st))
+		store_event(st, EVENT_DEGRADED, -1, NULL, "the file system is degraded: %s",
+			    background ? "see dmiofs-ctl status" : "a device is missing or failed");
+}
+
 int assemble_settle(struct store *st, bool *changed, GString *why)
 {
 	GByteArray *r = g_byte_array_new();
@@ -609,11 +637,11 @@ int assemble_settle(struct store *st, bool *changed, GString *why)
 	err = settle_states(st, r, why);
 	if (!err && r->len)
 		store_note(st, r);
-	if (!err && any_away(st))
-		store_event(st, EVENT_DEGRADED, -1, NULL, "the file system is mounted degraded: see dmiofs-ctl status");
 	*changed = r->len > 0;
-	g_byte_array_free(r, TRUE);
 	if (!err)
 		err = check_coverage(st, why);
+	if (!err)
+		say_changes(st, r);
+	g_byte_array_free(r, TRUE);
 	return err;
 }

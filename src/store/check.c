@@ -65,6 +65,7 @@ static void check_superblocks(struct walk *w)
 		if (!d->bdev && d->state != DEV_REMOVED) {
 			uuid_format(st->sb.devs[i].uuid, uuid);
 			problem(w, "device %u (%s) is missing: the file system is degraded", i, uuid);
+			w->rep->degraded++;
 		}
 		if (!d->bdev)
 			continue;
@@ -81,9 +82,11 @@ static void check_superblocks(struct walk *w)
 					"short); mounting rewrites it\n",
 				d->path);
 		}
-		if (d->state != DEV_HEALTHY)
+		if (d->state != DEV_HEALTHY) {
 			problem(w, "%s: device %u is %s: the file system is degraded", d->path, i,
 				dev_state_name(d->state));
+			w->rep->degraded++;
+		}
 	}
 	/* Opening read-write has already rewritten them. */
 	if (rewrite && w->repair)

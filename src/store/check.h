@@ -10,6 +10,7 @@
 
 struct check_report {
 	uint64_t problems;  /* found */
+	uint64_t degraded;  /* of those, devices missing, failed or returning: not for fsck to fix */
 	uint64_t repaired;  /* of those, fixed */
 	uint64_t inodes, directories, extents, blocks_checked;
 };

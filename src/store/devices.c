@@ -166,6 +166,10 @@ int dev_read_sb(struct dm_io_client *client, struct sdev *d, GString *why)
 	d->sb_primary_ok = !ep;
 	d->sb_backup_ok = !eb;
 	if (ep && eb) {
+		if (ep == -EIO && eb == -EIO) {
+			g_string_append_printf(why, "%s: its superblocks cannot be read: %s", d->path, g_strerror(EIO));
+			return -EIO;
+		}
 		if (ep == -EINVAL && eb == -EINVAL) {
 			g_string_append_printf(why, "%s: not a dmiofs device (no dmiofs superblock)", d->path);
 			return -ENODATA;

@@ -23,6 +23,7 @@
 
 #define PROGRAM_SECONDS 60
 #define FOLD_US G_USEC_PER_SEC
+#define FOLD_DEVICES 33 /* no device, and up to 32 */
 
 extern char **environ;
 
@@ -45,10 +46,10 @@ struct events {
 	GAsyncQueue *queue;  /* struct job *, or the stop marker */
 	GThread *thread;
 	GMutex lock;         /* the folding below */
-	enum event_kind last_kind;
-	int last_dev;
-	gint64 last_time;
-	unsigned int folded; /* repeats not run since */
+	struct fold {
+		gint64 last_run;     /* when the program last ran for it */
+		unsigned int folded; /* repeats not run since */
+	} fold[EVENT_SPLIT_BRAIN + 1][FOLD_DEVICES]; /* by kind, and device + 1 */
 };
 
 static struct job stop_marker;
@@ -108,7 +109,6 @@ struct events *events_new(const char *program, const char *mountpoint)
 
 	ev->program = g_strdup(program);
 	ev->mountpoint = g_strdup(mountpoint ? mountpoint : "");
-	ev->last_dev = -2;
 	g_mutex_init(&ev->lock);
 	if (program) {
 		ev->queue = g_async_queue_new();
@@ -132,22 +132,26 @@ void events_free(struct events *ev)
 	g_free(ev);
 }
 
-/* Is this a repeat to fold into the next run?  How many it carries. */
+/* Is this a repeat (the same kind, the same device, within a second of
+ * the last run for them) to fold into the next run?  How many repeats
+ * the run carries. */
 static bool fold(struct events *ev, const struct event *e, unsigned int *carried)
 {
 	gint64 now = g_get_monotonic_time();
+	struct fold *f;
 	bool repeat;
 
+	if ((unsigned int)e->kind > EVENT_SPLIT_BRAIN || e->dev + 1 >= FOLD_DEVICES || e->dev < -1)
+		return false;
+	f = &ev->fold[e->kind][e->dev + 1];
 	g_mutex_lock(&ev->lock);
-	repeat = e->kind == ev->last_kind && e->dev == ev->last_dev && now - ev->last_time < FOLD_US;
+	repeat = f->last_run && now - f->last_run < FOLD_US;
 	if (repeat) {
-		ev->folded++;
+		f->folded++;
 	} else {
-		*carried = ev->folded;
-		ev->folded = 0;
-		ev->last_kind = e->kind;
-		ev->last_dev = e->dev;
-		ev->last_time = now;
+		*carried = f->folded;
+		f->folded = 0;
+		f->last_run = now;
 	}
 	g_mutex_unlock(&ev->lock);
 	return repeat;
@@ -210,7 +214,9 @@ void events_emit(struct events *ev, const struct event *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	message = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
-	if (is_bad_news(e->kind))
+	if (e->logged)
+		;
+	else if (is_bad_news(e->kind))
 		g_warning("%s", message);
 	else
 		g_message("%s", message);
@@ -236,6 +242,8 @@ void store_event(struct store *st, enum event_kind kind, int dev, const char *co
 	char *message;
 
 	uuid_format(st->sb.fs_uuid, fs_uuid);
+	/* A split brain refuses the mount: the refusal says it, once. */
+	e.logged = kind == EVENT_SPLIT_BRAIN;
 	/* A device failing is not in the states yet when it is said. */
 	e.status = kind == EVENT_DEVICE_FAILED || kind == EVENT_DEGRADED || store_degraded(st) ? "degraded" : "healthy";
 	if (dev >= 0 && (uint32_t)dev < st->ndevices) {

@@ -6,6 +6,7 @@
 #define DMIOFS_EVENTS_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum event_kind {
@@ -36,6 +37,7 @@ struct event {
 	int dev;
 	const char *dev_path, *dev_uuid;
 	const char *const *extra;
+	bool logged; /* the message is in the log already (a refusal says it) */
 };
 
 /* Say it in the log, and queue the program (ev may be NULL: log only).

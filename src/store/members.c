@@ -445,6 +445,8 @@ static int join_returning(struct store *st, struct sdev *d, uint32_t k, GString 
 	if (!st->dev[k].left_at)
 		assemble_put_all_stale(st, k, r);
 	rec_put_dev_state(r, k, DEV_RETURNING, 0);
+	if (st->dev[k].leaving == LEAVE_HEAL) /* back before it was healed around: it stays */
+		rec_put_dev_leave(r, k, ANY_DEVICE, LEAVE_NOT);
 	err = store_log(st, r);
 	g_byte_array_free(r, TRUE);
 	/* Its metadata area is behind: a checkpoint makes it current. */
@@ -537,6 +539,8 @@ static int readd_failed(struct store *st, uint32_t k, GString *why)
 	int err;
 
 	rec_put_dev_state(r, k, DEV_RETURNING, 0);
+	if (st->dev[k].leaving == LEAVE_HEAL)
+		rec_put_dev_leave(r, k, ANY_DEVICE, LEAVE_NOT);
 	err = store_log(st, r);
 	g_byte_array_free(r, TRUE);
 	if (!err)

@@ -90,8 +90,10 @@ int scrub_control(struct store *st, const char *action, uint64_t rate, GString *
 		if (err)
 			g_string_append_printf(why, "the scrub's state cannot be recorded: %s", g_strerror(-err));
 		else
-			g_message("scrub %s%s", !strcmp(action, "start") ? "started" : action,
-				  !strcmp(action, "pause") || !strcmp(action, "cancel") ? "ed" : "");
+			g_message("scrub %s", !strcmp(action, "start")	 ? "started"
+					       : !strcmp(action, "pause") ? "paused"
+					       : !strcmp(action, "resume") ? "resumed"
+									   : "cancelled");
 		mender_kick(st);
 	}
 	g_mutex_unlock(&st->lock);

@@ -151,6 +151,10 @@ static char *control_socket(const char *mnt)
 		fprintf(stderr, "dmiofs-ctl: %s: %s\n", mnt, g_strerror(errno));
 		return NULL;
 	}
+	if (err == EACCES || err == EPERM) {
+		fprintf(stderr, "dmiofs-ctl: %s: permission denied: you may not read the mount point\n", mnt);
+		return NULL;
+	}
 	type = fstype_at(mnt);
 	if (type && strcmp(type, "fuse.dmiofs"))
 		fprintf(stderr, "dmiofs-ctl: %s: not a dmiofs mount (it is %s)\n", mnt, type);
@@ -304,9 +308,18 @@ static gint64 num(JsonObject *o, const char *name)
 	return json_object_has_member(o, name) ? json_object_get_int_member(o, name) : 0;
 }
 
+/* "1.5 MiB": glib separates number and unit with a no-break space, which
+ * takes two bytes and would skew the table's columns. */
 static char *human(gint64 bytes)
 {
-	return g_format_size_full((guint64)MAX(bytes, 0), G_FORMAT_SIZE_IEC_UNITS);
+	char *s = g_format_size_full((guint64)MAX(bytes, 0), G_FORMAT_SIZE_IEC_UNITS);
+	char *nbsp = strstr(s, "\u00a0");
+
+	if (nbsp) {
+		*nbsp = ' ';
+		memmove(nbsp + 1, nbsp + 2, strlen(nbsp + 2) + 1);
+	}
+	return s;
 }
 
 static void print_task(JsonObject *s)
@@ -521,8 +534,11 @@ static int inject(const char *mnt, int argc, char **argv)
 		json_builder_set_member_name(b, opt.list ? "list" : "clear");
 		json_builder_add_boolean_value(b, TRUE);
 		if (argc) {
+			char *dev = device_arg(argv[0]);
+
 			json_builder_set_member_name(b, "device");
-			json_builder_add_string_value(b, argv[0]);
+			json_builder_add_string_value(b, dev);
+			g_free(dev);
 		}
 	} else {
 		gint64 first = 0, count = 0;
@@ -613,6 +629,7 @@ static int wait_for(const char *mnt, const char *what, progress_fn progress)
 {
 	bool tty = isatty(STDOUT_FILENO) && !opt.json;
 	gint64 last_line = 0, most_done = 0, most_total = 0;
+	double last_rate = 0;
 
 	for (;;) {
 		JsonNode *r = ask_and_free(mnt, request("status"));
@@ -627,8 +644,12 @@ static int wait_for(const char *mnt, const char *what, progress_fn progress)
 		/* The work's own figures go when it ends: show it whole. */
 		most_total = MAX(most_total, total);
 		most_done = MAX(most_done, done);
-		if (!going)
+		if (rate > 0)
+			last_rate = rate;
+		if (!going) {
 			done = total = most_done = most_total;
+			rate = last_rate;
+		}
 		if (!opt.json && (tty || !going || g_get_monotonic_time() - last_line > 5 * G_USEC_PER_SEC)) {
 			show_progress(tty, what, done, total, rate, !going);
 			last_line = g_get_monotonic_time();
@@ -661,14 +682,24 @@ static void print_scrub(JsonObject *sc)
 {
 	char *checked = human(num(sc, "checked")), *total = human(num(sc, "total"));
 
+	const char *found = "%s checked, %lld bad block(s) found, %lld repaired, %lld left bad";
+
 	printf("scrub: %s", str(sc, "state"));
-	if (strcmp(str(sc, "state"), "idle"))
-		printf(", %s of %s checked", checked, total);
-	printf("\nlast result: %s", str(sc, "last_result"));
-	if (num(sc, "started"))
-		printf(" (%s checked, %lld bad block(s) found, %lld repaired, %lld left bad)",
-		       checked, (long long)num(sc, "found"), (long long)num(sc, "fixed"), (long long)num(sc, "unfixed"));
-	putchar('\n');
+	if (strcmp(str(sc, "state"), "idle")) {
+		/* Under way: what this run found so far. */
+		printf(", %s of %s checked so far: %lld bad block(s) found, %lld repaired, %lld left bad\n", checked,
+		       total, (long long)num(sc, "found"), (long long)num(sc, "fixed"), (long long)num(sc, "unfixed"));
+		printf("last result: %s\n", str(sc, "last_result"));
+	} else {
+		printf("\nlast result: %s", str(sc, "last_result"));
+		if (num(sc, "started")) {
+			printf(" (");
+			printf(found, checked, (long long)num(sc, "found"), (long long)num(sc, "fixed"),
+			       (long long)num(sc, "unfixed"));
+			printf(")");
+		}
+		putchar('\n');
+	}
 	g_free(checked);
 	g_free(total);
 }

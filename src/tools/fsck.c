@@ -37,6 +37,15 @@ static char **device_list(int argc, char **argv, uint32_t *n)
 	return (char **)g_ptr_array_free(paths, FALSE);
 }
 
+static uint32_t present_devices(const struct store *st)
+{
+	uint32_t n = 0;
+
+	for (uint32_t k = 0; k < st->ndevices; k++)
+		n += st->dev[k].bdev != NULL;
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	gboolean no = FALSE, yes = FALSE, preen = FALSE, verbose = FALSE, force = FALSE;
@@ -92,7 +101,7 @@ int main(int argc, char **argv)
 	       repair ? "" : ", read-only");
 	store_check(st, repair, verbose, stdout, &rep);
 	if (verbose) {
-		printf("superblocks: both copies of %u devices read\n", st->ndevices);
+		printf("superblocks: both copies of %u device(s) read\n", present_devices(st));
 		printf("metadata: checkpoint %llu loaded, the log replayed to commit %llu\n",
 		       (unsigned long long)st->ckpt_seq, (unsigned long long)st->durable_seq);
 		printf("tree: %llu directories walked, %llu inodes checked (reachability, link counts)\n",
@@ -116,7 +125,10 @@ int main(int argc, char **argv)
 		       (unsigned long long)rep.repaired);
 		/* fsck(8) adds the conditions up */
 		status = (rep.repaired ? FSCK_CORRECTED : 0) | (rep.repaired < rep.problems ? FSCK_UNCORRECTED : 0);
-		if (!repair)
+		if (rep.degraded)
+			printf("a device is missing, failed or being caught up: mount the file system (it mounts "
+			       "degraded), then see dmiofs-ctl status; replace a device that is gone\n");
+		if (!repair && rep.problems > rep.degraded)
 			printf("run fsck.dmiofs -y to repair what can be repaired\n");
 	}
 	g_string_free(why, TRUE);
