@@ -11,6 +11,7 @@
 #include "assemble.h"
 #include "checkpoint.h"
 #include "events.h"
+#include "journal.h"
 #include "members.h"
 #include "mender.h"
 #include "probe.h"
@@ -202,9 +203,12 @@ static void forget_unused_on_new(struct store *st, const GByteArray *added, GByt
 	}
 }
 
-/* Lock held: leaving devices that hold no copy any more are removed. */
-static void remove_drained(struct store *st, GByteArray *r)
+/* Lock held: leaving devices that hold no copy any more are removed;
+ * the devices removed, by index. */
+static uint32_t remove_drained(struct store *st, GByteArray *r)
 {
+	uint32_t removed = 0;
+
 	uint32_t holding = 0;
 
 	for (guint i = 0; i < st->alloc.chunks->len; i++) {
@@ -216,17 +220,27 @@ static void remove_drained(struct store *st, GByteArray *r)
 	for (uint32_t d = 0; d < st->ndevices; d++) {
 		if (!st->dev[d].leaving || (holding & (1u << d)))
 			continue;
-		store_event(st, EVENT_REBUILD_DONE, (int)d, NULL,
-			    "device %u (%s) %s: every chunk has its copies on the other devices again; it is removed "
-			    "from the file system",
-			    d, st->dev[d].path ? st->dev[d].path : "not present", reason_word(st->dev[d].leaving));
 		rec_put_dev_state(r, d, DEV_REMOVED, 0);
+		removed |= 1u << d;
 	}
+	return removed;
+}
+
+/* Lock held: said once the removals are applied (the status then is
+ * what the event reports). */
+static void say_removed(struct store *st, uint32_t removed, const uint32_t *reasons)
+{
+	for (uint32_t d = 0; d < st->ndevices; d++)
+		if (removed & (1u << d))
+			store_event(st, EVENT_REBUILD_DONE, (int)d, NULL,
+				    "device %u (%s) %s: every chunk has its copies on the other devices again; it is "
+				    "removed from the file system",
+				    d, st->dev[d].path ? st->dev[d].path : "not present", reason_word(reasons[d]));
 }
 
 bool members_drain(struct store *st)
 {
-	uint32_t leaving = leaving_mask(st), adds = 0;
+	uint32_t leaving = leaving_mask(st), adds = 0, removed, reasons[DMIOFS_MAX_DEVICES];
 	uint64_t free_slots[DMIOFS_MAX_DEVICES];
 	GByteArray *r, *more;
 	bool changed;
@@ -242,9 +256,12 @@ bool members_drain(struct store *st)
 		if (c && on_any(c, leaving))
 			drain_chunk(st, c, free_slots, r, &adds);
 	}
-	remove_drained(st, r);
+	removed = remove_drained(st, r);
+	for (uint32_t d = 0; d < st->ndevices; d++)
+		reasons[d] = st->dev[d].leaving;
 	changed = r->len > 0;
 	if (changed && !store_log(st, r)) {
+		say_removed(st, removed, reasons);
 		more = g_byte_array_new();
 		forget_unused_on_new(st, r, more);
 		if (more->len)
@@ -282,6 +299,16 @@ void members_heal(struct store *st, unsigned int heal_delay)
 		store_log(st, r);
 		g_byte_array_free(r, TRUE);
 	}
+}
+
+/* Wait for the commit that holds what was just logged. */
+static int durable(struct store *st, GString *why)
+{
+	int err = store_sync(st);
+
+	if (err)
+		g_string_append_printf(why, "it could not be made durable: %s", g_strerror(-err));
+	return err;
 }
 
 /* ---- adding -------------------------------------------------------------------------------- */
@@ -648,7 +675,8 @@ int members_replace(struct store *st, const char *old, const char *new_path, boo
 		g_message("device %u is being replaced by %s (device %u)", k, st->dev[j].path, j);
 	mender_kick(st);
 	g_mutex_unlock(&st->lock);
-	return err;
+	/* Answered only once it is on disk: a crash then resumes it. */
+	return err ? err : durable(st, why);
 }
 
 int members_remove(struct store *st, const char *spec, GString *why)
@@ -691,5 +719,5 @@ int members_remove(struct store *st, const char *spec, GString *why)
 		mender_kick(st);
 	}
 	g_mutex_unlock(&st->lock);
-	return err;
+	return err ? err : durable(st, why);
 }

@@ -16,6 +16,7 @@
 #include "events.h"
 #include "inventory.h"
 #include "ioerr.h"
+#include "journal.h"
 #include "mender.h"
 #include "scrub.h"
 
@@ -97,6 +98,9 @@ int scrub_control(struct store *st, const char *action, uint64_t rate, GString *
 		mender_kick(st);
 	}
 	g_mutex_unlock(&st->lock);
+	/* Answered once durable: a scrub started survives a crash. */
+	if (!err && (err = store_sync(st)))
+		g_string_append_printf(why, "the scrub's state could not be made durable: %s", g_strerror(-err));
 	return err;
 }
 

@@ -277,7 +277,7 @@ void devices_to_text(const struct fs_status *s, GString *out)
 				       (unsigned long long)d->used, (unsigned long long)d->stale);
 		for (int k = 0; k < ERR_KINDS; k++)
 			g_string_append_printf(out, " %s=%llu", count_keys[k], (unsigned long long)d->count[k]);
-		g_string_append_printf(out, " leaving=%s uuid=%s path=%s\n", leave_name(d->leaving), d->uuid,
-				       d->path ? d->path : "");
+		g_string_append_printf(out, " left_at=%llu leaving=%s uuid=%s path=%s\n", (unsigned long long)d->left_at,
+				       leave_name(d->leaving), d->uuid, d->path ? d->path : "");
 	}
 }
