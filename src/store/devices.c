@@ -189,6 +189,25 @@ int dev_read_sb(struct dm_io_client *client, struct sdev *d, GString *why)
 	return 0;
 }
 
+int dev_clear_metadata_headers(struct dm_io_client *client, const struct layout *l, struct sdev *devs, uint32_t n)
+{
+	uint8_t *zero = dio_alloc(DMIOFS_BLOCK);
+	const uint64_t offsets[3] = { l->meta_offset, l->meta_offset + l->ckpt_bytes, l->log_offset };
+	unsigned long bits;
+	int err = 0;
+
+	if (!zero)
+		return -ENOMEM;
+	memset(zero, 0, DMIOFS_BLOCK);
+	for (int i = 0; i < 3 && !err; i++) {
+		err = devs_write_same(client, devs, n, offsets[i], zero, DMIOFS_BLOCK, 0, &bits);
+		if (!err && bits)
+			err = -EIO;
+	}
+	dio_free(zero);
+	return err;
+}
+
 int dev_write_sb(struct dm_io_client *client, struct sdev *d, const struct superblock *sb, bool backup)
 {
 	uint8_t *block = dio_alloc(DMIOFS_BLOCK);

@@ -57,6 +57,11 @@ int dev_open(struct sdev *d, const char *path, int flags, GString *why);
 void dev_record(struct sdev *d, struct dmio_write_log *log, uint32_t index);
 void dev_close(struct sdev *d);
 
+/* Zero the headers of both checkpoint slots and the log's first block on
+ * every device of devs: what an earlier life left there could otherwise
+ * look current. */
+int dev_clear_metadata_headers(struct dm_io_client *client, const struct layout *l, struct sdev *devs, uint32_t n);
+
 /* Read both superblock copies; 0 with d->sb set from the newest valid one,
  * -ENODATA when neither copy is dmiofs, -EUCLEAN when both are damaged. */
 int dev_read_sb(struct dm_io_client *client, struct sdev *d, GString *why);

@@ -333,6 +333,23 @@ static bool same_file(const char *a, const char *b)
 	return x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
+/* Lock held: log a change of the devices and write it everywhere at
+ * once (a checkpoint, then the superblocks), so that every device's own
+ * metadata and superblock know it before the answer goes out.  what says,
+ * for a person, what could not be recorded. */
+static int record_membership(struct store *st, GByteArray *r, const char *what, GString *why)
+{
+	int err = store_log(st, r);
+
+	if (!err)
+		err = checkpoint_write(st);
+	if (!err)
+		err = store_write_superblocks(st, false);
+	if (err)
+		g_string_append_printf(why, "%s could not be recorded: %s", what, g_strerror(-err));
+	return err;
+}
+
 /* Lock held: is path a device this mount uses? */
 static int member_at(struct store *st, const char *path)
 {
@@ -340,27 +357,6 @@ static int member_at(struct store *st, const char *path)
 		if (st->dev[k].bdev && same_file(st->dev[k].path, path))
 			return (int)k;
 	return -1;
-}
-
-/* Stale headers from an earlier life could otherwise look current. */
-static int clear_metadata_headers(struct store *st, struct sdev *d)
-{
-	uint8_t *zero = dio_alloc(DMIOFS_BLOCK);
-	const uint64_t offsets[3] = { st->layout.meta_offset, st->layout.meta_offset + st->layout.ckpt_bytes,
-				      st->layout.log_offset };
-	unsigned long bits;
-	int err = 0;
-
-	if (!zero)
-		return -ENOMEM;
-	memset(zero, 0, DMIOFS_BLOCK);
-	for (int i = 0; i < 3 && !err; i++) {
-		err = devs_write_same(st->meta_client, d, 1, offsets[i], zero, DMIOFS_BLOCK, 0, &bits);
-		if (!err && bits)
-			err = -EIO;
-	}
-	dio_free(zero);
-	return err;
 }
 
 /* Lock held: the index a new device takes. */
@@ -408,7 +404,7 @@ static int join_new(struct store *st, struct sdev *d, uint32_t *index, GString *
 	d->sb.generation = st->durable_seq;
 	d->sb.flags = 0;
 	d->state = DEV_HEALTHY;
-	err = clear_metadata_headers(st, d);
+	err = dev_clear_metadata_headers(st->meta_client, &st->layout, d, 1);
 	for (int backup = 0; backup < 2 && !err; backup++)
 		err = dev_write_sb(st->meta_client, d, &d->sb, backup);
 	if (err) {
@@ -424,15 +420,9 @@ static int join_new(struct store *st, struct sdev *d, uint32_t *index, GString *
 		st->dev[i].heal_refused = false; /* there may be room now */
 	r = g_byte_array_new();
 	rec_put_dev_add(r, (uint32_t)k, uuid, bytes);
-	err = store_log(st, r);
+	err = record_membership(st, r, "the new device", why);
 	g_byte_array_free(r, TRUE);
 	if (!err)
-		err = checkpoint_write(st);
-	if (!err)
-		err = store_write_superblocks(st, false);
-	if (err)
-		g_string_append_printf(why, "the file system could not record the new device: %s", g_strerror(-err));
-	else
 		g_message("%s joins the file system as device %d", st->dev[k].path, k);
 	g_mutex_unlock(&st->lock);
 	*index = (uint32_t)k;
@@ -474,17 +464,10 @@ static int join_returning(struct store *st, struct sdev *d, uint32_t k, GString 
 	rec_put_dev_state(r, k, DEV_RETURNING, 0);
 	if (st->dev[k].leaving == LEAVE_HEAL) /* back before it was healed around: it stays */
 		rec_put_dev_leave(r, k, ANY_DEVICE, LEAVE_NOT);
-	err = store_log(st, r);
+	/* Its metadata area is behind: the checkpoint makes it current. */
+	err = record_membership(st, r, "the device's return", why);
 	g_byte_array_free(r, TRUE);
-	/* Its metadata area is behind: a checkpoint makes it current. */
 	if (!err)
-		err = checkpoint_write(st);
-	if (!err)
-		err = store_write_superblocks(st, false);
-	if (err)
-		g_string_append_printf(why, "the file system could not record the device's return: %s",
-				       g_strerror(-err));
-	else
 		store_event(st, EVENT_DEVICE_RETURNED, (int)k, NULL,
 			    "%s (device %u, generation %llu) is back: catching it up on what it missed", st->dev[k].path,
 			    k, (unsigned long long)gen);
@@ -568,15 +551,9 @@ static int readd_failed(struct store *st, uint32_t k, GString *why)
 	rec_put_dev_state(r, k, DEV_RETURNING, 0);
 	if (st->dev[k].leaving == LEAVE_HEAL)
 		rec_put_dev_leave(r, k, ANY_DEVICE, LEAVE_NOT);
-	err = store_log(st, r);
+	err = record_membership(st, r, "the device's return", why);
 	g_byte_array_free(r, TRUE);
 	if (!err)
-		err = checkpoint_write(st);
-	if (!err)
-		err = store_write_superblocks(st, false);
-	if (err)
-		g_string_append_printf(why, "the device's return could not be recorded: %s", g_strerror(-err));
-	else
 		store_event(st, EVENT_DEVICE_RETURNED, (int)k, NULL,
 			    "%s (device %u) is taken back: catching it up on what it missed", st->dev[k].path, k);
 	mender_kick(st);

@@ -37,27 +37,6 @@ static int check_options(const struct format_options *opt, uint32_t n, uint32_t 
 	return 0;
 }
 
-/* Stale headers from an earlier file system could otherwise look current. */
-static int clear_metadata_headers(struct store *st)
-{
-	uint8_t *zero = dio_alloc(DMIOFS_BLOCK);
-	const uint64_t offsets[3] = { st->layout.meta_offset, st->layout.meta_offset + st->layout.ckpt_bytes,
-				      st->layout.log_offset };
-	unsigned long bits;
-	int err = 0;
-
-	if (!zero)
-		return -ENOMEM;
-	memset(zero, 0, DMIOFS_BLOCK);
-	for (int i = 0; i < 3 && !err; i++) {
-		err = devs_write_same(st->client, st->dev, st->ndevices, offsets[i], zero, DMIOFS_BLOCK, 0, &bits);
-		if (!err && bits)
-			err = -EIO;
-	}
-	dio_free(zero);
-	return err;
-}
-
 static GByteArray *root_records(const struct format_options *opt)
 {
 	GByteArray *out = g_byte_array_new();
@@ -113,7 +92,7 @@ static int write_file_system(struct store *st, const struct format_options *opt,
 		bytes[i] = st->dev[i].sb.dev_bytes;
 	meta_init(&st->meta);
 	alloc_init(&st->alloc, &st->layout, st->ndevices, st->copies, bytes);
-	err = clear_metadata_headers(st);
+	err = dev_clear_metadata_headers(st->client, &st->layout, st->dev, st->ndevices);
 	if (err) {
 		g_string_append_printf(why, "cannot write the metadata area: %s", g_strerror(-err));
 		return err;

@@ -1,6 +1,7 @@
 /* mounts.c - see mounts.h.  A dmiofs mount's source is
  * "dmiofs:DEV:DEV..." in /proc/mounts (the daemon sets fsname so). */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -67,5 +68,47 @@ char *dmiofs_mounted_at(const char *path)
 		g_free(devs);
 	}
 	fclose(f);
+	return found;
+}
+
+GPtrArray *dmiofs_mount_points(void)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	FILE *f = fopen("/proc/mounts", "re");
+	char line[8192];
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char src[4096], mnt[4096], type[256];
+
+		if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) == 3 && !strcmp(type, "fuse.dmiofs"))
+			g_ptr_array_add(out, unescape(mnt));
+	}
+	if (f)
+		fclose(f);
+	return out;
+}
+
+char *mount_type_at(const char *path)
+{
+	char *abs = realpath(path, NULL), *found = NULL;
+	FILE *f = fopen("/proc/mounts", "re");
+	char line[8192];
+
+	while (abs && f && fgets(line, sizeof(line), f)) {
+		char src[4096], mnt[4096], type[256];
+		char *m;
+
+		if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) != 3)
+			continue;
+		m = unescape(mnt);
+		if (!strcmp(m, abs)) { /* the last mount on a point is the one seen */
+			g_free(found);
+			found = g_strdup(type);
+		}
+		g_free(m);
+	}
+	if (f)
+		fclose(f);
+	free(abs);
 	return found;
 }

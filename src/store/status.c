@@ -99,15 +99,25 @@ static void json_uint(JsonBuilder *b, const char *name, uint64_t v)
 	json_builder_add_int_value(b, (gint64)v);
 }
 
+static void json_str(JsonBuilder *b, const char *name, const char *v)
+{
+	json_builder_set_member_name(b, name);
+	json_builder_add_string_value(b, v);
+}
+
+static void json_bool(JsonBuilder *b, const char *name, bool v)
+{
+	json_builder_set_member_name(b, name);
+	json_builder_add_boolean_value(b, v);
+}
+
 static void json_scrub(JsonBuilder *b, const struct fs_status *s)
 {
 	const struct rec_scrub *r = &s->scrub;
 
 	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "state");
-	json_builder_add_string_value(b, scrub_state_name(r->state));
-	json_builder_set_member_name(b, "last_result");
-	json_builder_add_string_value(b, scrub_result_name(r->result));
+	json_str(b, "state", scrub_state_name(r->state));
+	json_str(b, "last_result", scrub_result_name(r->result));
 	json_uint(b, "started", r->started);
 	json_uint(b, "ended", r->ended);
 	json_uint(b, "rate_limit", r->rate);
@@ -134,14 +144,10 @@ static void json_task(JsonBuilder *b, const struct mend_progress *t)
 {
 	json_builder_set_member_name(b, "task");
 	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "name");
-	json_builder_add_string_value(b, mend_task_name(t->task));
-	json_builder_set_member_name(b, "done");
-	json_builder_add_int_value(b, (gint64)t->done_bytes);
-	json_builder_set_member_name(b, "total");
-	json_builder_add_int_value(b, (gint64)t->total_bytes);
-	json_builder_set_member_name(b, "copied");
-	json_builder_add_int_value(b, (gint64)t->copied_bytes);
+	json_str(b, "name", mend_task_name(t->task));
+	json_uint(b, "done", t->done_bytes);
+	json_uint(b, "total", t->total_bytes);
+	json_uint(b, "copied", t->copied_bytes);
 	json_builder_set_member_name(b, "rate");
 	json_builder_add_double_value(b, t->rate);
 	json_builder_set_member_name(b, "eta");
@@ -155,28 +161,17 @@ static void json_task(JsonBuilder *b, const struct mend_progress *t)
 static void json_device(JsonBuilder *b, const struct dev_status *d)
 {
 	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "index");
-	json_builder_add_int_value(b, d->index);
-	json_builder_set_member_name(b, "state");
-	json_builder_add_string_value(b, dev_state_name(d->state));
-	json_builder_set_member_name(b, "present");
-	json_builder_add_boolean_value(b, d->present);
-	json_builder_set_member_name(b, "size");
-	json_builder_add_int_value(b, (gint64)d->size);
-	json_builder_set_member_name(b, "used");
-	json_builder_add_int_value(b, (gint64)d->used);
-	json_builder_set_member_name(b, "stale");
-	json_builder_add_int_value(b, (gint64)d->stale);
-	for (int k = 0; k < ERR_KINDS; k++) {
-		json_builder_set_member_name(b, count_keys[k]);
-		json_builder_add_int_value(b, (gint64)d->count[k]);
-	}
-	json_builder_set_member_name(b, "left_at");
-	json_builder_add_int_value(b, (gint64)d->left_at);
-	json_builder_set_member_name(b, "leaving");
-	json_builder_add_string_value(b, leave_name(d->leaving));
-	json_builder_set_member_name(b, "uuid");
-	json_builder_add_string_value(b, d->uuid);
+	json_uint(b, "index", d->index);
+	json_str(b, "state", dev_state_name(d->state));
+	json_bool(b, "present", d->present);
+	json_uint(b, "size", d->size);
+	json_uint(b, "used", d->used);
+	json_uint(b, "stale", d->stale);
+	for (int k = 0; k < ERR_KINDS; k++)
+		json_uint(b, count_keys[k], d->count[k]);
+	json_uint(b, "left_at", d->left_at);
+	json_str(b, "leaving", leave_name(d->leaving));
+	json_str(b, "uuid", d->uuid);
 	json_builder_set_member_name(b, "path");
 	if (d->path)
 		json_builder_add_string_value(b, d->path);
@@ -185,19 +180,15 @@ static void json_device(JsonBuilder *b, const struct dev_status *d)
 	json_builder_end_object(b);
 }
 
-
 JsonNode *status_to_json(const struct fs_status *s)
 {
 	JsonBuilder *b = json_builder_new();
 	JsonNode *root;
 
 	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "status");
-	json_builder_add_string_value(b, status_health(s));
-	json_builder_set_member_name(b, "uuid");
-	json_builder_add_string_value(b, s->uuid);
-	json_builder_set_member_name(b, "label");
-	json_builder_add_string_value(b, s->label ? s->label : "");
+	json_str(b, "status", status_health(s));
+	json_str(b, "uuid", s->uuid);
+	json_str(b, "label", s->label ? s->label : "");
 	json_uint(b, "copies", s->copies);
 	json_uint(b, "device_count", s->devices);
 	json_uint(b, "healthy_devices", s->healthy);
@@ -208,8 +199,7 @@ JsonNode *status_to_json(const struct fs_status *s)
 	json_uint(b, "metadata_used", s->meta_used);
 	json_uint(b, "metadata_capacity", s->meta_capacity);
 	json_uint(b, "generation", s->generation);
-	json_builder_set_member_name(b, "read_only");
-	json_builder_add_boolean_value(b, s->read_only);
+	json_bool(b, "read_only", s->read_only);
 	json_builder_set_member_name(b, "missing");
 	json_builder_begin_array(b);
 	for (uint32_t i = 0; i < s->ndev; i++)

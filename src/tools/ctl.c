@@ -29,6 +29,8 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "../store/mounts.h"
+
 #define XATTR_CONTROL "user.dmio.control"
 #define EXIT_DEGRADED 2
 
@@ -75,67 +77,6 @@ static char *read_xattr(const char *path, const char *name)
 	return buf;
 }
 
-/* /proc/mounts escapes spaces and a few others as \ooo. */
-static char *unescape(const char *s)
-{
-	GString *out = g_string_new(NULL);
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
-		    s[3] <= '7') {
-			g_string_append_c(out, (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0')));
-			s += 3;
-		} else {
-			g_string_append_c(out, *s);
-		}
-	}
-	return g_string_free(out, FALSE);
-}
-
-/* Mount points of the mounted dmiofs file systems. */
-static GPtrArray *dmiofs_mounts(void)
-{
-	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
-	FILE *f = fopen("/proc/mounts", "re");
-	char line[8192];
-
-	while (f && fgets(line, sizeof(line), f)) {
-		char src[4096], mnt[4096], type[256];
-
-		if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) == 3 && !strcmp(type, "fuse.dmiofs"))
-			g_ptr_array_add(out, unescape(mnt));
-	}
-	if (f)
-		fclose(f);
-	return out;
-}
-
-/* The file system type mounted at path, if path is a mount point. */
-static char *fstype_at(const char *path)
-{
-	char *abs = realpath(path, NULL), *found = NULL;
-	FILE *f = fopen("/proc/mounts", "re");
-	char line[8192];
-
-	while (abs && f && fgets(line, sizeof(line), f)) {
-		char src[4096], mnt[4096], type[256];
-		char *m;
-
-		if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) != 3)
-			continue;
-		m = unescape(mnt);
-		if (!strcmp(m, abs)) {
-			g_free(found);
-			found = g_strdup(type);
-		}
-		g_free(m);
-	}
-	if (f)
-		fclose(f);
-	free(abs);
-	return found;
-}
-
 /* ---- the channel -------------------------------------------------------------------- */
 
 /* The socket of the daemon mounted at mnt, or NULL having said why. */
@@ -155,7 +96,7 @@ static char *control_socket(const char *mnt)
 		fprintf(stderr, "dmiofs-ctl: %s: permission denied: you may not read the mount point\n", mnt);
 		return NULL;
 	}
-	type = fstype_at(mnt);
+	type = mount_type_at(mnt);
 	if (type && strcmp(type, "fuse.dmiofs"))
 		fprintf(stderr, "dmiofs-ctl: %s: not a dmiofs mount (it is %s)\n", mnt, type);
 	else if (!type)
@@ -397,7 +338,7 @@ static int status_of(const char *mnt)
 /* Without a mount point: every dmiofs mounted; the worst exit status. */
 static int status_of_all(void)
 {
-	GPtrArray *mounts = dmiofs_mounts();
+	GPtrArray *mounts = dmiofs_mount_points();
 	guint n = mounts->len;
 	int worst = n ? 0 : 1;
 

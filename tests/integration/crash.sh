@@ -823,7 +823,6 @@ size=256k
 fsync=8
 EOF
 FIO_SPECS="fio-direct.0.0:65536 fio-buffered.0.0:4096"
-VERIFY_ERRORS='verify failed|bad magic|bad header|verify type mismatch|bad pattern|crc32c: verify|[^_]verify: '
 
 # Pseudo-random numbers from the seed, so a run can be repeated.
 rand_state=$SEED

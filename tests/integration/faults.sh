@@ -26,7 +26,6 @@ export CTL
 diag "FAULTS_SEED=$SEED"
 
 # What fio prints when a block does not hold what was written there.
-VERIFY_ERRORS='verify failed|bad magic|bad header|verify type mismatch|bad pattern|crc32c: verify|[^_]verify: '
 
 # fio_phase NAME SEED [fio options...]: a phase's jobs on the mount, run
 # in $T: 16 MiB of O_DIRECT random 64 KiB writes 16 at a time (libaio),
@@ -47,27 +46,7 @@ fio_phase() {
 fio_clean() {
 	out="$T/fio-$1.out"
 	cat "$T/fio-$1.stderr" >>"$out"
-	if [ "$2" -ne 0 ]; then
-		echo "fio exited with $2"
-		tail -n 40 "$out"
-		return 1
-	fi
-	if grep -Eiq "$VERIFY_ERRORS" "$out"; then
-		echo "fio reported verify errors:"
-		grep -Ei "$VERIFY_ERRORS" "$out" | head -n 20
-		return 1
-	fi
-	if grep -E 'err= *[0-9]+' "$out" | grep -Evq 'err= *0[^0-9]' || ! grep -Eq 'err= *0' "$out"; then
-		echo "a job reported an error, or none reported:"
-		grep -E 'err= *[0-9]+' "$out"
-		return 1
-	fi
-	if ! grep -Eq '^ +read: IOPS=' "$out"; then
-		echo "fio read nothing back"
-		tail -n 40 "$out"
-		return 1
-	fi
-	return 0
+	fio_output_clean "$out" "$2"
 }
 
 # laid_out NAME: fio has made the phase's two files (10 s at most).

@@ -13,9 +13,6 @@ command -v getfattr >/dev/null || skip_all "no getfattr (Debian package attr)"
 JOBS=$(ls "$top_srcdir"/tests/fio/*.fio 2>/dev/null)
 [ -n "$JOBS" ] || skip_all "no job files in $top_srcdir/tests/fio"
 
-# What fio prints when a block does not hold what was written there.
-VERIFY_ERRORS='verify failed|bad magic|bad header|verify type mismatch|bad pattern|crc32c: verify|md5: verify|[^_]verify: '
-
 # run_fio NAME JOBFILE [fio options...]: run fio in $T (where it may leave
 # its state files) on the mount; fails unless fio exits 0, every job
 # reports err= 0, and no verify error is printed.
@@ -26,33 +23,7 @@ run_fio() {
 	(cd "$T" && fio --directory="$MNT" --output="$out" "$@") >"$out.stderr" 2>&1
 	rc=$?
 	cat "$out.stderr" >>"$out"
-	if [ $rc -ne 0 ]; then
-		echo "fio exited with $rc"
-		tail -n 40 "$out"
-		return 1
-	fi
-	if grep -Eiq "$VERIFY_ERRORS" "$out"; then
-		echo "fio reported verify errors:"
-		grep -Ei "$VERIFY_ERRORS" "$out" | head -n 20
-		return 1
-	fi
-	if grep -E 'err= *[0-9]+' "$out" | grep -Evq 'err= *0[^0-9]'; then
-		echo "a job reported an error:"
-		grep -E 'err= *[0-9]+' "$out"
-		return 1
-	fi
-	if ! grep -Eq 'err= *0' "$out"; then
-		echo "no job result in fio's output"
-		tail -n 40 "$out"
-		return 1
-	fi
-	# Something must have been read back (the verification itself).
-	if ! grep -Eq '^ +read: IOPS=' "$out"; then
-		echo "fio read nothing back"
-		tail -n 40 "$out"
-		return 1
-	fi
-	return 0
+	fio_output_clean "$out" $rc
 }
 
 # mirror_pairs LAYOUT: one line per extent and extra copy,

@@ -165,6 +165,37 @@ fs_kill() {
 	return 0
 }
 
+# What fio prints when data it reads back is wrong.
+VERIFY_ERRORS='verify failed|bad magic|bad header|verify type mismatch|bad pattern|crc32c: verify|md5: verify|[^_]verify: '
+
+# fio_output_clean OUT RC: fio exited 0 (RC), every job of its output file
+# OUT reports err= 0, nothing was read back wrong, and something was read
+# back (the verification itself); says what is wrong otherwise.
+fio_output_clean() {
+	if [ "$2" -ne 0 ]; then
+		echo "fio exited with $2"
+		tail -n 40 "$1"
+		return 1
+	fi
+	if grep -Eiq "$VERIFY_ERRORS" "$1"; then
+		echo "fio reported verify errors:"
+		grep -Ei "$VERIFY_ERRORS" "$1" | head -n 20
+		return 1
+	fi
+	if grep -E 'err= *[0-9]+' "$1" | grep -Evq 'err= *0[^0-9]' || ! grep -Eq 'err= *0' "$1"; then
+		echo "a job reported an error, or none reported:"
+		grep -E 'err= *[0-9]+' "$1"
+		tail -n 40 "$1"
+		return 1
+	fi
+	if ! grep -Eq '^ +read: IOPS=' "$1"; then
+		echo "fio read nothing back"
+		tail -n 40 "$1"
+		return 1
+	fi
+	return 0
+}
+
 # xattr FILE NAME: the raw value of an xattr.
 xattr() {
 	getfattr --only-values --absolute-names -n "$2" "$1"
