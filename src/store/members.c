@@ -43,16 +43,19 @@ static bool can_take(struct store *st, const struct chunk *c, uint32_t d, const 
 	return dev_written(dev) && !dev->leaving && free_slots[d] && alloc_copy_on(c, d) < 0;
 }
 
-/* The best home for a new copy of c: the target when given, else the
- * device with the most room; -1 when none will do. */
-static int home_for(struct store *st, const struct chunk *c, uint32_t target, const uint64_t *free_slots)
+/* The best home for a new copy of c, not one of the devices `taken` by
+ * its other new copies: the target when given, else the device with the
+ * most room; -1 when none will do. */
+static int home_for(struct store *st, const struct chunk *c, uint32_t target, uint32_t taken,
+		    const uint64_t *free_slots)
 {
 	int best = -1;
 
 	if (target != ANY_DEVICE)
-		return can_take(st, c, target, free_slots) ? (int)target : -1;
+		return !(taken & (1u << target)) && can_take(st, c, target, free_slots) ? (int)target : -1;
 	for (uint32_t d = 0; d < st->ndevices; d++)
-		if (can_take(st, c, d, free_slots) && (best < 0 || free_slots[d] > free_slots[best]))
+		if (!(taken & (1u << d)) && can_take(st, c, d, free_slots) &&
+		    (best < 0 || free_slots[d] > free_slots[best]))
 			best = (int)d;
 	return best;
 }
@@ -90,18 +93,19 @@ static bool can_drain(struct store *st, uint32_t going, uint32_t target, uint64_
 		free_slots[d] = alloc_free_slots(&st->alloc, d);
 	for (guint i = 0; i < st->alloc.chunks->len; i++) {
 		struct chunk *c = alloc_chunk(&st->alloc, i);
-		uint32_t have;
+		uint32_t have, taken = going;
 
 		if (!c || !on_any(c, going))
 			continue;
 		for (have = staying_copies(st, c, going); have < st->copies; have++) {
-			int d = home_for(st, c, target, free_slots);
+			int d = home_for(st, c, target, taken, free_slots);
 
 			if (d < 0) {
 				(*unplaced)++;
 				break;
 			}
 			free_slots[d]--;
+			taken |= 1u << d;
 		}
 	}
 	return !*unplaced;
@@ -172,11 +176,12 @@ static void drain_chunk(struct store *st, struct chunk *c, uint64_t *free_slots,
 				rec_put_stripe_drop(r, c->id, c->stripes[k].dev);
 		return;
 	}
-	for (; have < st->copies && *adds < ADDS_PER_STEP; have++) {
-		int d = home_for(st, c, target_of(st, c), free_slots);
+	for (uint32_t taken = 0; have < st->copies && *adds < ADDS_PER_STEP; have++) {
+		int d = home_for(st, c, target_of(st, c), taken, free_slots);
 
-		if (d < 0)
-			return; /* nowhere to go: it waits for room */
+		if (d < 0 || c->ncopies + (uint32_t)__builtin_popcount(taken) >= DMIOFS_MAX_COPIES)
+			return; /* nowhere to go (or no room in the chunk): it waits */
+		taken |= 1u << d;
 		rec_put_stripe_add(r, c->id, (uint32_t)d, alloc_next_slot(&st->alloc, (uint32_t)d) +
 								  (alloc_free_slots(&st->alloc, (uint32_t)d) - free_slots[d]) *
 									  st->layout.chunk_bytes);
