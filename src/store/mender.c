@@ -79,8 +79,12 @@ static bool throttle(struct mender *m, uint64_t bytes, uint64_t rate)
 	m->throttle_bytes += bytes;
 	due = m->throttle_start + (gint64)(m->throttle_bytes * G_USEC_PER_SEC / rate);
 	g_mutex_lock(&st->lock);
-	while (!m->stopping && g_get_monotonic_time() < due && g_cond_wait_until(&m->wake, &st->lock, due))
+	/* A kick (a scrub paused or cancelled, a device back) ends the
+	 * pause early: the caller looks again at what it is to do. */
+	while (!m->stopping && !m->kicked && g_get_monotonic_time() < due &&
+	       g_cond_wait_until(&m->wake, &st->lock, due))
 		;
+	m->kicked = false;
 	go = !m->stopping;
 	g_mutex_unlock(&st->lock);
 	return go;

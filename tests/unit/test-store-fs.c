@@ -1765,7 +1765,7 @@ static void wait_scrubbed(struct store *st)
 static void body_scrub(const char *dir)
 {
 	struct fs f;
-	uint8_t *p = pattern(40 * BLK, 63), junk[BLK];
+	uint8_t *p = pattern(300 * BLK, 63), junk[BLK];
 	GString *why = g_string_new(NULL);
 	uint64_t a, off;
 	uint32_t dev;
@@ -1776,8 +1776,8 @@ static void body_scrub(const char *dir)
 
 	fs_new(&f, dir);
 	a = do_mknod(f.st, ROOT_INO, "a", S_IFREG | 0644);
-	write_ok(f.st, a, 0, p, 40 * BLK);
-	locate(f.st, a, 33, 1, &dev, &off);
+	write_ok(f.st, a, 0, p, 300 * BLK);
+	locate(f.st, a, 290, 1, &dev, &off);
 	fs_close(&f);
 	memset(junk, 0x5a, sizeof(junk));
 	fd = open(f.paths[dev], O_WRONLY | O_CLOEXEC);
@@ -1785,14 +1785,19 @@ static void body_scrub(const char *dir)
 	close(fd);
 
 	f.st = mount_opts(f.paths, f.n, &f.opt);
-	g_assert_cmpint(scrub_control(f.st, "start", 0, why), ==, 0);
+	/* a scrub crawling at a byte a second (after its first piece of
+	 * two) is still running when asked to start again; a cancel stops it */
+	g_assert_cmpint(scrub_control(f.st, "start", 1, why), ==, 0);
 	g_assert_cmpint(scrub_control(f.st, "start", 0, why), ==, -EALREADY);
+	g_assert_cmpint(scrub_control(f.st, "cancel", 0, why), ==, 0);
+	g_assert_cmpuint(f.st->scrub.result, ==, SCRUB_CANCELLED);
+	g_assert_cmpint(scrub_control(f.st, "start", 0, why), ==, 0);
 	wait_scrubbed(f.st);
 	g_assert_cmpuint(f.st->scrub.result, ==, SCRUB_FINISHED);
 	g_assert_cmpuint(f.st->scrub.found, ==, 1);
 	g_assert_cmpuint(f.st->scrub.fixed, ==, 1);
 	g_assert_cmpuint(f.st->scrub.unfixed, ==, 0);
-	g_assert_cmpuint(f.st->scrub.checked, ==, 2 * 40 * BLK);
+	g_assert_cmpuint(f.st->scrub.checked, ==, 2 * 300 * BLK);
 	g_assert_cmpuint(dev_count(f.st, dev, ERR_CSUM), ==, 1);
 	g_assert_cmpuint(dev_count(f.st, dev, ERR_REPAIRED), ==, 1);
 	g_assert_cmpuint(dev_count(f.st, 1 - dev, ERR_CSUM), ==, 0);
@@ -1803,7 +1808,7 @@ static void body_scrub(const char *dir)
 	fs_close(&f);
 	/* the copy on the device that rotted is good again by itself */
 	mount_without(&f, 1 - dev);
-	assert_reads(f.st, a, 0, p, 40 * BLK);
+	assert_reads(f.st, a, 0, p, 300 * BLK);
 	fs_free(&f);
 	g_string_free(why, TRUE);
 	g_free(p);
