@@ -43,3 +43,34 @@ def segments(path):
         return segs
     finally:
         os.close(fd)
+
+
+def compare_copies(pairs):
+    """Each line of the file pairs, "EXTENT PATH0 SECTOR0 PATH1 SECTOR1
+    COUNT", names two copies of an extent on the images: both must hold
+    the same COUNT sectors.  Prints a line per difference; True when none."""
+    same = True
+    files = {}
+
+    def read(path, sector, count):
+        if path not in files:
+            files[path] = open(path, "rb")
+        f = files[path]
+        f.seek(sector * 512)
+        return f.read(count * 512)
+
+    with open(pairs) as lines:
+        for line in lines:
+            e, p0, s0, p1, s1, n = line.split()
+            a = read(p0, int(s0), int(n))
+            b = read(p1, int(s1), int(n))
+            if len(a) != int(n) * 512 or a != b:
+                print("extent %s: %s sector %s and %s sector %s (%s sectors) differ" % (e, p0, s0, p1, s1, n))
+                same = False
+    for f in files.values():
+        f.close()
+    return same
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "compare-copies":
+    sys.exit(0 if compare_copies(sys.argv[2]) else 1)
