@@ -36,7 +36,7 @@
 #              with the tail of the kept block zeroed (truncate is one
 #              operation; its zeroing must not be durable without it).
 #
-# CRASH_ROUNDS (default 5), CRASH_TRUNCATES (kills in the truncate round,
+# CRASH_ROUNDS (default 5, 3 under the sanitizers), CRASH_TRUNCATES (kills in the truncate round,
 # default 12) and CRASH_SEED (default: from the clock, shown) may be set;
 # a failing run is repeated with the same CRASH_SEED (the instants of the
 # kills still vary with the scheduling).
@@ -46,7 +46,7 @@ command -v python3 >/dev/null || skip_all "no python3"
 command -v fio >/dev/null || skip_all "no fio"
 command -v getfattr >/dev/null || skip_all "no getfattr (Debian package attr)"
 
-ROUNDS=${CRASH_ROUNDS:-5}
+ROUNDS=${CRASH_ROUNDS:-$([ -n "${DMIOFS_SANITIZED:-}" ] && echo 3 || echo 5)}
 SEED=${CRASH_SEED:-$(date +%s)}
 diag "CRASH_SEED=$SEED CRASH_ROUNDS=$ROUNDS"
 PY="$T/crashlib.py"

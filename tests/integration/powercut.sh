@@ -17,7 +17,7 @@
 #     is exact).
 #
 # POWERCUT_SEED (default 4242, so that CI repeats the same run) and
-# POWERCUT_POINTS (default 40) may be set; a failing run is repeated with
+# POWERCUT_POINTS (default 40, 12 under the sanitizers) may be set; a failing run is repeated with
 # the same seed.
 . "$(dirname "$0")/lib.sh"
 require_fuse
@@ -25,7 +25,7 @@ command -v python3 >/dev/null || skip_all "no python3"
 
 REPLAY="$top_builddir/tests/integration/replay-log"
 PY="$top_srcdir/tests/integration/powercut.py"
-POINTS=${POWERCUT_POINTS:-40}
+POINTS=${POWERCUT_POINTS:-$([ -n "${DMIOFS_SANITIZED:-}" ] && echo 12 || echo 40)}
 SEED=${POWERCUT_SEED:-4242}
 diag "POWERCUT_SEED=$SEED POWERCUT_POINTS=$POINTS"
 [ -x "$REPLAY" ] || { echo "Bail out! $REPLAY is not built (make check builds it)"; exit 1; }
