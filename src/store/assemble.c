@@ -363,18 +363,46 @@ static void name_the_missing(struct store *st, const struct given *g, uint32_t n
 		st->dev[missing].path = g_canonicalize_filename(absent, NULL);
 }
 
-int assemble_open(struct store *st, const char *const *paths, uint32_t n, GString *why)
+/* Devices are taken in one order whatever the order given (by what they
+ * are, not by name): two mounts of the same devices started at once then
+ * never each hold one the other waits for. */
+static gint by_identity(gconstpointer a, gconstpointer b)
 {
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	struct stat sx, sy;
+	bool hx = !stat(x, &sx), hy = !stat(y, &sy);
+	uint64_t kx, ky, ix, iy;
+
+	if (hx != hy)
+		return hx ? -1 : 1; /* what cannot be found last */
+	if (!hx)
+		return strcmp(x, y);
+	kx = S_ISBLK(sx.st_mode) ? sx.st_rdev : sx.st_dev;
+	ky = S_ISBLK(sy.st_mode) ? sy.st_rdev : sy.st_dev;
+	ix = S_ISBLK(sx.st_mode) ? 0 : sx.st_ino;
+	iy = S_ISBLK(sy.st_mode) ? 0 : sy.st_ino;
+	if (kx != ky)
+		return kx < ky ? -1 : 1;
+	return ix < iy ? -1 : ix > iy;
+}
+
+int assemble_open(struct store *st, const char *const *given_paths, uint32_t n, GString *why)
+{
+	const char **paths = g_memdup2(given_paths, n * sizeof(*paths));
 	struct given *g;
 	int err = 0, speaks, keep;
 	uint32_t opened = 0;
 
 	if (!n || n > DMIOFS_MAX_DEVICES) {
 		g_string_append_printf(why, "%u devices given: a file system has 1 to %u", n, DMIOFS_MAX_DEVICES);
+		g_free(paths);
 		return -EINVAL;
 	}
-	if (given_twice(paths, n, why))
+	if (given_twice(paths, n, why)) {
+		g_free(paths);
 		return -EINVAL;
+	}
+	qsort(paths, n, sizeof(*paths), by_identity);
 	g = g_new0(struct given, n);
 	for (uint32_t i = 0; i < n && !err; i++) {
 		g[i].path = paths[i];
@@ -415,6 +443,7 @@ int assemble_open(struct store *st, const char *const *paths, uint32_t n, GStrin
 	for (uint32_t i = 0; i < n; i++)
 		dev_close(&g[i].d);
 	g_free(g);
+	g_free(paths);
 	if (err) {
 		for (uint32_t i = 0; i < DMIOFS_MAX_DEVICES; i++)
 			dev_close(&st->dev[i]);

@@ -18,6 +18,7 @@
 #define LINK_MAX_COUNT 65000
 #define XATTR_VALUE_MAX 65536
 #define XATTR_TOTAL_MAX (256 * 1024)
+#define XATTR_LIST_MAX 65536 /* the most listxattr(2) can return: names beyond are unreadable */
 #define VIRTUAL_XATTR_PREFIX "user.dmio."
 
 static struct rec_time now(void)
@@ -746,6 +747,16 @@ static size_t xattr_total(const struct dinode *in)
 	return total;
 }
 
+/* Bytes listxattr(2) needs for the names. */
+static size_t xattr_list_bytes(const struct dinode *in)
+{
+	size_t total = 0;
+
+	for (const struct xattr *x = in->xattrs; x; x = x->next)
+		total += strlen(x->name) + 1;
+	return total;
+}
+
 /* Namespaces stored as given.  ACLs (system.posix_acl_*) are refused
  * rather than kept unenforced: a file would look protected and not be. */
 static int xattr_namespace_ok(const char *name)
@@ -787,6 +798,11 @@ int fs_setxattr(struct store *st, uint64_t ino, const char *name, const void *va
 		err = -ENODATA;
 	if (!err && xattr_total(in) - (old ? strlen(old->name) + 1 + old->len : 0) + name_len + 1 + len >
 			    XATTR_TOTAL_MAX)
+		err = -ENOSPC;
+	/* A name the list could not hold would make every listxattr fail
+	 * (E2BIG), and cp -a or getfattr -d lose them all: refuse it, as
+	 * ext4 does. */
+	if (!err && !old && xattr_list_bytes(in) + name_len + 1 > XATTR_LIST_MAX)
 		err = -ENOSPC;
 	if (!err)
 		err = metadata_room(st, name_len + len + 32);
