@@ -14,36 +14,117 @@ static void put_device_count(struct store *st, uint32_t dev, int kind, GByteArra
 	rec_put_counters(r, REC_DEV_COUNTERS, &c);
 }
 
-void ioerr_note(struct store *st, bool locked, uint64_t ino, uint32_t dev, int kind, enum io_op op,
-		uint32_t chunk, unsigned long bits)
+#define LOG_LINES_PER_SECOND 5
+
+static const char *fault_words(int kind)
+{
+	switch (kind) {
+	case ERR_READ:
+		return "read error";
+	case ERR_WRITE:
+		return "write error";
+	case ERR_FLUSH:
+		return "flush error";
+	case ERR_CSUM:
+		return "checksum error";
+	default:
+		return "repaired";
+	}
+}
+
+/* Lock held: may another line go to the log now?  How many were held
+ * back before it. */
+static bool log_allowed(struct store *st, unsigned int *held_back)
+{
+	gint64 second = g_get_monotonic_time() / G_USEC_PER_SEC;
+
+	if (second != st->fault_log_second) {
+		st->fault_log_second = second;
+		st->fault_log_lines = 0;
+	}
+	if (st->fault_log_lines >= LOG_LINES_PER_SECOND) {
+		st->fault_log_held++;
+		return false;
+	}
+	st->fault_log_lines++;
+	*held_back = st->fault_log_held;
+	st->fault_log_held = 0;
+	return true;
+}
+
+/* Lock held: where the fault is, for a person: " in PATH, bytes A-B". */
+static void describe_where(struct store *st, const struct io_fault *f, GString *where)
+{
+	GHashTable *want = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+	const char *path;
+
+	if (!f->ino)
+		goto out;
+	g_hash_table_insert(want, GSIZE_TO_POINTER(f->ino), NULL);
+	meta_name_inodes(&st->meta, want, 1);
+	path = g_hash_table_lookup(want, GSIZE_TO_POINTER(f->ino));
+	if (path)
+		g_string_append_printf(where, " in %s", path);
+	else
+		g_string_append_printf(where, " in inode %llu", (unsigned long long)f->ino);
+	if (f->n)
+		g_string_append_printf(where, ", bytes %llu-%llu", (unsigned long long)f->fblock * DMIOFS_BLOCK,
+				       (unsigned long long)(f->fblock + f->n) * DMIOFS_BLOCK - 1);
+out:
+	g_hash_table_destroy(want);
+}
+
+/* Lock held: say the fault in the log (a repair as an event, which the
+ * log gets too), naming device, file and bytes. */
+static void say_fault(struct store *st, const struct io_fault *f)
+{
+	const char *dev = f->dev < st->ndevices && st->dev[f->dev].path ? st->dev[f->dev].path : "?";
+	unsigned int held_back;
+	GString *line = g_string_new(NULL);
+
+	if (!log_allowed(st, &held_back)) {
+		g_string_free(line, TRUE);
+		return;
+	}
+	g_string_append_printf(line, "%s (device %u): %s", dev, f->dev,
+			       f->kind == ERR_REPAIRED ? "a bad copy was made good" : fault_words(f->kind));
+	describe_where(st, f, line);
+	if (held_back)
+		g_string_append_printf(line, " (%u more I/O errors and repairs not logged)", held_back);
+	if (f->kind == ERR_REPAIRED)
+		store_event(st, EVENT_REPAIRED, (int)f->dev, NULL, "%s", line->str);
+	else
+		g_warning("%s", line->str);
+	g_string_free(line, TRUE);
+}
+
+void ioerr_note(struct store *st, bool locked, const struct io_fault *f)
 {
 	GByteArray *r = g_byte_array_new();
 
 	if (!locked)
 		g_mutex_lock(&st->lock);
-	if (dev < st->ndevices)
-		put_device_count(st, dev, kind, r);
-	if (ino) {
-		struct dinode *in = meta_inode(&st->meta, ino);
+	if (f->dev < st->ndevices)
+		put_device_count(st, f->dev, f->kind, r);
+	if (f->ino) {
+		struct dinode *in = meta_inode(&st->meta, f->ino);
 
 		if (in) {
 			struct rec_counters c = in->errors ? *in->errors : (struct rec_counters){ 0 };
 
-			c.id = ino;
-			c.count[kind]++;
-			if (op != IO_OP_NONE) {
-				c.last_bits = bits;
-				c.last_op = op;
-				c.last_chunk = chunk;
+			c.id = f->ino;
+			c.count[f->kind]++;
+			if (f->op != IO_OP_NONE) {
+				c.last_bits = f->bits;
+				c.last_op = f->op;
+				c.last_chunk = f->chunk;
 			}
 			rec_put_counters(r, REC_FILE_ERRORS, &c);
 		}
 	}
 	if (r->len)
 		store_note(st, r);
-	if (kind == ERR_REPAIRED && dev < st->ndevices)
-		store_event(st, EVENT_REPAIRED, (int)dev, NULL, "%s (device %u): a bad copy of inode %llu was made good",
-			    st->dev[dev].path ? st->dev[dev].path : "", dev, (unsigned long long)ino);
+	say_fault(st, f);
 	if (!locked)
 		g_mutex_unlock(&st->lock);
 	g_byte_array_free(r, TRUE);

@@ -9,11 +9,23 @@
 
 enum io_op { IO_OP_NONE, IO_OP_READ, IO_OP_WRITE };
 
-/* Count `kind` (ERR_*) on device dev (or none: UINT32_MAX) and on inode
- * ino (0: none), remembering bits as the file's last dm-io error bits.
- * Takes the store lock unless locked is true. */
-void ioerr_note(struct store *st, bool locked, uint64_t ino, uint32_t dev, int kind, enum io_op op,
-		uint32_t chunk, unsigned long bits);
+/* What I/O met, and where. */
+struct io_fault {
+	int kind;           /* ERR_*: what is counted (ERR_REPAIRED: a copy made good) */
+	uint32_t dev;       /* the device it is counted on (UINT32_MAX: none) */
+	uint64_t ino;       /* the file it is counted on (0: none) */
+	uint64_t fblock;    /* the file's blocks [fblock, fblock + n) */
+	uint32_t n;
+	enum io_op op;      /* the I/O that failed, for the file's record */
+	uint32_t chunk;
+	unsigned long bits; /* its dm-io error bits, by copy of the chunk */
+};
+
+/* Count the fault on its device and file (records), and say it in the
+ * log with the device, the file's path and the bytes (a few lines a
+ * second at most; the rest are counted in the next line).  Takes the
+ * store lock unless locked is true. */
+void ioerr_note(struct store *st, bool locked, const struct io_fault *f);
 /* Lock held: mark a device failed after a data write it could not take,
  * into the records of the write (its error is counted by ioerr_note). */
 void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records);

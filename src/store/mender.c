@@ -209,8 +209,9 @@ static int copy_from(struct store *st, const struct piece *p, const struct plan 
 		if (t.write_err & (1UL << r))
 			res->failed |= 1u << map[r];
 	if (t.read_err) {
-		ioerr_note(st, false, p->ino, pl->stripes[k].dev, t.rejected ? ERR_CSUM : ERR_READ, IO_OP_READ, p->chunk,
-			   1UL << k);
+		ioerr_note(st, false,
+			   &(struct io_fault){ t.rejected ? ERR_CSUM : ERR_READ, pl->stripes[k].dev, p->ino, p->fblock, p->n,
+					       IO_OP_READ, p->chunk, 1UL << k });
 		return -EIO;
 	}
 	res->made = pl->targets & ~res->failed;
@@ -232,13 +233,15 @@ static void record_piece(struct store *st, const struct piece *p, const struct p
 		int now = c ? alloc_copy_on(c, dev) : -1;
 
 		if (res->failed & (1u << k)) {
-			ioerr_note(st, true, p->ino, dev, ERR_WRITE, IO_OP_WRITE, p->chunk, 1UL << k);
+			ioerr_note(st, true,
+				   &(struct io_fault){ ERR_WRITE, dev, p->ino, p->fblock, p->n, IO_OP_WRITE, p->chunk, 1UL << k });
 			failed_devs |= 1UL << dev;
 		} else if (res->made & (1u << k)) {
 			if (now >= 0 && alloc_stale_count(c, (uint32_t)now, p->cblock, p->n))
 				rec_put_stale(r, p->chunk, dev, p->cblock, p->n, false);
 			if (repairs)
-				ioerr_note(st, true, p->ino, dev, ERR_REPAIRED, IO_OP_NONE, 0, 0);
+				ioerr_note(st, true,
+					   &(struct io_fault){ ERR_REPAIRED, dev, p->ino, p->fblock, p->n, IO_OP_NONE, 0, 0 });
 		}
 	}
 	if (r->len)

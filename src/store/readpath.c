@@ -148,10 +148,14 @@ static void repair_finish(struct repair *rp)
 	for (uint32_t k = 0; k < rp->nregions; k++) {
 		uint32_t dev = rp->run.stripes[rp->map[k]].dev;
 
+		struct io_fault f = { .dev = dev, .ino = rp->ino, .fblock = rp->run.fblock, .n = rp->run.n };
+
 		if (rp->bits & (1UL << k))
-			ioerr_note(st, true, rp->ino, dev, ERR_WRITE, IO_OP_WRITE, rp->run.chunk, 1UL << rp->map[k]);
+			f = (struct io_fault){ ERR_WRITE, dev, rp->ino, rp->run.fblock, rp->run.n, IO_OP_WRITE, rp->run.chunk,
+					       1UL << rp->map[k] };
 		else
-			ioerr_note(st, true, rp->ino, dev, ERR_REPAIRED, IO_OP_NONE, 0, 0);
+			f.kind = ERR_REPAIRED;
+		ioerr_note(st, true, &f);
 	}
 	in = meta_inode(&st->meta, rp->ino);
 	if (in) {
@@ -324,11 +328,11 @@ static void run_read_done(unsigned long error, void *ctx)
 		plan_run_done(p);
 		return;
 	}
-	if (error) {
-		ioerr_note(p->st, false, p->ino, dev, ERR_READ, IO_OP_READ, r->chunk, 1UL << r->cur);
-		r->bad |= 1u << r->cur;
-	} else if (!all_good) {
-		ioerr_note(p->st, false, p->ino, dev, ERR_CSUM, IO_OP_READ, r->chunk, 1UL << r->cur);
+	if (error || !all_good) {
+		struct io_fault f = { error ? ERR_READ : ERR_CSUM, dev, p->ino, r->fblock, r->n, IO_OP_READ, r->chunk,
+				      1UL << r->cur };
+
+		ioerr_note(p->st, false, &f);
 		r->bad |= 1u << r->cur;
 	}
 	/* Blocks still missing come from the next copy, block by block. */

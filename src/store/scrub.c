@@ -255,8 +255,9 @@ static void count_findings(struct store *st, const struct piece *p, const struct
 {
 	for (uint32_t k = 0; k < cp->ncopies; k++)
 		if (f->copies_bad & (1u << k))
-			ioerr_note(st, true, p->ino, cp->stripes[k].dev, read_error[k] ? ERR_READ : ERR_CSUM, IO_OP_READ,
-				   p->chunk, 1UL << k);
+			ioerr_note(st, true,
+				   &(struct io_fault){ read_error[k] ? ERR_READ : ERR_CSUM, cp->stripes[k].dev, p->ino, p->fblock,
+						       p->n, IO_OP_READ, p->chunk, 1UL << k });
 }
 
 static void scrub_piece(struct store *st, const struct piece *p, uint8_t *buf, struct rec_scrub *s)

@@ -67,6 +67,8 @@ void store_status(struct store *st, struct fs_status *s)
 			s->healthy++;
 		else
 			s->degraded = true;
+		for (int kind = ERR_READ; kind <= ERR_CSUM; kind++)
+			s->errors |= st->dev[k].err.count[kind] != 0;
 	}
 	g_mutex_unlock(&st->lock);
 }
@@ -81,7 +83,7 @@ void fs_status_clear(struct fs_status *s)
 
 const char *status_health(const struct fs_status *s)
 {
-	return s->degraded ? "degraded" : "healthy";
+	return s->degraded ? "degraded" : s->errors ? "errors" : "healthy";
 }
 
 /* What names a device that is not here: the path it was last seen at, or

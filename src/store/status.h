@@ -29,7 +29,8 @@ struct dev_status {
 };
 
 struct fs_status {
-	bool degraded;
+	bool degraded;      /* a device is not healthy, or not here */
+	bool errors;        /* I/O errors counted since the counters were reset */
 	char uuid[37];
 	char *label;
 	uint32_t copies;
@@ -50,7 +51,8 @@ struct fs_status {
 void store_status(struct store *st, struct fs_status *s);
 void fs_status_clear(struct fs_status *s);
 
-/* "healthy" or "degraded". */
+/* "degraded", else "errors" (I/O errors counted since the last reset:
+ * silent corruption found and repaired is news too), else "healthy". */
 const char *status_health(const struct fs_status *s);
 /* The scrub's part of it, as dmiofs-ctl scrub status prints it. */
 JsonNode *scrub_to_json(const struct fs_status *s);

@@ -76,6 +76,8 @@ struct store {
 	struct mender *mender; /* the background worker (mender.h) */
 	GPtrArray *drills;     /* fault drills injected (admin.c) */
 	struct rec_scrub scrub; /* the scrub (scrub.c), as its records say */
+	gint64 fault_log_second; /* ioerr.c: I/O errors logged this second, */
+	unsigned int fault_log_lines, fault_log_held; /* and held back */
 };
 
 /* Mount: open and check the devices, load the newest checkpoint, replay

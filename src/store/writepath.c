@@ -146,7 +146,9 @@ static void note_write_errors(struct wop *op, GByteArray *r)
 
 			if (!(run->bits & (1UL << k)))
 				continue;
-			ioerr_note(op->st, true, op->ino, dev, ERR_WRITE, IO_OP_WRITE, run->chunk, copy_bits(run));
+			ioerr_note(op->st, true,
+				   &(struct io_fault){ ERR_WRITE, dev, op->ino, run->fblock, run->n, IO_OP_WRITE, run->chunk,
+						       copy_bits(run) });
 			if (!whole)
 				ioerr_fail_device(op->st, dev, r);
 		}

@@ -33,6 +33,7 @@
 
 #define XATTR_CONTROL "user.dmio.control"
 #define EXIT_DEGRADED 2
+#define EXIT_ERRORS 3 /* no device lost, but I/O errors counted since the last reset */
 
 struct opts {
 	gboolean json, reset, list, clear, version, wait, force;
@@ -290,11 +291,14 @@ static void print_status_table(const char *mnt, JsonObject *s)
 {
 	JsonArray *devs = json_object_get_array_member(s, "devices");
 	JsonArray *missing = json_object_get_array_member(s, "missing");
-	bool degraded = strcmp(str(s, "status"), "healthy");
+	const char *health = str(s, "status");
 	char *cap = human(num(s, "capacity")), *used = human(num(s, "used")), *avail = human(num(s, "free"));
 
 	printf("dmiofs %s%s%s%s at %s: %s\n", str(s, "uuid"), *str(s, "label") ? " (label \"" : "", str(s, "label"),
-	       *str(s, "label") ? "\")" : "", mnt, degraded ? "DEGRADED" : "healthy");
+	       *str(s, "label") ? "\")" : "", mnt,
+	       !strcmp(health, "degraded") ? "DEGRADED"
+	       : !strcmp(health, "errors") ? "ERRORS (I/O errors since the last reset: dmiofs-ctl errors)"
+					   : "healthy");
 	printf("  copies %lld, capacity %s, used %s, free %s, files %lld%s\n", (long long)num(s, "copies"), cap, used,
 	       avail, (long long)num(s, "files"),
 	       json_object_get_boolean_member_with_default(s, "read_only", FALSE) ? ", read-only" : "");
@@ -319,6 +323,20 @@ static void print_status_table(const char *mnt, JsonObject *s)
 	g_free(avail);
 }
 
+/* 0 healthy, 2 degraded, 3 errors seen: what cron alerts look at. */
+static int exit_status_of(const char *health)
+{
+	return !strcmp(health, "degraded") ? EXIT_DEGRADED : !strcmp(health, "errors") ? EXIT_ERRORS : 0;
+}
+
+/* Of two exit statuses, which says worse: an error, degraded, errors. */
+static int severity(int exit_status)
+{
+	static const int rank[] = { [0] = 0, [1] = 3, [EXIT_DEGRADED] = 2, [EXIT_ERRORS] = 1 };
+
+	return exit_status >= 0 && exit_status <= EXIT_ERRORS ? rank[exit_status] : 3;
+}
+
 static int status_of(const char *mnt)
 {
 	JsonNode *r = ask_and_free(mnt, request("status"));
@@ -330,7 +348,7 @@ static int status_of(const char *mnt)
 		print_json(r);
 	else
 		print_status_table(mnt, json_node_get_object(r));
-	ret = strcmp(str(json_node_get_object(r), "status"), "healthy") ? EXIT_DEGRADED : 0;
+	ret = exit_status_of(str(json_node_get_object(r), "status"));
 	json_node_unref(r);
 	return ret;
 }
@@ -355,7 +373,7 @@ static int status_of_all(void)
 			putchar('\n');
 		fflush(stdout);
 		ret = status_of(g_ptr_array_index(mounts, i));
-		worst = ret == 1 || worst == 1 ? 1 : MAX(worst, ret);
+		worst = severity(ret) > severity(worst) ? ret : worst;
 	}
 	if (opt.json && mounts->len)
 		printf("]\n");

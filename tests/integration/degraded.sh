@@ -324,6 +324,15 @@ case_d() {
 	"$CTL" errors --json "$MNT" >"$T/errors.json"
 	checkv "d: dmiofs-ctl errors: checksum errors on device 1 only" fp errors "$T/errors.json" 1 checksum exact
 	check "d: every file still reads right" fp verify "$MNT" "$T/d.json" exact
+	"$CTL" status "$MNT" >"$T/status.out" 2>&1
+	ok $([ $? -eq 3 ] && grep -q ': ERRORS' "$T/status.out"; echo $?) \
+		"d: dmiofs-ctl status says ERRORS and exits 3 (every device here, errors counted)"
+	check "d: user.dmio.status says status=errors" sh -c "getfattr --only-values -n user.dmio.status '$MNT' | grep -qx status=errors"
+	check "d: the log names the file, the device and the bytes of a checksum error" \
+		grep -qE "d1.img \(device 1\): checksum error in /g[1-7], bytes [0-9]+-[0-9]+" "$T/daemon.err"
+	check "d: and of a repair" grep -qE "d1.img \(device 1\): a bad copy was made good in /g[1-7], bytes" "$T/daemon.err"
+	check "d: dmiofs-ctl errors --reset" "$CTL" errors --reset "$MNT"
+	check "d: then dmiofs-ctl status says healthy, exit 0" "$CTL" status "$MNT"
 	umnt "d: unmount"
 	if [ -x "$FSCK" ]; then
 		check "d: fsck.dmiofs -n: every copy is good again" "$FSCK" -n "$IMAGES"

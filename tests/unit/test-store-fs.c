@@ -1159,6 +1159,9 @@ static void body_checksum_repair(const char *dir)
 	char *layout = NULL, *errors = NULL, *sector;
 	struct dinode *in;
 
+	/* Bad copies are said in the log: warnings are expected. */
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
 	fs_new(&f, dir);
 	ino = do_mknod(f.st, ROOT_INO, "f", S_IFREG | 0644);
 	write_ok(f.st, ino, 0, p, 16 * BLK);
@@ -1242,6 +1245,9 @@ static void body_checksum_both_copies(const char *dir)
 	uint32_t dev_a, dev_b;
 	uint8_t *got = g_malloc(16 * BLK);
 	ssize_t r;
+
+	/* Bad copies are said in the log: warnings are expected. */
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
 
 	fs_new(&f, dir);
 	ino = do_mknod(f.st, ROOT_INO, "f", S_IFREG | 0644);
