@@ -265,6 +265,25 @@ static int do_remove(struct request *r)
 	return device_change(r, "remove");
 }
 
+/* mount -o remount,ro|rw, through dmiofs-ctl remount: the kernel's side
+ * is changed by the caller (before going read-only, after going
+ * writable); this is the store's. */
+static int do_remount(struct request *r)
+{
+	int err;
+
+	if (r->who->uid != 0) {
+		g_string_append(r->why, "remount is for root only");
+		return -EPERM;
+	}
+	err = store_remount(r->c->st, arg_bool(r->args, "read_only"), r->why);
+	if (!err) {
+		g_message("%s: remounted %s", r->c->mountpoint, arg_bool(r->args, "read_only") ? "read-only" : "read-write");
+		err = do_status(r);
+	}
+	return err;
+}
+
 struct command {
 	const char *name;
 	int (*run)(struct request *r);
@@ -278,6 +297,7 @@ static const struct command commands[] = {
 	{ "add", do_add },
 	{ "replace", do_replace },
 	{ "remove", do_remove },
+	{ "remount", do_remount },
 };
 
 /* ---- the channel ---------------------------------------------------------------- */

@@ -1,9 +1,11 @@
 /* dmiofs - mount a mirrored dmiofs file system with FUSE.
  *
- *   dmiofs [-f] [-o OPTIONS] DEV[:DEV...] MOUNTPOINT
+ *   dmiofs [-f] [-o OPTIONS] DEV[:DEV...] [DEV...] MOUNTPOINT
+ *   dmiofs [-f] [-o OPTIONS] UUID=<uuid>|LABEL=<label> MOUNTPOINT
  *
- * Also usable from /etc/fstab through mount.fuse3:
+ * Also mount(8)'s helper for /etc/fstab, installed as mount.fuse.dmiofs:
  *   /dev/sdb:/dev/sdc  /srv/data  fuse.dmiofs  defaults  0 0
+ * (mounthelper.c translates its arguments; -o remount goes to dmiofs-ctl).
  *
  * In the background (the default) the parent waits until the file system
  * is mounted, or prints why it could not be, so errors reach the user. */
@@ -16,17 +18,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../store/data.h"
 #include "../store/events.h"
+#include "../store/scan.h"
 #include "control.h"
+#include "daemonlog.h"
 #include "dmiofs.h"
+#include "mounthelper.h"
 
 struct options {
-	char *devices;
+	GPtrArray *args;   /* the sources, then the mount point */
+	char *source;      /* the sources as given, joined by ':' */
 	char *mountpoint;
 	int foreground;
 	int debug;
@@ -42,6 +47,8 @@ struct options {
 	char *keep;
 	char *event_program;
 	char *log_writes;
+	char *log_file;
+	int remount;
 	int show_help;
 	int show_version;
 };
@@ -62,6 +69,8 @@ static const struct fuse_opt option_spec[] = {
 	OPT("keep=%s", keep, 0),
 	OPT("event_program=%s", event_program, 0),
 	OPT("log_writes=%s", log_writes, 0),
+	OPT("log=%s", log_file, 0),
+	OPT("remount", remount, 1),
 	FUSE_OPT_KEY("commit=", KEY_COMMIT),
 	FUSE_OPT_KEY("heal_delay=", KEY_HEAL_DELAY),
 	FUSE_OPT_KEY("rebuild_rate=", KEY_REBUILD_RATE),
@@ -111,16 +120,8 @@ static int handle_option(void *data, const char *arg, int key, struct fuse_args 
 	(void)outargs;
 	switch (key) {
 	case FUSE_OPT_KEY_NONOPT:
-		if (!o->devices) {
-			o->devices = g_strdup(arg);
-			return 0;
-		}
-		if (!o->mountpoint) {
-			o->mountpoint = g_strdup(arg);
-			return 0;
-		}
-		fprintf(stderr, "dmiofs: unexpected argument '%s'\n", arg);
-		return -1;
+		g_ptr_array_add(o->args, g_strdup(arg));
+		return 0;
 	case KEY_HELP:
 		o->show_help = 1;
 		return 0;
@@ -164,8 +165,12 @@ static int handle_option(void *data, const char *arg, int key, struct fuse_args 
 
 static void usage(void)
 {
-	printf("usage: dmiofs [-f] [-o OPTIONS] DEV[:DEV...] MOUNTPOINT\n\n"
-	       "Mount the dmiofs file system on DEV... (block devices or image files) at MOUNTPOINT.\n\n"
+	printf("usage: dmiofs [-f] [-d] [-s] [-o OPTION[,OPTION...]] DEV[:DEV...] [DEV...] MOUNTPOINT\n"
+	       "       dmiofs [-f] [-d] [-s] [-o OPTION[,OPTION...]] UUID=<uuid>|LABEL=<label> MOUNTPOINT\n"
+	       "       dmiofs -h | -V\n\n"
+	       "Mount the dmiofs file system on DEV... (block devices or image files, separate or\n"
+	       "joined by ':') at MOUNTPOINT.  One block device, UUID= or LABEL= stands for every\n"
+	       "member found on the machine's block devices.\n\n"
 	       "  -f                 stay in the foreground\n"
 	       "  -d, -o debug       foreground, and print every FUSE request\n"
 	       "  -s                 one thread\n"
@@ -185,35 +190,12 @@ static void usage(void)
 	       "                     caught up, repaired, scrub and rebuild done, split brain)\n"
 	       "  -o log_writes=PATH record every write and flush to the devices in PATH, for\n"
 	       "                     power-cut tests (dmio_write_log(3)); slow\n"
+	       "  -o log=PATH        in the background, log to PATH (default: syslog when /dev/log\n"
+	       "                     listens, else " DAEMONLOG_DEFAULT_FILE ")\n"
+	       "  -o remount,ro|rw   make a mounted dmiofs read-only or writable again\n"
 	       "  -o verbose         say what mounting found\n"
 	       "  -o OPTION          other FUSE mount options (allow_other, ...)\n\n"
 	       "See dmiofs(8).\n");
-}
-
-/* ---- messages: the terminal in the foreground, syslog behind ------------ */
-
-static bool to_syslog;
-
-static void glib_to_log(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer data)
-{
-	(void)domain;
-	(void)data;
-	if (to_syslog)
-		syslog(level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL) ? LOG_ERR
-		       : level & G_LOG_LEVEL_WARNING				 ? LOG_WARNING
-										 : LOG_NOTICE,
-		       "%s", message);
-	else
-		fprintf(stderr, "dmiofs: %s\n", message);
-}
-
-static void dmio_to_log(int level, const char *message, void *context)
-{
-	(void)context;
-	if (to_syslog)
-		syslog(level, "libdmio: %s", message);
-	else
-		fprintf(stderr, "dmiofs: libdmio: %s\n", message);
 }
 
 /* ---- background ----------------------------------------------------------- */
@@ -282,14 +264,29 @@ static void detach_stdio(void)
 
 /* ---- mounting --------------------------------------------------------------- */
 
-static char **split_devices(const char *spec, uint32_t *n)
+/* Every device the sources name, as absolute paths (not resolving
+ * symbolic links: status shows the names given): UUID= and LABEL= and a
+ * lone block device are looked for among the block devices (scan.h).
+ * NULL, having said why, when a source names nothing. */
+static char **devices_of(GPtrArray *args, GString *why)
 {
-	char **paths = g_strsplit(spec, ":", -1);
+	GPtrArray *paths = g_ptr_array_new();
 
-	*n = g_strv_length(paths);
-	return paths;
+	for (guint i = 0; i + 1 < args->len; i++) {
+		char **found = scan_resolve_source(g_ptr_array_index(args, i), why);
+
+		if (!found) {
+			g_ptr_array_set_free_func(paths, g_free);
+			g_ptr_array_free(paths, TRUE);
+			return NULL;
+		}
+		for (char **p = found; *p; p++)
+			g_ptr_array_add(paths, g_canonicalize_filename(*p, NULL));
+		g_strfreev(found);
+	}
+	g_ptr_array_add(paths, NULL);
+	return (char **)g_ptr_array_free(paths, FALSE);
 }
-
 
 /* The mount point is a directory we can reach (libfuse's /dev/fd/N, a
  * FUSE device opened by mount.fuse3, is left to libfuse). */
@@ -312,31 +309,25 @@ static bool mountpoint_usable(const char *mountpoint, GString *why)
 	return true;
 }
 
-/* The devices as absolute paths (symbolic links resolved), joined by
- * ':': /proc/mounts shows them so, and a later mount or fsck recognises
- * them from any directory. */
-static char *absolute_device_list(const char *devices)
+/* An option value as fuse_opt_parse reads it: ',' and '\\' escaped. */
+static char *escape_option(const char *value)
 {
-	gchar **paths = g_strsplit(devices, ":", -1);
 	GString *out = g_string_new(NULL);
 
-	for (gchar **p = paths; *p; p++) {
-		char *abs = realpath(*p, NULL);
-
-		g_string_append_printf(out, "%s%s", out->len ? ":" : "", abs ? abs : *p);
-		free(abs);
+	for (const char *p = value; *p; p++) {
+		if (*p == ',' || *p == '\\')
+			g_string_append_c(out, '\\');
+		g_string_append_c(out, *p);
 	}
-	g_strfreev(paths);
 	return g_string_free(out, FALSE);
 }
 
-static void add_mount_options(struct fuse_args *args, const char *devices, bool read_only)
+/* The source shows in /proc/mounts exactly as given, so that mount -a
+ * and findmnt recognise an fstab line as mounted. */
+static void add_mount_options(struct fuse_args *args, const char *source, bool read_only)
 {
-	char *devs = absolute_device_list(devices);
-	char *fsname;
-
-	g_strdelimit(devs, ",", ';'); /* a comma would end the option */
-	fsname = g_strdup_printf("-ofsname=dmiofs:%s", devs);
+	char *escaped = escape_option(source);
+	char *fsname = g_strdup_printf("-ofsname=%s", escaped);
 	fuse_opt_add_arg(args, fsname);
 	fuse_opt_add_arg(args, "-osubtype=dmiofs");
 	fuse_opt_add_arg(args, "-odefault_permissions");
@@ -351,7 +342,7 @@ static void add_mount_options(struct fuse_args *args, const char *devices, bool 
 	if (read_only)
 		fuse_opt_add_arg(args, "-oro");
 	g_free(fsname);
-	g_free(devs);
+	g_free(escaped);
 }
 
 /* The event program is run by path from any folder: it must be there
@@ -413,8 +404,7 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	 * reported to the writer. */
 	struct dmiofs fs = { .writeback = o->writeback && !o->no_writeback && !o->read_only, .timeout = 86400.0 };
 	GString *why = g_string_new(NULL);
-	uint32_t n;
-	char **paths = split_devices(o->devices, &n);
+	char **paths = devices_of(o->args, why);
 	struct fuse_loop_config *cfg;
 	struct events *events = NULL;
 	int err, ret = 1;
@@ -422,8 +412,8 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	/* Opening the store writes to the devices (the clean flag); check the
 	 * mount point and the FUSE options first, so that a mistake leaves
 	 * them untouched.  The session calls into the store only once mounted. */
-	add_mount_options(args, o->devices, o->read_only);
-	if (!mountpoint_usable(o->mountpoint, why) || !event_program_usable(o->event_program, why)) {
+	add_mount_options(args, o->source, o->read_only);
+	if (!paths || !mountpoint_usable(o->mountpoint, why) || !event_program_usable(o->event_program, why)) {
 		err = -EINVAL;
 	} else if (!(fs.se = fuse_session_new(args, &dmiofs_ops, sizeof(dmiofs_ops), &fs))) {
 		g_string_printf(why, "cannot start a FUSE session (bad mount options?)");
@@ -434,7 +424,7 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 		err = -EINVAL;
 	} else {
 		so.events = events = start_events(o);
-		err = store_open((const char *const *)paths, n, &so, &fs.st, why);
+		err = store_open((const char *const *)paths, g_strv_length(paths), &so, &fs.st, why);
 		if (err)
 			fuse_session_destroy(fs.se);
 	}
@@ -442,7 +432,7 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	if (err) {
 		/* In the background the parent prints it; the log keeps it too. */
 		if (report_fd >= 0)
-			g_warning("%s", why->str);
+			daemonlog_quietly(why->str);
 		report(report_fd, why->str);
 		events_free(events); /* a split brain's program still runs */
 		if (so.write_log)
@@ -460,9 +450,13 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 		goto remove_handlers;
 	}
 	fs.control = start_control(fs.st, o->mountpoint);
-	report(report_fd, "ok");
 	if (report_fd >= 0)
+		g_message("mounted %s at %s; messages go to %s", o->source, o->mountpoint, daemonlog_destination());
+	report(report_fd, "ok");
+	if (report_fd >= 0) {
+		daemonlog_detached();
 		detach_stdio();
+	}
 	if (o->single_thread) {
 		ret = fuse_session_loop(fs.se);
 	} else {
@@ -500,24 +494,47 @@ destroy:
 static int finish(struct fuse_args *args, struct options *o, int ret)
 {
 	fuse_opt_free_args(args);
-	g_free(o->devices);
-	g_free(o->mountpoint);
+	g_ptr_array_free(o->args, TRUE);
+	g_free(o->source);
+	free(o->log_file);
 	free(o->keep);
 	free(o->event_program);
 	free(o->log_writes);
 	return ret;
 }
 
+/* The sources (all arguments but the last, the mount point), joined by
+ * ':' as they are shown in /proc/mounts. */
+static char *source_of(GPtrArray *args)
+{
+	GString *out = g_string_new(NULL);
+
+	for (guint i = 0; i + 1 < args->len; i++)
+		g_string_append_printf(out, "%s%s", i ? ":" : "", (char *)g_ptr_array_index(args, i));
+	return g_string_free(out, FALSE);
+}
+
+static int bad_usage(struct fuse_args *args, struct options *o, const char *what)
+{
+	fprintf(stderr, "dmiofs: %s\nusage: dmiofs [-f] [-o OPTION[,OPTION...]] DEV[:DEV...] [DEV...] MOUNTPOINT "
+		"(see dmiofs --help)\n", what);
+	return finish(args, o, 2);
+}
+
 int main(int argc, char **argv)
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = { 0 };
+	struct fuse_args args;
+	struct options o = { .args = g_ptr_array_new_with_free_func(g_free) };
 	int report_fd = -1;
+	int helper_exit = mounthelper_translate(&argc, &argv);
 
-	if (fuse_opt_parse(&args, &o, option_spec, handle_option)) {
-		fprintf(stderr, "dmiofs: bad arguments (see dmiofs --help)\n");
-		return finish(&args, &o, 2);
+	if (helper_exit >= 0) {
+		g_ptr_array_free(o.args, TRUE);
+		return helper_exit;
 	}
+	args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+	if (fuse_opt_parse(&args, &o, option_spec, handle_option))
+		return bad_usage(&args, &o, "bad arguments");
 	if (o.show_help) {
 		usage();
 		return finish(&args, &o, 0);
@@ -526,21 +543,29 @@ int main(int argc, char **argv)
 		printf("dmiofs %s\n", PACKAGE_VERSION);
 		return finish(&args, &o, 0);
 	}
-	if (!o.devices || !o.mountpoint) {
-		usage();
-		return finish(&args, &o, 2);
-	}
-	g_log_set_default_handler(glib_to_log, NULL);
-	dmio_set_log_fn(dmio_to_log, NULL);
-	if (!o.foreground) {
+	if (o.args->len < (o.remount ? 1u : 2u))
+		return bad_usage(&args, &o, o.args->len ? "no mount point given" : "no device and no mount point given");
+	o.mountpoint = g_ptr_array_index(o.args, o.args->len - 1);
+	if (o.remount) /* mount -o remount,ro MOUNTPOINT */
+		return finish(&args, &o, mounthelper_remount(o.mountpoint, o.read_only));
+	o.source = source_of(o.args);
+	if (o.foreground) {
+		daemonlog_foreground();
+	} else {
+		GString *why = g_string_new(NULL);
 		int err = fork_and_wait(&report_fd);
 
 		if (err) {
 			fprintf(stderr, "dmiofs: cannot go to the background: %s\n", g_strerror(-err));
+			g_string_free(why, TRUE);
 			return finish(&args, &o, 1);
 		}
-		openlog("dmiofs", LOG_PID, LOG_DAEMON);
-		to_syslog = true;
+		if (daemonlog_background(o.log_file, why)) {
+			report(report_fd, why->str);
+			g_string_free(why, TRUE);
+			return finish(&args, &o, 1);
+		}
+		g_string_free(why, TRUE);
 	}
 	return finish(&args, &o, run(&o, &args, report_fd));
 }

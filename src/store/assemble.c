@@ -66,8 +66,13 @@ static bool device_busy(const char *path)
 static int open_waiting(struct sdev *d, const char *path, int flags, GString *why)
 {
 	gint64 deadline = g_get_monotonic_time() + BUSY_WAIT_MS * 1000;
-	char *mnt = dmiofs_mounted_at(path);
+	char *mnt;
 
+	if (!device_busy(path))
+		return dev_open(d, path, flags, why);
+	/* Asked only of a busy device: it reads the xattrs of the dmiofs
+	 * mounts, which a hung daemon would not answer. */
+	mnt = dmiofs_mounted_at(path);
 	if (mnt) {
 		g_string_append_printf(why, "%s: in use by the dmiofs file system mounted at %s", path, mnt);
 		g_free(mnt);

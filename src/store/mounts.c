@@ -1,10 +1,13 @@
-/* mounts.c - see mounts.h.  A dmiofs mount's source is
- * "dmiofs:DEV:DEV..." in /proc/mounts (the daemon sets fsname so). */
+/* mounts.c - see mounts.h.  A dmiofs mount's source in /proc/mounts is
+ * the source as the user gave it (so mount -a recognises an fstab line);
+ * the devices in use are read from the root's user.dmio.devices.  Mounts
+ * of older versions show "dmiofs:DEV:DEV..." instead. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include <glib.h>
 
@@ -38,6 +41,42 @@ static char *unescape(const char *s)
 	return g_string_free(out, FALSE);
 }
 
+/* The device paths of the dmiofs mounted at mnt: from the source of an
+ * older version's mount, else from user.dmio.devices ("... path=P"). */
+static gchar **devices_of_mount(const char *src, const char *mnt)
+{
+	GPtrArray *out = g_ptr_array_new();
+	char buf[16384];
+	ssize_t len;
+
+	if (g_str_has_prefix(src, "dmiofs:")) {
+		char *devs = unescape(src + 7);
+		gchar **paths;
+
+		g_strdelimit(devs, ";", ','); /* that version swapped commas out */
+		paths = g_strsplit(devs, ":", -1);
+		g_free(devs);
+		g_ptr_array_free(out, TRUE);
+		return paths;
+	}
+	len = getxattr(mnt, "user.dmio.devices", buf, sizeof(buf) - 1);
+	if (len > 0) {
+		gchar **lines;
+
+		buf[len] = '\0';
+		lines = g_strsplit(buf, "\n", -1);
+		for (gchar **l = lines; *l; l++) {
+			char *p = strstr(*l, " path=");
+
+			if (p && p[6])
+				g_ptr_array_add(out, g_strdup(p + 6));
+		}
+		g_strfreev(lines);
+	}
+	g_ptr_array_add(out, NULL);
+	return (gchar **)g_ptr_array_free(out, FALSE);
+}
+
 char *dmiofs_mounted_at(const char *path)
 {
 	FILE *f = fopen("/proc/mounts", "re");
@@ -52,20 +91,18 @@ char *dmiofs_mounted_at(const char *path)
 	}
 	while (!found && fgets(line, sizeof(line), f)) {
 		char src[4096], mnt[4096], type[256];
-		char *devs;
+		char *where;
 		gchar **paths;
 
-		if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) != 3 || strcmp(type, "fuse.dmiofs") ||
-		    strncmp(src, "dmiofs:", 7))
+		if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) != 3 || strcmp(type, "fuse.dmiofs"))
 			continue;
-		devs = unescape(src + 7);
-		g_strdelimit(devs, ";", ','); /* the daemon swapped commas out */
-		paths = g_strsplit(devs, ":", -1);
+		where = unescape(mnt);
+		paths = devices_of_mount(src, where);
 		for (gchar **p = paths; *p && !found; p++)
 			if (same_file(&st, *p))
-				found = unescape(mnt);
+				found = g_strdup(where);
 		g_strfreev(paths);
-		g_free(devs);
+		g_free(where);
 	}
 	fclose(f);
 	return found;

@@ -188,6 +188,7 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 		store_free(st);
 		return err;
 	}
+	st->opened_read_only = st->opt.read_only;
 	err = assemble_open(st, paths, n, why);
 	if (!err)
 		err = load_metadata(st, why, &dirty);
@@ -226,6 +227,18 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	return 0;
 }
 
+/* Lock held: a consistent image, marked clean, as an unmount leaves it. */
+static int write_clean(struct store *st)
+{
+	int err = st->broken;
+
+	if (!err)
+		err = checkpoint_write(st);
+	if (!err)
+		err = store_write_superblocks(st, true);
+	return err;
+}
+
 int store_close(struct store *st)
 {
 	int err = 0;
@@ -237,13 +250,64 @@ int store_close(struct store *st)
 		mender_stop(st);
 		journal_stop(st);
 		g_mutex_lock(&st->lock);
-		err = st->broken;
-		if (!err)
-			err = checkpoint_write(st);
-		if (!err)
-			err = store_write_superblocks(st, true);
+		err = write_clean(st);
 		g_mutex_unlock(&st->lock);
 	}
 	store_free(st);
 	return err;
+}
+
+static int remount_read_only(struct store *st, GString *why)
+{
+	int err;
+
+	while (atomic_load(&st->repairs))
+		g_usleep(1000);
+	mender_stop(st);
+	journal_stop(st);
+	g_mutex_lock(&st->lock);
+	err = write_clean(st);
+	if (!err)
+		st->opt.read_only = true;
+	g_mutex_unlock(&st->lock);
+	if (err) {
+		g_string_printf(why, "cannot write the last checkpoint: %s", g_strerror(-err));
+		journal_start(st); /* it stays writable, as it was */
+		if (!st->opt.no_background)
+			mender_start(st);
+	}
+	return err;
+}
+
+static int remount_writable(struct store *st, GString *why)
+{
+	int err;
+
+	g_mutex_lock(&st->lock);
+	err = st->broken ? st->broken : store_write_superblocks(st, false);
+	if (!err)
+		st->opt.read_only = false;
+	g_mutex_unlock(&st->lock);
+	if (err) {
+		g_string_printf(why, "cannot write to the devices: %s", g_strerror(-err));
+		return err;
+	}
+	err = journal_start(st);
+	if (!err && !st->opt.no_background)
+		err = mender_start(st);
+	if (err)
+		g_string_printf(why, "cannot start the background work: %s", g_strerror(-err));
+	return err;
+}
+
+int store_remount(struct store *st, bool read_only, GString *why)
+{
+	if (read_only == st->opt.read_only)
+		return 0;
+	if (!read_only && st->opened_read_only) {
+		g_string_printf(why, "mounted read-only from the start (-o ro), its devices are open read-only: "
+				     "unmount it and mount it again without ro");
+		return -EROFS;
+	}
+	return read_only ? remount_read_only(st, why) : remount_writable(st, why);
 }

@@ -76,6 +76,7 @@ struct store {
 	struct mender *mender; /* the background worker (mender.h) */
 	GPtrArray *drills;     /* fault drills injected (admin.c) */
 	struct rec_scrub scrub; /* the scrub (scrub.c), as its records say */
+	bool opened_read_only;   /* the devices were opened O_RDONLY (-o ro) */
 	gint64 fault_log_second; /* ioerr.c: I/O errors logged this second, */
 	unsigned int fault_log_lines, fault_log_held; /* and held back */
 };
@@ -86,5 +87,10 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	       GString *why);
 /* Unmount: commit, checkpoint, mark clean. */
 int store_close(struct store *st);
+/* mount -o remount,ro: stop the background work, checkpoint and mark the
+ * devices clean, then refuse every change (EROFS) as a read-only mount
+ * does; remount,rw undoes it.  A file system mounted read-only from the
+ * start has its devices open read-only: -EROFS, said in why. */
+int store_remount(struct store *st, bool read_only, GString *why);
 
 #endif

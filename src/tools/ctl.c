@@ -9,6 +9,9 @@
  *   dmiofs-ctl replace MOUNTPOINT OLD NEW [--wait] [--force]
  *   dmiofs-ctl add MOUNTPOINT DEV [--wait] [--force]
  *   dmiofs-ctl remove MOUNTPOINT DEV [--wait]
+ *   dmiofs-ctl remount MOUNTPOINT ro|rw
+ *   dmiofs-ctl unmount MOUNTPOINT
+ *   dmiofs-ctl scan [--json]
  *
  * It talks JSON to the daemon over the control channel whose socket the
  * mount's root names in user.dmio.control (see dmiofs-ctl(8)); layout
@@ -30,13 +33,15 @@
 #include <json-glib/json-glib.h>
 
 #include "../store/mounts.h"
+#include "channel.h"
+#include "mountctl.h"
 
-#define XATTR_CONTROL "user.dmio.control"
+#define EXIT_USAGE 2
 #define EXIT_DEGRADED 2
 #define EXIT_ERRORS 3 /* no device lost, but I/O errors counted since the last reset */
 
 struct opts {
-	gboolean json, reset, list, clear, version, wait, force;
+	gboolean json, reset, list, clear, version, wait, force, verbose;
 	char *sectors, *rate;
 	int every;
 };
@@ -57,170 +62,12 @@ static void die_usage(void)
 		"       dmiofs-ctl replace MOUNTPOINT OLD NEW [--wait] [--force]\n"
 		"       dmiofs-ctl add MOUNTPOINT DEV [--wait] [--force]\n"
 		"       dmiofs-ctl remove MOUNTPOINT DEV [--wait]\n"
+		"       dmiofs-ctl remount MOUNTPOINT ro|rw [--json]\n"
+		"       dmiofs-ctl unmount MOUNTPOINT [--verbose]\n"
+		"       dmiofs-ctl scan [--json]\n"
+		"       dmiofs-ctl -h | -V\n"
 		"See dmiofs-ctl(8).\n");
-	exit(1);
-}
-
-static char *read_xattr(const char *path, const char *name)
-{
-	ssize_t len = getxattr(path, name, NULL, 0);
-	char *buf;
-
-	if (len < 0)
-		return NULL;
-	buf = g_malloc((size_t)len + 1);
-	len = getxattr(path, name, buf, (size_t)len);
-	if (len < 0) {
-		g_free(buf);
-		return NULL;
-	}
-	buf[len] = '\0';
-	return buf;
-}
-
-/* ---- the channel -------------------------------------------------------------------- */
-
-/* The socket of the daemon mounted at mnt, or NULL having said why. */
-static char *control_socket(const char *mnt)
-{
-	char *path = read_xattr(mnt, XATTR_CONTROL), *type;
-	struct stat st;
-	int err = errno;
-
-	if (path)
-		return path;
-	if (stat(mnt, &st)) {
-		fprintf(stderr, "dmiofs-ctl: %s: %s\n", mnt, g_strerror(errno));
-		return NULL;
-	}
-	if (err == EACCES || err == EPERM) {
-		fprintf(stderr, "dmiofs-ctl: %s: permission denied: you may not read the mount point\n", mnt);
-		return NULL;
-	}
-	type = mount_type_at(mnt);
-	if (type && strcmp(type, "fuse.dmiofs"))
-		fprintf(stderr, "dmiofs-ctl: %s: not a dmiofs mount (it is %s)\n", mnt, type);
-	else if (!type)
-		fprintf(stderr, "dmiofs-ctl: %s: not the mount point of a dmiofs file system\n", mnt);
-	else
-		fprintf(stderr, "dmiofs-ctl: %s: the daemon has no control channel (%s)\n", mnt,
-			err == ENODATA ? "see its log" : g_strerror(err));
-	g_free(type);
-	return NULL;
-}
-
-static int connect_to(const char *path)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(addr.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-static bool send_all(int fd, const char *s, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, s, len);
-
-		if (n <= 0)
-			return false;
-		s += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static char *receive_line(int fd)
-{
-	GString *s = g_string_new(NULL);
-	char buf[65536];
-	ssize_t n;
-
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		g_string_append_len(s, buf, n);
-	return g_string_free(s, FALSE);
-}
-
-/* Send a request (a JSON object built by the caller) to the daemon at
- * mnt; the result node of a successful answer (json_node_unref it), or
- * NULL having said why. */
-static JsonNode *ask(const char *mnt, JsonBuilder *request)
-{
-	char *sock = control_socket(mnt), *text = NULL, *reply;
-	JsonNode *root = json_builder_get_root(request), *result = NULL;
-	JsonGenerator *gen = json_generator_new();
-	JsonParser *parser = json_parser_new();
-	int fd = -1;
-
-	if (!sock)
-		goto out;
-	fd = connect_to(sock);
-	if (fd < 0) {
-		fprintf(stderr, "dmiofs-ctl: %s: cannot reach the daemon at %s: %s\n", mnt, sock, g_strerror(-fd));
-		goto out;
-	}
-	json_generator_set_root(gen, root);
-	text = json_generator_to_data(gen, NULL);
-	if (!send_all(fd, text, strlen(text)) || !send_all(fd, "\n", 1)) {
-		fprintf(stderr, "dmiofs-ctl: %s: the daemon went away: %s\n", mnt, g_strerror(errno));
-		goto out;
-	}
-	shutdown(fd, SHUT_WR);
-	reply = receive_line(fd);
-	if (json_parser_load_from_data(parser, reply, -1, NULL) && JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
-		JsonObject *o = json_node_get_object(json_parser_get_root(parser));
-
-		if (json_object_get_boolean_member_with_default(o, "ok", FALSE))
-			result = json_node_copy(json_object_get_member(o, "result"));
-		else
-			fprintf(stderr, "dmiofs-ctl: %s: %s\n", mnt,
-				json_object_get_string_member_with_default(o, "error", "the daemon refused"));
-	} else {
-		fprintf(stderr, "dmiofs-ctl: %s: the daemon's answer is not understood\n", mnt);
-	}
-	g_free(reply);
-out:
-	if (fd >= 0)
-		close(fd);
-	g_free(text);
-	g_free(sock);
-	json_node_unref(root);
-	g_object_unref(gen);
-	g_object_unref(parser);
-	return result;
-}
-
-static JsonBuilder *request(const char *command)
-{
-	JsonBuilder *b = json_builder_new();
-
-	json_builder_begin_object(b);
-	json_builder_set_member_name(b, "command");
-	json_builder_add_string_value(b, command);
-	return b;
-}
-
-/* End the request, ask, free the builder. */
-static JsonNode *ask_and_free(const char *mnt, JsonBuilder *b)
-{
-	JsonNode *result;
-
-	json_builder_end_object(b);
-	result = ask(mnt, b);
-	g_object_unref(b);
-	return result;
+	exit(EXIT_USAGE);
 }
 
 static void print_json(JsonNode *node)
@@ -829,6 +676,7 @@ static int layout_of(const char *path)
 
 int main(int argc, char **argv)
 {
+	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
 	GOptionEntry entries[] = {
 		{ "json", 'j', 0, G_OPTION_ARG_NONE, &opt.json, "print JSON", NULL },
 		{ "reset", 0, 0, G_OPTION_ARG_NONE, &opt.reset, "errors: set the counters back to zero (root)", NULL },
@@ -840,6 +688,7 @@ int main(int argc, char **argv)
 		  "scrub: read at most R MB/s; inject: act with probability R", "R" },
 		{ "wait", 'w', 0, G_OPTION_ARG_NONE, &opt.wait, "wait until the work is done, showing progress", NULL },
 		{ "force", 'f', 0, G_OPTION_ARG_NONE, &opt.force, "replace, add: use a device that holds data", NULL },
+		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt.verbose, "unmount: say when it is done", NULL },
 		{ "version", 'V', 0, G_OPTION_ARG_NONE, &opt.version, "print the version", NULL },
 		{ NULL },
 	};
@@ -847,17 +696,25 @@ int main(int argc, char **argv)
 	GError *error = NULL;
 	int ret;
 
+	if (!strcmp(base, UMOUNT_HELPER_NAME)) { /* umount(8) runs us so */
+		g_set_prgname(UMOUNT_HELPER_NAME);
+		g_option_context_free(ctx);
+		return umount_helper_main(argc, argv);
+	}
+	g_set_prgname("dmiofs-ctl");
 	g_option_context_add_main_entries(ctx, entries, NULL);
 	g_option_context_set_description(
 		ctx, "Commands: status [MOUNTPOINT], layout FILE, errors MOUNTPOINT, inject MOUNTPOINT ...,\n"
 		     "scrub start|status|pause|resume|cancel MOUNTPOINT, replace MOUNTPOINT OLD NEW,\n"
-		     "add MOUNTPOINT DEV, remove MOUNTPOINT DEV\n"
-		     "Exit status of status: 0 healthy, 2 degraded, 1 error.  See dmiofs-ctl(8).");
+		     "add MOUNTPOINT DEV, remove MOUNTPOINT DEV, remount MOUNTPOINT ro|rw,\n"
+		     "unmount MOUNTPOINT, scan\n"
+		     "Exit status of status: 0 healthy, 2 degraded, 3 errors counted, 1 error.\n"
+		     "Bad usage exits 2.  See dmiofs-ctl(8).");
 	if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
 		fprintf(stderr, "dmiofs-ctl: %s\n", error->message);
 		g_error_free(error);
 		g_option_context_free(ctx);
-		return 1;
+		die_usage();
 	}
 	g_option_context_free(ctx);
 	if (opt.version) {
@@ -882,6 +739,12 @@ int main(int argc, char **argv)
 		ret = device_change("replace", argv[2], argv[3], argv[4]);
 	else if ((!strcmp(argv[1], "add") || !strcmp(argv[1], "remove")) && argc == 4)
 		ret = device_change(argv[1], argv[2], NULL, argv[3]);
+	else if (!strcmp(argv[1], "remount") && argc == 4 && (!strcmp(argv[3], "ro") || !strcmp(argv[3], "rw")))
+		ret = ctl_remount(argv[2], !strcmp(argv[3], "ro"), opt.json);
+	else if (!strcmp(argv[1], "unmount") && argc == 3)
+		ret = ctl_unmount(argv[2], 0, opt.verbose);
+	else if (!strcmp(argv[1], "scan") && argc == 2)
+		ret = ctl_scan(opt.json);
 	else
 		die_usage();
 	g_free(opt.sectors);

@@ -1,0 +1,305 @@
+/* scan.c - see scan.h. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "scan.h"
+
+#define SYS_BLOCK "/sys/class/block"
+
+static void member_free(gpointer p)
+{
+	struct member *m = p;
+
+	g_free(m->path);
+	g_free(m);
+}
+
+/* The size in bytes /sys says the block device NAME has (0: none, as
+ * an unbound loop device or an empty drive). */
+static uint64_t sys_block_bytes(const char *name)
+{
+	char *path = g_strdup_printf(SYS_BLOCK "/%s/size", name), *text = NULL;
+	uint64_t sectors = 0;
+
+	if (g_file_get_contents(path, &text, NULL, NULL))
+		sectors = g_ascii_strtoull(text, NULL, 10);
+	g_free(text);
+	g_free(path);
+	return sectors * 512;
+}
+
+/* The newer valid superblock of the device (primary or backup), as
+ * mounting would choose it: 0, or -ENODATA when it holds none. */
+static int read_superblock(const char *path, uint64_t bytes, struct superblock *out)
+{
+	uint8_t block[DMIOFS_BLOCK];
+	struct superblock sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int found = -ENODATA;
+
+	if (fd < 0)
+		return -errno;
+	if (pread(fd, block, sizeof(block), 0) == (ssize_t)sizeof(block) && !sb_decode(block, &sb)) {
+		*out = sb;
+		found = 0;
+	}
+	if (bytes >= 2 * DMIOFS_BLOCK &&
+	    pread(fd, block, sizeof(block), (off_t)sb_backup_offset(bytes)) == (ssize_t)sizeof(block) &&
+	    !sb_decode(block, &sb) && (found || sb.generation > out->generation)) {
+		*out = sb;
+		found = 0;
+	}
+	close(fd);
+	return found;
+}
+
+/* loop2 before loop10: the order people read. */
+static gint by_path(gconstpointer a, gconstpointer b)
+{
+	const struct member *x = *(struct member *const *)a, *y = *(struct member *const *)b;
+
+	return strverscmp(x->path, y->path);
+}
+
+GPtrArray *scan_members(void)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(member_free);
+	DIR *dir = opendir(SYS_BLOCK);
+	struct dirent *e;
+
+	while (dir && (e = readdir(dir))) {
+		uint64_t bytes;
+		struct member *m;
+		char *path;
+
+		if (e->d_name[0] == '.' || !(bytes = sys_block_bytes(e->d_name)))
+			continue;
+		path = g_strdup_printf("/dev/%s", e->d_name);
+		m = g_new0(struct member, 1);
+		if (read_superblock(path, bytes, &m->sb)) {
+			g_free(path);
+			g_free(m);
+			continue;
+		}
+		m->path = path;
+		g_ptr_array_add(out, m);
+	}
+	if (dir)
+		closedir(dir);
+	g_ptr_array_sort(out, by_path);
+	return out;
+}
+
+/* The newest superblock of m's file system among those found: its
+ * device table says who belongs. */
+static const struct member *newest_of(GPtrArray *all, const struct member *m)
+{
+	const struct member *newest = m;
+
+	for (uint32_t i = 0; i < all->len; i++) {
+		const struct member *o = g_ptr_array_index(all, i);
+
+		if (!memcmp(o->sb.fs_uuid, m->sb.fs_uuid, 16) && o->sb.generation > newest->sb.generation)
+			newest = o;
+	}
+	return newest;
+}
+
+/* A device removed or replaced keeps its old superblock: it is no member
+ * when the newest superblock's table no longer lists it. */
+static bool still_member(GPtrArray *all, const struct member *m)
+{
+	const struct superblock *sb = &newest_of(all, m)->sb;
+
+	for (uint32_t k = 0; k < sb->ndevices && k < DMIOFS_MAX_DEVICES; k++)
+		if (!memcmp(sb->devs[k].uuid, m->sb.dev_uuid, 16))
+			return sb->devs[k].state != DEV_REMOVED;
+	return false;
+}
+
+const char *scan_member_state(GPtrArray *all, const struct member *m)
+{
+	const struct superblock *sb = &newest_of(all, m)->sb;
+
+	for (uint32_t k = 0; k < sb->ndevices && k < DMIOFS_MAX_DEVICES; k++)
+		if (!memcmp(sb->devs[k].uuid, m->sb.dev_uuid, 16))
+			return dev_state_name(sb->devs[k].state);
+	return "no longer a member";
+}
+
+static bool member_matches(const struct member *m, const char *uuid, const char *label)
+{
+	char text[37];
+
+	uuid_format(m->sb.fs_uuid, text);
+	return uuid ? !g_ascii_strcasecmp(text, uuid) : !strcmp(m->sb.label, label);
+}
+
+/* Every member of the file system the uuid (or label) names, ordered by
+ * device index; NULL with why said when there is none, or the label
+ * names more than one file system. */
+static char **members_named(GPtrArray *all, const char *uuid, const char *label, GString *why)
+{
+	GPtrArray *paths = g_ptr_array_new();
+	const struct member *first = NULL;
+
+	for (uint32_t i = 0; i < all->len; i++) {
+		const struct member *m = g_ptr_array_index(all, i);
+
+		if (!member_matches(m, uuid, label) || !still_member(all, m))
+			continue;
+		if (first && memcmp(first->sb.fs_uuid, m->sb.fs_uuid, 16)) {
+			char a[37], b[37];
+
+			uuid_format(first->sb.fs_uuid, a);
+			uuid_format(m->sb.fs_uuid, b);
+			g_string_printf(why,
+					"LABEL=%s names two dmiofs file systems (UUID=%s on %s, UUID=%s on %s): "
+					"name it by UUID",
+					label, a, first->path, b, m->path);
+			g_ptr_array_free(paths, TRUE);
+			return NULL;
+		}
+		first = first ? first : m;
+		g_ptr_array_add(paths, g_strdup(m->path));
+	}
+	if (!paths->len) {
+		g_string_printf(why,
+				"%s%s: no block device holds a member of such a dmiofs file system "
+				"(dmiofs-ctl scan lists those found; image files are named by path)",
+				uuid ? "UUID=" : "LABEL=", uuid ? uuid : label);
+		g_ptr_array_free(paths, TRUE);
+		return NULL;
+	}
+	g_ptr_array_add(paths, NULL);
+	return (char **)g_ptr_array_free(paths, FALSE);
+}
+
+/* The member the block device at path is, or NULL. */
+static const struct member *member_at(GPtrArray *all, const char *path)
+{
+	struct stat a, b;
+
+	if (stat(path, &a) || !S_ISBLK(a.st_mode))
+		return NULL;
+	for (uint32_t i = 0; i < all->len; i++) {
+		const struct member *m = g_ptr_array_index(all, i);
+
+		if (!stat(m->path, &b) && b.st_rdev == a.st_rdev)
+			return m;
+	}
+	return NULL;
+}
+
+/* One block device that is a member stands for its whole file system:
+ * itself first (as given), then the others found. */
+static char **whole_file_system(GPtrArray *all, const char *given, const struct member *m)
+{
+	GPtrArray *paths = g_ptr_array_new();
+
+	g_ptr_array_add(paths, g_strdup(given));
+	for (uint32_t i = 0; i < all->len; i++) {
+		const struct member *o = g_ptr_array_index(all, i);
+
+		if (o != m && !memcmp(o->sb.fs_uuid, m->sb.fs_uuid, 16) && still_member(all, o))
+			g_ptr_array_add(paths, g_strdup(o->path));
+	}
+	g_ptr_array_add(paths, NULL);
+	return (char **)g_ptr_array_free(paths, FALSE);
+}
+
+char **scan_resolve_source(const char *source, GString *why)
+{
+	GPtrArray *all;
+	const struct member *m;
+	char **out;
+	struct stat st;
+
+	if (g_str_has_prefix(source, "UUID=") || g_str_has_prefix(source, "LABEL=")) {
+		bool by_uuid = source[0] == 'U';
+		const char *value = strchr(source, '=') + 1;
+
+		all = scan_members();
+		out = members_named(all, by_uuid ? value : NULL, by_uuid ? NULL : value, why);
+		g_ptr_array_free(all, TRUE);
+		return out;
+	}
+	if (strchr(source, ':') || stat(source, &st) || !S_ISBLK(st.st_mode))
+		return g_strsplit(source, ":", -1);
+	all = scan_members();
+	m = member_at(all, source);
+	out = m ? whole_file_system(all, source, m) : g_strsplit(source, ":", -1);
+	g_ptr_array_free(all, TRUE);
+	return out;
+}
+
+/* Point dir/name at target, replacing what was there. */
+static int link_in(const char *dir, const char *name, const char *target)
+{
+	char *path = g_build_filename(dir, name, NULL), *tmp = g_strconcat(path, ".dmiofs-new", NULL);
+	int err = 0;
+
+	if (g_mkdir_with_parents(dir, 0755) || (unlink(tmp), symlink(target, tmp)) || rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	g_free(tmp);
+	g_free(path);
+	return err;
+}
+
+/* udev's encoding of a label in a link name: '/' and unsafe bytes as \xNN. */
+static char *encode_label(const char *label)
+{
+	GString *out = g_string_new(NULL);
+
+	for (const unsigned char *p = (const unsigned char *)label; *p; p++)
+		if (g_ascii_isalnum(*p) || strchr("#+-.:=@_", *p) || *p >= 0x80)
+			g_string_append_c(out, (char)*p);
+		else
+			g_string_append_printf(out, "\\x%02x", *p);
+	return g_string_free(out, FALSE);
+}
+
+int scan_make_links(GPtrArray *members)
+{
+	GHashTable *done = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	int err = 0;
+
+	/* The member with the lowest index stands for its file system: any
+	 * member leads the mount to the others. */
+	for (uint32_t i = 0; i < members->len; i++) {
+		const struct member *m = g_ptr_array_index(members, i), *best = m;
+		char uuid[37];
+		int e;
+
+		uuid_format(m->sb.fs_uuid, uuid);
+		if (g_hash_table_contains(done, uuid) || !still_member(members, m))
+			continue;
+		for (uint32_t j = i + 1; j < members->len; j++) {
+			const struct member *o = g_ptr_array_index(members, j);
+
+			if (!memcmp(o->sb.fs_uuid, m->sb.fs_uuid, 16) && o->sb.dev_index < best->sb.dev_index &&
+			    still_member(members, o))
+				best = o;
+		}
+		g_hash_table_add(done, g_strdup(uuid));
+		e = link_in("/dev/disk/by-uuid", uuid, best->path);
+		if (!e && best->sb.label[0]) {
+			char *name = encode_label(best->sb.label);
+
+			e = link_in("/dev/disk/by-label", name, best->path);
+			g_free(name);
+		}
+		err = err ? err : e;
+	}
+	g_hash_table_destroy(done);
+	return err;
+}

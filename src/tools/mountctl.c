@@ -1,0 +1,311 @@
+/* mountctl.c - see mountctl.h. */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../store/mounts.h"
+#include "../store/scan.h"
+#include "channel.h"
+#include "mountctl.h"
+
+/* ---- remount -------------------------------------------------------------------- */
+
+/* The flags the mount has now, which a remount must give again or lose. */
+static unsigned long kept_flags(const char *mnt)
+{
+	static const struct {
+		unsigned long st, ms;
+	} map[] = { { ST_NOSUID, MS_NOSUID },	  { ST_NODEV, MS_NODEV },	{ ST_NOEXEC, MS_NOEXEC },
+		    { ST_NOATIME, MS_NOATIME },	  { ST_NODIRATIME, MS_NODIRATIME }, { ST_RELATIME, MS_RELATIME },
+		    { ST_SYNCHRONOUS, MS_SYNCHRONOUS } };
+	struct statvfs sv;
+	unsigned long flags = 0;
+
+	if (statvfs(mnt, &sv))
+		return 0;
+	for (size_t i = 0; i < G_N_ELEMENTS(map); i++)
+		if (sv.f_flag & map[i].st)
+			flags |= map[i].ms;
+	return flags;
+}
+
+static int kernel_remount(const char *mnt, bool read_only)
+{
+	if (mount(NULL, mnt, NULL, MS_REMOUNT | kept_flags(mnt) | (read_only ? MS_RDONLY : 0), NULL)) {
+		int err = errno;
+
+		fprintf(stderr, "%s: %s: the kernel refused to remount it %s: %s%s\n", g_get_prgname(), mnt,
+			read_only ? "read-only" : "read-write", g_strerror(err),
+			err == EBUSY ? " (files are open for writing: close them first)" : "");
+		return -err;
+	}
+	return 0;
+}
+
+static bool ask_daemon_remount(const char *mnt, bool read_only, bool json)
+{
+	JsonBuilder *b = request("remount");
+	JsonNode *r;
+
+	json_builder_set_member_name(b, "read_only");
+	json_builder_add_boolean_value(b, read_only);
+	r = ask_and_free(mnt, b);
+	if (r && json) {
+		JsonGenerator *gen = json_generator_new();
+
+		json_generator_set_root(gen, r);
+		json_generator_set_pretty(gen, TRUE);
+		json_generator_to_stream(gen, NULL, NULL, NULL);
+		g_object_unref(gen);
+	}
+	if (r)
+		json_node_unref(r);
+	return r != NULL;
+}
+
+/* Read-only: the kernel first (it waits for writers and refuses new
+ * ones), then the daemon checkpoints and marks the devices clean.
+ * Writable: the daemon first, so the kernel never lets a write through
+ * to a store that refuses it. */
+int ctl_remount(const char *mnt, bool read_only, bool json)
+{
+	if (read_only) {
+		if (kernel_remount(mnt, true))
+			return 1;
+		if (!ask_daemon_remount(mnt, true, json)) {
+			kernel_remount(mnt, false); /* as it was */
+			return 1;
+		}
+		return 0;
+	}
+	if (!ask_daemon_remount(mnt, false, json))
+		return 1;
+	if (kernel_remount(mnt, false)) {
+		ask_daemon_remount(mnt, true, false); /* as it was */
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- unmount --------------------------------------------------------------------- */
+
+/* Wait for the process to end, saying now and then what is awaited. */
+static int wait_for_exit(pid_t pid, const char *mnt, bool verbose)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+	if (fd < 0) /* it is gone already, or pidfds are missing: poll */
+		while (!kill(pid, 0) || errno != ESRCH)
+			usleep(20000);
+	while (fd >= 0) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int n = poll(&p, 1, 10000);
+
+		if (n > 0)
+			break;
+		if (n < 0 && errno != EINTR) {
+			close(fd);
+			return -errno;
+		}
+		if (n == 0)
+			fprintf(stderr, "%s: %s: waiting for the daemon (pid %d) to write its last checkpoint\n",
+				g_get_prgname(), mnt, (int)pid);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (verbose)
+		printf("%s: unmounted; the daemon wrote its last checkpoint and let go of the devices\n", mnt);
+	return 0;
+}
+
+int ctl_unmount(const char *mnt, int flags, bool verbose)
+{
+	char *type = mount_type_at(mnt);
+	pid_t pid;
+
+	if (!type || strcmp(type, "fuse.dmiofs")) {
+		fprintf(stderr, "%s: %s: %s\n", g_get_prgname(), mnt,
+			type ? "not a dmiofs mount" : "not the mount point of a dmiofs file system");
+		g_free(type);
+		return 1;
+	}
+	g_free(type);
+	/* Asked before the unmount: afterwards nothing leads to it. */
+	pid = daemon_pid(mnt);
+	if (umount2(mnt, flags)) {
+		fprintf(stderr, "%s: %s: cannot unmount: %s%s\n", g_get_prgname(), mnt, g_strerror(errno),
+			errno == EBUSY ? " (files are open on it, or a process works in it: see fuser -vm)" : "");
+		return 1;
+	}
+	if (pid < 0) {
+		fprintf(stderr, "%s: %s: unmounted, but the daemon could not be found to wait for\n", g_get_prgname(),
+			mnt);
+		return 1;
+	}
+	return wait_for_exit(pid, mnt, verbose) ? 1 : 0;
+}
+
+/* umount(8) runs it as: umount.fuse.dmiofs TARGET [-flnrv] [-N NS] [-t TYPE]
+ * and does not unmount itself when a helper exists. */
+int umount_helper_main(int argc, char **argv)
+{
+	const char *target = NULL;
+	int flags = 0;
+	bool verbose = false;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (a[0] != '-') {
+			if (target) {
+				fprintf(stderr, UMOUNT_HELPER_NAME ": unexpected argument %s\n", a);
+				return 2;
+			}
+			target = a;
+		} else if (!strcmp(a, "-t") || !strcmp(a, "-N")) {
+			if (a[1] == 'N') {
+				fprintf(stderr, UMOUNT_HELPER_NAME ": -N (another mount namespace) is not supported\n");
+				return 2;
+			}
+			i++;
+		} else {
+			for (const char *f = a + 1; *f; f++) {
+				if (*f == 'f')
+					flags |= MNT_FORCE;
+				else if (*f == 'l')
+					flags |= MNT_DETACH;
+				else if (*f == 'v')
+					verbose = true;
+				else if (*f != 'n' && *f != 'r') { /* no mtab; remount ro on failure: nothing to do */
+					fprintf(stderr, UMOUNT_HELPER_NAME ": unknown option -%c\n", *f);
+					return 2;
+				}
+			}
+		}
+	}
+	if (!target) {
+		fprintf(stderr, "usage: " UMOUNT_HELPER_NAME " MOUNTPOINT [-flnrv]\n");
+		return 2;
+	}
+	return ctl_unmount(target, flags, verbose) ? 32 : 0; /* umount(8)'s "unmount failure" */
+}
+
+/* ---- scan ------------------------------------------------------------------------ */
+
+static JsonNode *member_json(GPtrArray *all, const struct member *m, const char *mounted)
+{
+	JsonBuilder *b = json_builder_new();
+	JsonNode *n;
+	char uuid[37], dev_uuid[37];
+
+	uuid_format(m->sb.fs_uuid, uuid);
+	uuid_format(m->sb.dev_uuid, dev_uuid);
+	json_builder_begin_object(b);
+	json_builder_set_member_name(b, "device");
+	json_builder_add_string_value(b, m->path);
+	json_builder_set_member_name(b, "uuid");
+	json_builder_add_string_value(b, uuid);
+	json_builder_set_member_name(b, "label");
+	json_builder_add_string_value(b, m->sb.label);
+	json_builder_set_member_name(b, "index");
+	json_builder_add_int_value(b, m->sb.dev_index);
+	json_builder_set_member_name(b, "device_count");
+	json_builder_add_int_value(b, m->sb.ndevices);
+	json_builder_set_member_name(b, "state");
+	json_builder_add_string_value(b, scan_member_state(all, m));
+	json_builder_set_member_name(b, "generation");
+	json_builder_add_int_value(b, (gint64)m->sb.generation);
+	json_builder_set_member_name(b, "device_uuid");
+	json_builder_add_string_value(b, dev_uuid);
+	json_builder_set_member_name(b, "mounted_at");
+	if (mounted)
+		json_builder_add_string_value(b, mounted);
+	else
+		json_builder_add_null_value(b);
+	json_builder_end_object(b);
+	n = json_builder_get_root(b);
+	g_object_unref(b);
+	return n;
+}
+
+/* Grouped by file system, as btrfs filesystem show does. */
+static void print_members(GPtrArray *all, GPtrArray *mounted)
+{
+	GHashTable *shown = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+	for (guint i = 0; i < all->len; i++) {
+		const struct member *m = g_ptr_array_index(all, i);
+		char uuid[37];
+
+		uuid_format(m->sb.fs_uuid, uuid);
+		if (g_hash_table_contains(shown, uuid))
+			continue;
+		g_hash_table_add(shown, g_strdup(uuid));
+		printf("%sdmiofs UUID=%s%s%s%s, %u devices, %u copies\n", g_hash_table_size(shown) > 1 ? "\n" : "", uuid,
+		       m->sb.label[0] ? " LABEL=\"" : "", m->sb.label, m->sb.label[0] ? "\"" : "", m->sb.ndevices,
+		       m->sb.copies);
+		printf("  %-20s %5s  %-18s %12s  %s\n", "DEVICE", "INDEX", "STATE", "GENERATION", "MOUNTED AT");
+		for (guint j = i; j < all->len; j++) {
+			const struct member *o = g_ptr_array_index(all, j);
+
+			if (memcmp(o->sb.fs_uuid, m->sb.fs_uuid, 16))
+				continue;
+			printf("  %-20s %5u  %-18s %12llu  %s\n", o->path, o->sb.dev_index, scan_member_state(all, o),
+			       (unsigned long long)o->sb.generation,
+			       g_ptr_array_index(mounted, j) ? (char *)g_ptr_array_index(mounted, j) : "-");
+		}
+	}
+	g_hash_table_destroy(shown);
+}
+
+int ctl_scan(bool json)
+{
+	GPtrArray *all = scan_members();
+	GPtrArray *mounted = g_ptr_array_new_with_free_func(g_free);
+	int ret = 0;
+
+	for (guint i = 0; i < all->len; i++)
+		g_ptr_array_add(mounted, dmiofs_mounted_at(((struct member *)g_ptr_array_index(all, i))->path));
+	if (json) {
+		JsonArray *a = json_array_new();
+		JsonNode *root = json_node_new(JSON_NODE_ARRAY);
+		JsonGenerator *gen = json_generator_new();
+		char *text;
+
+		for (guint i = 0; i < all->len; i++)
+			json_array_add_element(a, member_json(all, g_ptr_array_index(all, i), g_ptr_array_index(mounted, i)));
+		json_node_take_array(root, a);
+		json_generator_set_root(gen, root);
+		json_generator_set_pretty(gen, TRUE);
+		text = json_generator_to_data(gen, NULL);
+		printf("%s\n", text);
+		g_free(text);
+		g_object_unref(gen);
+		json_node_unref(root);
+	} else if (!all->len) {
+		printf("no dmiofs member on this machine's block devices (image files are not scanned)\n");
+	} else {
+		print_members(all, mounted);
+	}
+	/* As root, the links mount(8) resolves UUID= and LABEL= through. */
+	if (geteuid() == 0 && all->len) {
+		int err = scan_make_links(all);
+
+		if (err) {
+			fprintf(stderr, "%s: cannot make the links in /dev/disk: %s\n", g_get_prgname(), g_strerror(-err));
+			ret = 1;
+		}
+	}
+	g_ptr_array_free(mounted, TRUE);
+	g_ptr_array_free(all, TRUE);
+	return ret;
+}
