@@ -351,7 +351,13 @@ case_e() {
 	rm -f "$T/d2.img"
 	mnt "e: d2.img deleted: it mounts with -o heal_delay=1" -o heal_delay=1,rebuild_rate=8,event_program="$T/event.sh" || return 0
 	checkv "e: the copies are made again: healthy, two devices" fp wait "$MNT" 60 "$T/e-wait.json" healthy 2
-	check "e: the task seen was a rebuild" grep -q '"tasks": \["rebuild"\]' "$T/e-wait.json"
+	# On a loaded machine the first look may come after the rebuild is
+	# done; the event log still says it ran.
+	if grep -q '"tasks": \["rebuild"\]' "$T/e-wait.json"; then
+		ok 0 "e: the task seen was a rebuild"
+	else
+		check "e: the rebuild was over at the first look; the event log says it ran" wait_event '^rebuild-done 2 '
+	fi
 	check "e: status exits 0" status_is 0
 	check "e: the devices are d0.img and d1.img" fp devices "$MNT" "$T/d0.img=healthy" "$T/d1.img=healthy"
 	check "e: the event program was told: device-missing (device 2)" wait_event "^device-missing 2 degraded $T/d2.img\$"
