@@ -146,11 +146,12 @@ int ctl_unmount(const char *mnt, int flags, bool verbose)
 			errno == EBUSY ? " (files are open on it, or a process works in it: see fuser -vm)" : "");
 		return 1;
 	}
-	if (pid < 0) {
-		fprintf(stderr, "%s: %s: unmounted, but the daemon could not be found to wait for\n", g_get_prgname(),
-			mnt);
-		return 1;
+	if (pid < 0) { /* a daemon that died leaves a mount that answers nothing */
+		fprintf(stderr, "%s: %s: unmounted; no daemon answered, so none was waited for\n", g_get_prgname(), mnt);
+		return 0;
 	}
+	if (flags & MNT_DETACH) /* lazy: it ends when the last file open on it is closed */
+		return 0;
 	return wait_for_exit(pid, mnt, verbose) ? 1 : 0;
 }
 
