@@ -264,28 +264,10 @@ static void detach_stdio(void)
 
 /* ---- mounting --------------------------------------------------------------- */
 
-/* Every device the sources name, as absolute paths (not resolving
- * symbolic links: status shows the names given): UUID= and LABEL= and a
- * lone block device are looked for among the block devices (scan.h).
- * NULL, having said why, when a source names nothing. */
+/* Every device the sources (all arguments but the mount point) name. */
 static char **devices_of(GPtrArray *args, GString *why)
 {
-	GPtrArray *paths = g_ptr_array_new();
-
-	for (guint i = 0; i + 1 < args->len; i++) {
-		char **found = scan_resolve_source(g_ptr_array_index(args, i), why);
-
-		if (!found) {
-			g_ptr_array_set_free_func(paths, g_free);
-			g_ptr_array_free(paths, TRUE);
-			return NULL;
-		}
-		for (char **p = found; *p; p++)
-			g_ptr_array_add(paths, g_canonicalize_filename(*p, NULL));
-		g_strfreev(found);
-	}
-	g_ptr_array_add(paths, NULL);
-	return (char **)g_ptr_array_free(paths, FALSE);
+	return scan_resolve_sources((char *const *)args->pdata, (int)args->len - 1, why);
 }
 
 /* The mount point is a directory we can reach (libfuse's /dev/fd/N, a

@@ -30,6 +30,18 @@ static struct caller caller_of(fuse_req_t req)
 	return (struct caller){ ctx->uid, ctx->gid, ctx->umask };
 }
 
+/* Who writes: the caller, except that the kernel's writeback cache sends
+ * the pages it flushes as root (uid 0), whoever wrote them; for those,
+ * the opener of the file, whose uid open and create keep in fh. */
+static struct caller writer_of(fuse_req_t req, const struct fuse_file_info *fi)
+{
+	struct caller who = caller_of(req);
+
+	if (fi->writepage)
+		who.uid = (uint32_t)fi->fh;
+	return who;
+}
+
 static void reply_entry(fuse_req_t req, int err, const struct stat *st)
 {
 	struct dmiofs *fs = fs_of(req);
@@ -227,10 +239,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
  * write), clears set-user-ID bits, allows shared mappings and keeps the
  * page cache coherent.  The cache is kept across opens: nobody else
  * changes the data under us. */
-static void setup_open(struct fuse_file_info *fi)
+static void setup_open(fuse_req_t req, struct fuse_file_info *fi)
 {
 	fi->direct_io = 0;
 	fi->keep_cache = 1;
+	fi->fh = fuse_req_ctx(req)->uid; /* see writer_of */
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -244,7 +257,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -err);
 		return;
 	}
-	setup_open(fi);
+	setup_open(req, fi);
 	if (fuse_reply_open(req, fi) == -ENOENT) /* interrupted: the kernel will not release it */
 		fs_release(fs->st, ino);
 }
@@ -269,7 +282,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	e.ino = e.attr.st_ino;
 	e.generation = 0;
 	e.attr_timeout = e.entry_timeout = fs->timeout;
-	setup_open(fi);
+	setup_open(req, fi);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		fs_release(fs->st, e.ino);
 		fs_forget(fs->st, e.ino, 1);
@@ -331,10 +344,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 			 struct fuse_file_info *fi)
 {
 	struct dmiofs *fs = fs_of(req);
+	struct caller who = writer_of(req, fi);
 	struct iovec small[8], *iov = small;
 	size_t n = 0;
 
-	(void)fi;
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -357,7 +370,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 	}
 	atomic_fetch_add(&fs->inflight, 1);
 	/* data_write copies the bytes before it returns */
-	data_write(fs->st, ino, (uint64_t)off, iov, (int)n, write_done, req);
+	data_write_as(fs->st, &who, ino, (uint64_t)off, iov, (int)n, write_done, req);
 	if (iov != small)
 		g_free(iov);
 }
@@ -384,12 +397,14 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
+	struct caller who = caller_of(req);
+
 	(void)fi;
 	if (off < 0 || len <= 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	fuse_reply_err(req, -data_fallocate(fs_of(req)->st, ino, mode, (uint64_t)off, (uint64_t)len));
+	fuse_reply_err(req, -data_fallocate_as(fs_of(req)->st, &who, ino, mode, (uint64_t)off, (uint64_t)len));
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)

@@ -357,6 +357,39 @@ void alloc_space(const struct alloc *a, uint64_t *total_blocks, uint64_t *free_b
 	*free_blocks = a->free_blocks + a->pending_blocks + possible;
 }
 
+/* The root reserve of a file system of total_blocks. */
+static uint64_t root_reserve_of(uint64_t total_blocks, uint32_t permille)
+{
+	return total_blocks * permille / 1000;
+}
+
+uint64_t alloc_root_reserve(const struct alloc *a, uint32_t permille)
+{
+	uint64_t total, free_blocks;
+
+	if (!permille)
+		return 0;
+	alloc_space(a, &total, &free_blocks);
+	return root_reserve_of(total, permille);
+}
+
+uint64_t alloc_kept_back(const struct alloc *a, uint32_t root_permille, bool may_use_root_reserve)
+{
+	return a->reserve + (may_use_root_reserve ? 0 : alloc_root_reserve(a, root_permille));
+}
+
+uint64_t alloc_writable_blocks(const struct alloc *a, uint32_t root_permille, bool may_use_root_reserve)
+{
+	uint64_t per_chunk = a->layout.chunk_bytes / DMIOFS_BLOCK;
+	uint64_t possible = alloc_new_chunks_possible(a) * per_chunk; /* the costly part: once */
+	uint64_t usable = a->free_blocks + possible;
+	uint64_t kept = a->reserve;
+
+	if (!may_use_root_reserve)
+		kept += root_reserve_of((uint64_t)a->chunks->len * per_chunk + possible, root_permille);
+	return usable > kept ? usable - kept : 0;
+}
+
 /* The stale runs of every copy of c, as records. */
 static void serialize_stale(const struct chunk *c, GByteArray *out)
 {

@@ -75,6 +75,17 @@ uint64_t alloc_usable_blocks(const struct alloc *a);
 /* Chunks that could still be created, given copies and free device space. */
 uint64_t alloc_new_chunks_possible(const struct alloc *a);
 void alloc_space(const struct alloc *a, uint64_t *total_blocks, uint64_t *free_blocks);
+/* The root reserve in blocks: permille thousandths of the capacity (the
+ * superblock's root_reserve_permille), as ext4 keeps its reserved blocks
+ * for root. */
+uint64_t alloc_root_reserve(const struct alloc *a, uint32_t permille);
+/* Free blocks a file may not take: the few kept for the zeroing of
+ * truncates and punches, and, unless the caller may use it (root, the
+ * daemon's own work), the root reserve. */
+uint64_t alloc_kept_back(const struct alloc *a, uint32_t root_permille, bool may_use_root_reserve);
+/* Blocks a write of file data may take now: alloc_usable_blocks less
+ * alloc_kept_back, counted in one pass (every write asks). */
+uint64_t alloc_writable_blocks(const struct alloc *a, uint32_t root_permille, bool may_use_root_reserve);
 void alloc_serialize(const struct alloc *a, GByteArray *out);
 /* Blocks a device holds in chunks, for status. */
 uint64_t alloc_dev_used_bytes(const struct alloc *a, uint32_t dev);

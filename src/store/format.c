@@ -113,6 +113,7 @@ void sb_encode(const struct superblock *sb, uint8_t block[DMIOFS_BLOCK])
 	}
 	for (int i = 0; i < DMIOFS_MAX_DEVICES; i++)
 		put_u64(&w, sb->devs[i].left_at);
+	put_u32(&w, sb->root_reserve_permille);
 	put_zeros(&w, (size_t)(w.end - w.p));
 	seal(block, DMIOFS_BLOCK, HEADER_CRC_OFFSET);
 }
@@ -153,12 +154,14 @@ int sb_decode(const uint8_t block[DMIOFS_BLOCK], struct superblock *sb)
 	/* Zero in superblocks written before it was defined: unknown. */
 	for (int i = 0; i < DMIOFS_MAX_DEVICES; i++)
 		sb->devs[i].left_at = get_u64(&r);
+	/* Zero in superblocks written before it was defined: no reserve. */
+	sb->root_reserve_permille = get_u32(&r);
 	/* A checksummed block with impossible values is still not ours. */
 	if (sb->block_size != DMIOFS_BLOCK || !sb->ndevices || sb->ndevices > DMIOFS_MAX_DEVICES ||
 	    !sb->copies || sb->copies > sb->ndevices || sb->copies > DMIOFS_MAX_COPIES ||
 	    sb->dev_index >= sb->ndevices || !sb->chunk_bytes || sb->ckpt_bytes < 2 * DMIOFS_BLOCK ||
 	    sb->chunk_bytes % DMIOFS_BLOCK || sb->data_offset < sb->meta_offset + sb->meta_bytes ||
-	    sb->ckpt_bytes * 2 >= sb->meta_bytes)
+	    sb->ckpt_bytes * 2 >= sb->meta_bytes || sb->root_reserve_permille > DMIOFS_ROOT_RESERVE_MAX)
 		return -EUCLEAN;
 	return 0;
 }

@@ -19,6 +19,8 @@
 #define DMIOFS_LABEL_MAX 63
 #define DMIOFS_RESERVED_HEAD (1u << 20) /* superblock, then nothing up to 1 MiB */
 #define DMIOFS_NAME_MAX 255
+/* The root reserve, in thousandths of the capacity: at most half of it. */
+#define DMIOFS_ROOT_RESERVE_MAX 500
 
 extern const uint8_t DMIOFS_SB_MAGIC[8];
 extern const uint8_t DMIOFS_CKPT_MAGIC[8];
@@ -62,6 +64,10 @@ struct superblock {
 	uint32_t ckpt_slot;
 	uint32_t flags;
 	struct sb_dev devs[DMIOFS_MAX_DEVICES];
+	/* Thousandths of the capacity only root may fill, as ext4's reserved
+	 * blocks (mkfs.dmiofs -m); 0, as in superblocks written before it
+	 * was defined, keeps none back. */
+	uint32_t root_reserve_permille;
 };
 
 /* Where everything lies, the same for every device of a file system. */

@@ -9,13 +9,21 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 
+#include "data.h"
 #include "store.h"
 
-/* Who asks: for ownership of new inodes. */
+/* Who asks: for ownership of new inodes, and for the root reserve. */
 struct caller {
 	uint32_t uid, gid;
 	mode_t umask;
 };
+
+/* Root may fill the root reserve (mkfs.dmiofs -m), as on ext4; so may
+ * the daemon's own work, which never comes as a caller. */
+static inline bool caller_may_use_root_reserve(const struct caller *who)
+{
+	return who->uid == 0;
+}
 
 /* Attribute changes (fs_setattr). */
 #define SET_MODE 0x1
@@ -52,6 +60,14 @@ int fs_readlink(struct store *st, uint64_t ino, char **target);
 int fs_open(struct store *st, uint64_t ino, bool truncate);
 void fs_release(struct store *st, uint64_t ino);
 int fs_statfs(struct store *st, struct statvfs *out);
+
+/* data_write and data_fallocate (data.h) on behalf of who: a caller other
+ * than root gets ENOSPC where the data would eat into the root reserve.
+ * The two plain calls may use it, as root does. */
+void data_write_as(struct store *st, const struct caller *who, uint64_t ino, uint64_t off, const struct iovec *iov,
+		   int iovcnt, data_write_fn fn, void *ctx);
+int data_fallocate_as(struct store *st, const struct caller *who, uint64_t ino, int mode, uint64_t off,
+		      uint64_t len);
 
 /* Directory listings are taken whole at opendir, so offsets stay stable
  * while the directory changes. */

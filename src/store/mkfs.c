@@ -34,6 +34,11 @@ static int check_options(const struct format_options *opt, uint32_t n, uint32_t 
 		g_string_append_printf(why, "label longer than %u bytes", DMIOFS_LABEL_MAX);
 		return -EINVAL;
 	}
+	if (opt->root_reserve_permille > DMIOFS_ROOT_RESERVE_MAX) {
+		g_string_append_printf(why, "a root reserve of %u.%u%%: at most %u%%", opt->root_reserve_permille / 10,
+				       opt->root_reserve_permille % 10, DMIOFS_ROOT_RESERVE_MAX / 10);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -70,6 +75,7 @@ static void fill_superblock(struct store *st, const struct format_options *opt, 
 	sb->data_offset = st->layout.data_offset;
 	sb->chunk_bytes = st->layout.chunk_bytes;
 	sb->created = (uint64_t)time(NULL);
+	sb->root_reserve_permille = opt->root_reserve_permille;
 	for (uint32_t i = 0; i < n; i++) {
 		struct sdev *d = &st->dev[i];
 
@@ -125,6 +131,7 @@ static void fill_report(const struct store *st, struct format_report *r)
 	}
 	alloc_space(&st->alloc, &total, &avail);
 	r->capacity = total * DMIOFS_BLOCK;
+	r->root_reserve = alloc_root_reserve(&st->alloc, st->sb.root_reserve_permille) * DMIOFS_BLOCK;
 	r->layout = st->layout;
 }
 

@@ -12,6 +12,7 @@ struct format_options {
 	const char *label;
 	uint64_t meta_bytes; /* 0: default */
 	uint32_t uid, gid;   /* owner of the root directory */
+	uint32_t root_reserve_permille; /* of the capacity, for root only; 0: none */
 };
 
 struct format_report {
@@ -20,6 +21,7 @@ struct format_report {
 	uint8_t dev_uuid[DMIOFS_MAX_DEVICES][16];
 	uint64_t dev_bytes[DMIOFS_MAX_DEVICES];
 	uint64_t capacity;   /* usable bytes, every byte stored `copies` times */
+	uint64_t root_reserve; /* bytes of the capacity only root may fill */
 	struct layout layout;
 };
 

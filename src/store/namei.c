@@ -657,7 +657,7 @@ void fs_release(struct store *st, uint64_t ino)
 
 int fs_statfs(struct store *st, struct statvfs *out)
 {
-	uint64_t total, avail, per_file = 200;
+	uint64_t total, avail, kept, per_file = 200;
 
 	memset(out, 0, sizeof(*out));
 	g_mutex_lock(&st->lock);
@@ -666,9 +666,11 @@ int fs_statfs(struct store *st, struct statvfs *out)
 	out->f_frsize = DMIOFS_BLOCK;
 	out->f_blocks = total;
 	out->f_bfree = avail;
-	/* As ext4 does with its reserve: free, but not for files to fill (the
-	 * zeroing of truncates and punches on a full file system uses it). */
-	out->f_bavail = avail > st->alloc.reserve ? avail - st->alloc.reserve : 0;
+	/* As ext4 does with its reserve: free, but not for everyone's files
+	 * to fill (root may fill the root reserve; only the zeroing of
+	 * truncates and punches on a full file system takes the last few). */
+	kept = alloc_kept_back(&st->alloc, st->sb.root_reserve_permille, false);
+	out->f_bavail = avail > kept ? avail - kept : 0;
 	/* Inodes are limited by the checkpoint slot, not by a table. */
 	out->f_files = st->meta.nfiles + (st->layout.ckpt_bytes / 64 * META_SHARE_NAMES > store_meta_bytes(st)
 						  ? (st->layout.ckpt_bytes / 64 * META_SHARE_NAMES - store_meta_bytes(st)) / per_file

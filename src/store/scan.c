@@ -215,7 +215,7 @@ static char **whole_file_system(GPtrArray *all, const char *given, const struct 
 	return (char **)g_ptr_array_free(paths, FALSE);
 }
 
-char **scan_resolve_source(const char *source, GString *why)
+char **scan_resolve_source(const char *source, bool alone, GString *why)
 {
 	GPtrArray *all;
 	const struct member *m;
@@ -231,13 +231,34 @@ char **scan_resolve_source(const char *source, GString *why)
 		g_ptr_array_free(all, TRUE);
 		return out;
 	}
-	if (strchr(source, ':') || stat(source, &st) || !S_ISBLK(st.st_mode))
+	if (!alone || strchr(source, ':') || stat(source, &st) || !S_ISBLK(st.st_mode))
 		return g_strsplit(source, ":", -1);
 	all = scan_members();
 	m = member_at(all, source);
 	out = m ? whole_file_system(all, source, m) : g_strsplit(source, ":", -1);
 	g_ptr_array_free(all, TRUE);
 	return out;
+}
+
+char **scan_resolve_sources(char *const *sources, int n, GString *why)
+{
+	GPtrArray *paths = g_ptr_array_new_with_free_func(g_free);
+
+	for (int i = 0; i < n; i++) {
+		char **found = scan_resolve_source(sources[i], n == 1, why);
+
+		if (!found) {
+			g_ptr_array_free(paths, TRUE);
+			return NULL;
+		}
+		for (char **p = found; *p; p++)
+			if (**p) /* "a::b" and "a:" name nothing more */
+				g_ptr_array_add(paths, g_canonicalize_filename(*p, NULL));
+		g_strfreev(found);
+	}
+	g_ptr_array_set_free_func(paths, NULL);
+	g_ptr_array_add(paths, NULL);
+	return (char **)g_ptr_array_free(paths, FALSE);
 }
 
 /* Point dir/name at target, replacing what was there. */

@@ -27,12 +27,19 @@ const char *scan_member_state(GPtrArray *all, const struct member *m);
 /* The devices a mount source names, as paths (g_strfreev):
  *  - "UUID=<fs uuid>" and "LABEL=<label>": every block device holding a
  *    member of that file system;
- *  - one block device that is a member: it and every other member found;
+ *  - one block device that is a member, when it is the only device named
+ *    (alone): it and every other member found;
  *  - otherwise the list itself: paths separated by ':' (image files are
  *    always named one by one).
  * NULL, having said why in `why`, when a UUID or label matches nothing
  * (or a label names two file systems). */
-char **scan_resolve_source(const char *source, GString *why);
+char **scan_resolve_source(const char *source, bool alone, GString *why);
+
+/* The devices of several sources (the arguments of dmiofs and
+ * fsck.dmiofs: separate, colon-joined, or both), each resolved as above,
+ * as absolute paths (symbolic links kept: status shows the names given).
+ * NULL, having said why, when a source names nothing. */
+char **scan_resolve_sources(char *const *sources, int n, GString *why);
 
 /* Make /dev/disk/by-uuid/<uuid> and /dev/disk/by-label/<label> links to
  * one present member of each file system found, as udev does for the file

@@ -50,6 +50,7 @@ void store_status(struct store *st, struct fs_status *s)
 	s->capacity = total * DMIOFS_BLOCK;
 	s->used = (total - avail) * DMIOFS_BLOCK;
 	s->free = avail * DMIOFS_BLOCK;
+	s->root_reserve = alloc_root_reserve(&st->alloc, st->sb.root_reserve_permille) * DMIOFS_BLOCK;
 	s->files = st->meta.nfiles;
 	s->meta_used = store_meta_bytes(st);
 	s->meta_capacity = st->layout.ckpt_bytes;
@@ -197,6 +198,7 @@ JsonNode *status_to_json(const struct fs_status *s)
 	json_uint(b, "capacity", s->capacity);
 	json_uint(b, "used", s->used);
 	json_uint(b, "free", s->free);
+	json_uint(b, "root_reserve", s->root_reserve);
 	json_uint(b, "files", s->files);
 	json_uint(b, "metadata_used", s->meta_used);
 	json_uint(b, "metadata_capacity", s->meta_capacity);
@@ -231,11 +233,11 @@ void status_to_text(const struct fs_status *s, GString *out)
 
 	g_string_append_printf(out,
 			       "status=%s\nuuid=%s\nlabel=%s\ncopies=%u\ndevices=%u\nhealthy_devices=%u\n"
-			       "capacity=%llu\nused=%llu\nfree=%llu\nfiles=%llu\nmetadata_used=%llu\n"
+			       "capacity=%llu\nused=%llu\nfree=%llu\nroot_reserve=%llu\nfiles=%llu\nmetadata_used=%llu\n"
 			       "metadata_capacity=%llu\ngeneration=%llu\nread_only=%s\n",
 			       status_health(s), s->uuid, s->label ? s->label : "", s->copies, s->devices, s->healthy,
 			       (unsigned long long)s->capacity, (unsigned long long)s->used, (unsigned long long)s->free,
-			       (unsigned long long)s->files, (unsigned long long)s->meta_used,
+			       (unsigned long long)s->root_reserve, (unsigned long long)s->files, (unsigned long long)s->meta_used,
 			       (unsigned long long)s->meta_capacity, (unsigned long long)s->generation,
 			       s->read_only ? "yes" : "no");
 	g_string_append(out, "missing=");

@@ -37,6 +37,7 @@ struct fs_status {
 	uint32_t devices;   /* in the file system (removed ones not counted) */
 	uint32_t healthy;
 	uint64_t capacity, used, free, files;
+	uint64_t root_reserve; /* of free: bytes only root may fill */
 	uint64_t meta_used, meta_capacity;
 	uint64_t generation;
 	bool read_only;

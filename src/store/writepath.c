@@ -16,6 +16,7 @@
 #include "apply.h"
 #include "bufpool.h"
 #include "data.h"
+#include "fsops.h"
 #include "ioerr.h"
 #include "journal.h"
 #include "rangelock.h"
@@ -24,6 +25,7 @@
 
 #define WOP_KEEP_SIZE 0x1  /* zeroing inside the file: no size or time change */
 #define WOP_RANGE_HELD 0x2 /* the caller holds the range lock */
+#define WOP_SPARE_ROOT_RESERVE 0x4 /* not root's: the root reserve is not for it */
 #define MAX_FILE_BYTES (1ull << 60)
 
 struct wop;
@@ -414,6 +416,20 @@ static uint64_t write_meta_cost(uint64_t nblk, uint32_t nruns)
 	return rec_bytes_extent(nblk) + nruns * rec_bytes_extent(0);
 }
 
+/* Lock held.  Does the write fit and leave free what it must: a few
+ * blocks for the zeroing a truncate or a punch needs, so that space can
+ * always be given back on a full file system, and the root reserve when
+ * the writer is not root.  The zeroing itself may take them all. */
+static bool leaves_kept_back(const struct wop *op)
+{
+	struct store *st = op->st;
+	bool may_use_root_reserve = !(op->flags & WOP_SPARE_ROOT_RESERVE);
+
+	if (op->flags & WOP_KEEP_SIZE)
+		return true;
+	return alloc_writable_blocks(&st->alloc, st->sb.root_reserve_permille, may_use_root_reserve) >= op->nblk;
+}
+
 /* Lock held.  Allocate; when full, wait once for frees the log holds back. */
 static int allocate_or_wait(struct wop *op)
 {
@@ -425,15 +441,13 @@ static int allocate_or_wait(struct wop *op)
 	 * whose metadata area is full takes no more data. */
 	if (store_meta_room(st, write_meta_cost(op->nblk, 1), META_SHARE_DATA))
 		return -ENOSPC;
-	/* A few blocks stay back for the zeroing a truncate or a punch needs,
-	 * so that space can always be given back on a full file system. */
-	if (!(op->flags & WOP_KEEP_SIZE) && alloc_usable_blocks(&st->alloc) < op->nblk + st->alloc.reserve) {
+	if (!leaves_kept_back(op)) {
 		if (!st->alloc.pending_blocks)
 			return -ENOSPC;
 		g_mutex_unlock(&st->lock);
 		store_sync(st);
 		g_mutex_lock(&st->lock);
-		if (alloc_usable_blocks(&st->alloc) < op->nblk + st->alloc.reserve)
+		if (!leaves_kept_back(op))
 			return -ENOSPC;
 	}
 	records = g_byte_array_new();
@@ -562,8 +576,8 @@ static void wop_submit(struct wop *op)
 	}
 }
 
-void data_write(struct store *st, uint64_t ino, uint64_t off, const struct iovec *iov, int iovcnt,
-		data_write_fn fn, void *ctx)
+static void write_with_flags(struct store *st, uint64_t ino, uint64_t off, const struct iovec *iov, int iovcnt,
+			     unsigned int flags, data_write_fn fn, void *ctx)
 {
 	size_t size = 0, at;
 	struct wop *op;
@@ -580,7 +594,7 @@ void data_write(struct store *st, uint64_t ino, uint64_t off, const struct iovec
 		fn(ctx, err ? err : 0);
 		return;
 	}
-	op = wop_new(st, ino, off, size, 0, fn, ctx);
+	op = wop_new(st, ino, off, size, flags, fn, ctx);
 	if (!op) {
 		fn(ctx, -ENOMEM);
 		return;
@@ -592,6 +606,20 @@ void data_write(struct store *st, uint64_t ino, uint64_t off, const struct iovec
 		at += iov[i].iov_len;
 	}
 	wop_submit(op);
+}
+
+void data_write(struct store *st, uint64_t ino, uint64_t off, const struct iovec *iov, int iovcnt,
+		data_write_fn fn, void *ctx)
+{
+	write_with_flags(st, ino, off, iov, iovcnt, 0, fn, ctx);
+}
+
+void data_write_as(struct store *st, const struct caller *who, uint64_t ino, uint64_t off, const struct iovec *iov,
+		   int iovcnt, data_write_fn fn, void *ctx)
+{
+	unsigned int flags = caller_may_use_root_reserve(who) ? 0 : WOP_SPARE_ROOT_RESERVE;
+
+	write_with_flags(st, ino, off, iov, iovcnt, flags, fn, ctx);
 }
 
 /* ---- synchronous zeroing (truncate, punch) --------------------------------------- */
@@ -758,6 +786,7 @@ int data_truncate(struct store *st, uint64_t ino, uint64_t size)
 struct falloc_args {
 	int mode;
 	uint64_t off, len;
+	bool may_use_root_reserve;
 };
 
 /* Zero the partial blocks at both ends of [off, end), unmap the whole
@@ -810,10 +839,10 @@ static int falloc_cb(struct store *st, struct dinode *in, void *arg)
 		 * what can be checked is that the range fits now. */
 		uint64_t first = a->off / DMIOFS_BLOCK, n = (end - 1) / DMIOFS_BLOCK - first + 1;
 		uint64_t usable = alloc_usable_blocks(&st->alloc) + st->alloc.pending_blocks;
+		uint64_t kept = alloc_kept_back(&st->alloc, st->sb.root_reserve_permille, a->may_use_root_reserve);
 
-		/* As a write of the range would be judged: the reserve is not
-		 * for files. */
-		usable = usable > st->alloc.reserve ? usable - st->alloc.reserve : 0;
+		/* As a write of the range by the same caller would be judged. */
+		usable = usable > kept ? usable - kept : 0;
 		if (n - ext_mapped_blocks(in, first, n) > usable)
 			err = -ENOSPC;
 	}
@@ -832,9 +861,10 @@ static int falloc_cb(struct store *st, struct dinode *in, void *arg)
 	return err;
 }
 
-int data_fallocate(struct store *st, uint64_t ino, int mode, uint64_t off, uint64_t len)
+static int fallocate_checked(struct store *st, uint64_t ino, int mode, uint64_t off, uint64_t len,
+			     bool may_use_root_reserve)
 {
-	struct falloc_args a = { mode, off, len };
+	struct falloc_args a = { mode, off, len, may_use_root_reserve };
 
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
 		return -EOPNOTSUPP;
@@ -845,6 +875,17 @@ int data_fallocate(struct store *st, uint64_t ino, int mode, uint64_t off, uint6
 	if (off > MAX_FILE_BYTES || len > MAX_FILE_BYTES - off)
 		return -EFBIG;
 	return with_range(st, ino, off / DMIOFS_BLOCK, (off + len - 1) / DMIOFS_BLOCK, falloc_cb, &a);
+}
+
+int data_fallocate(struct store *st, uint64_t ino, int mode, uint64_t off, uint64_t len)
+{
+	return fallocate_checked(st, ino, mode, off, len, true);
+}
+
+int data_fallocate_as(struct store *st, const struct caller *who, uint64_t ino, int mode, uint64_t off,
+		      uint64_t len)
+{
+	return fallocate_checked(st, ino, mode, off, len, caller_may_use_root_reserve(who));
 }
 
 /* ---- SEEK_DATA / SEEK_HOLE ---------------------------------------------------------- */

@@ -1,4 +1,4 @@
-/* size.h - sizes as people write them: 64M, 1G, 4096. */
+/* size.h - sizes and shares as people write them: 64M, 1G, 4096; 5, 0.5. */
 #ifndef DMIOFS_SIZE_H
 #define DMIOFS_SIZE_H
 
@@ -34,6 +34,33 @@ static inline int parse_size(const char *s, uint64_t *out)
 	if (*end || (shift && v > (UINT64_MAX >> shift)))
 		return -EINVAL;
 	*out = v << shift;
+	return 0;
+}
+
+/* A percentage with at most one decimal, as mkfs.ext4 -m takes it (5,
+ * 0.5, 12.5; a trailing % is allowed), in thousandths. */
+static inline int parse_percent_permille(const char *s, uint32_t *out)
+{
+	uint32_t whole = 0, tenths = 0;
+
+	if (!g_ascii_isdigit(*s))
+		return -EINVAL;
+	while (g_ascii_isdigit(*s)) {
+		whole = whole * 10 + (uint32_t)(*s++ - '0');
+		if (whole > 100)
+			return -EINVAL;
+	}
+	if (*s == '.') {
+		s++;
+		if (!g_ascii_isdigit(*s))
+			return -EINVAL;
+		tenths = (uint32_t)(*s++ - '0');
+	}
+	if (*s == '%')
+		s++;
+	if (*s || whole * 10 + tenths > 1000)
+		return -EINVAL;
+	*out = whole * 10 + tenths;
 	return 0;
 }
 

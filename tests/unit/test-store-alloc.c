@@ -4,7 +4,9 @@
  * alloc_new_chunks_possible predicts exactly what allocation then does;
  * a request stays in one piece whenever some chunk can hold it; ENOSPC;
  * blocks freed by a commit come back only once it is durable; overlapping
- * extents at mount are refused; chunk records are checked and round trip.
+ * extents at mount are refused; chunk records are checked and round trip;
+ * the root reserve is its share of the capacity, kept back from callers
+ * other than root only.
  *
  * Every test body runs in a child process (g_test_trap_subprocess): one
  * failed assertion fails its own test and the others still run. */
@@ -392,6 +394,48 @@ static void test_enospc(void)
 	g_byte_array_free(records, TRUE);
 }
 
+/* The root reserve is a share of the capacity (chunks made and still
+ * possible), whatever is used; only callers who may not use it find it
+ * kept back, on top of the blocks always kept for zeroing. */
+static void test_root_reserve(void)
+{
+	static const uint64_t slots[] = { 10, 10 }, uneven[] = { 3, 7, 7 };
+	GByteArray *records = g_byte_array_new();
+	struct alloc a;
+
+	make_alloc(&a, slots, 2, 2); /* 10 chunks: 2560 blocks */
+	g_assert_cmpuint(alloc_root_reserve(&a, 0), ==, 0);
+	g_assert_cmpuint(alloc_root_reserve(&a, 50), ==, 128);   /* 5% */
+	g_assert_cmpuint(alloc_root_reserve(&a, 5), ==, 12);     /* 0.5%, rounded down */
+	g_assert_cmpuint(alloc_root_reserve(&a, DMIOFS_ROOT_RESERVE_MAX), ==, 1280);
+	a.reserve = 7; /* as the mount sets it */
+	g_assert_cmpuint(alloc_kept_back(&a, 50, false), ==, 7 + 128);
+	g_assert_cmpuint(alloc_kept_back(&a, 50, true), ==, 7);
+	g_assert_cmpuint(alloc_kept_back(&a, 0, false), ==, 7);
+	/* what a write may take: the usable blocks less those */
+	g_assert_cmpuint(alloc_writable_blocks(&a, 50, false), ==, 2560 - 7 - 128);
+	g_assert_cmpuint(alloc_writable_blocks(&a, 50, true), ==, 2560 - 7);
+	/* filling it does not shrink the reserve: it is of the capacity */
+	take(&a, 3 * PER_CHUNK, 0, 0, PER_CHUNK, records, true);
+	take(&a, 3 * PER_CHUNK, 1, 0, PER_CHUNK, records, true);
+	g_assert_cmpuint(alloc_root_reserve(&a, 50), ==, 128);
+	g_assert_cmpuint(alloc_writable_blocks(&a, 50, false), ==, alloc_usable_blocks(&a) - 7 - 128);
+	/* full for everyone but root: nothing, never an underflow */
+	for (uint32_t i = 2; i < 10; i++)
+		take(&a, PER_CHUNK, i, 0, PER_CHUNK, records, true);
+	g_assert_cmpuint(alloc_usable_blocks(&a), ==, 0);
+	g_assert_cmpuint(alloc_writable_blocks(&a, 50, false), ==, 0);
+	g_assert_cmpuint(alloc_writable_blocks(&a, 50, true), ==, 0);
+	alloc_destroy(&a);
+
+	/* devices of different sizes: of the capacity two copies can use
+	 * (17 slots make 8 chunks), not of the raw slots */
+	make_alloc(&a, uneven, 3, 2);
+	g_assert_cmpuint(alloc_root_reserve(&a, 100), ==, 8 * PER_CHUNK / 10);
+	alloc_destroy(&a);
+	g_byte_array_free(records, TRUE);
+}
+
 static void test_pending_frees(void)
 {
 	static const uint64_t slots[] = { 2, 2 };
@@ -733,6 +777,7 @@ int main(int argc, char **argv)
 	CASE("blocks/keep-request-whole", test_keeps_request_whole);
 	CASE("blocks/enospc", test_enospc);
 	CASE("blocks/pending-frees", test_pending_frees);
+	CASE("blocks/root-reserve", test_root_reserve);
 	CASE("blocks/mark-used", test_mark_used);
 	CASE("stale/runs", test_stale_runs);
 	CASE("stale/stripe-add-drop", test_stripe_add_drop);

@@ -1,6 +1,8 @@
 /* test-store-format.c - dmiofs's on-disk format (src/store/format.c and
  * codec.h): superblock, checkpoint and log headers round trip bit for bit
  * and every damaged or foreign one is refused with its own errno; the
+ * root reserve has its place, reads as none from older superblocks and
+ * past its maximum is impossible; the
  * layout chosen for devices of many sizes is self-consistent and agrees
  * with layout_min_bytes; CRC32C is the Castagnoli polynomial; the codec's
  * little-endian encoding and overflow flags.
@@ -79,6 +81,7 @@ static void assert_sb_equal(const struct superblock *a, const struct superblock 
 	g_assert_cmpuint(a->ckpt_seq, ==, b->ckpt_seq);
 	g_assert_cmpuint(a->ckpt_slot, ==, b->ckpt_slot);
 	g_assert_cmpuint(a->flags, ==, b->flags);
+	g_assert_cmpuint(a->root_reserve_permille, ==, b->root_reserve_permille);
 	for (int i = 0; i < DMIOFS_MAX_DEVICES; i++) {
 		g_assert_cmpmem(a->devs[i].uuid, 16, b->devs[i].uuid, 16);
 		g_assert_cmpuint(a->devs[i].bytes, ==, b->devs[i].bytes);
@@ -137,6 +140,7 @@ static void test_sb_round_trip(void)
 	sb.ndevices = DMIOFS_MAX_DEVICES;
 	sb.copies = DMIOFS_MAX_COPIES;
 	sb.dev_index = DMIOFS_MAX_DEVICES - 1;
+	sb.root_reserve_permille = 123;
 	for (int i = 0; i < DMIOFS_MAX_DEVICES; i++) {
 		fill_uuid(sb.devs[i].uuid, (uint8_t)(40 + i));
 		sb.devs[i].bytes = (uint64_t)(i + 1) << 33 | 0xABC000;
@@ -279,6 +283,41 @@ static void m_ckpt_zero(struct superblock *sb) { sb->ckpt_bytes = 0; }
 static void test_sb_impossible_ckpt_zero(void)
 {
 	impossible(m_ckpt_zero, "checkpoint slots of 0 bytes");
+}
+
+/* The root reserve: a u32 of thousandths at byte 1488 (docs/FORMAT.md,
+ * section 4), after left_at; a superblock written before it was defined
+ * has zeroes there and keeps no reserve. */
+static void test_sb_root_reserve(void)
+{
+	struct superblock sb, out;
+	uint8_t block[DMIOFS_BLOCK];
+
+	valid_sb(&sb);
+	sb.root_reserve_permille = 50;
+	sb_encode(&sb, block);
+	g_assert_cmpuint(le32_at(block + 1488), ==, 50);
+	for (size_t i = 1492; i < DMIOFS_BLOCK; i++)
+		g_assert_cmpuint(block[i], ==, 0);
+	g_assert_cmpint(sb_decode(block, &out), ==, 0);
+	g_assert_cmpuint(out.root_reserve_permille, ==, 50);
+
+	memset(block + 1488, 0, 4); /* as an older mkfs wrote it */
+	fix_crc(block, DMIOFS_BLOCK, 12);
+	g_assert_cmpint(sb_decode(block, &out), ==, 0);
+	g_assert_cmpuint(out.root_reserve_permille, ==, 0);
+
+	sb.root_reserve_permille = DMIOFS_ROOT_RESERVE_MAX;
+	sb_encode(&sb, block);
+	g_assert_cmpint(sb_decode(block, &out), ==, 0);
+	g_assert_cmpuint(out.root_reserve_permille, ==, DMIOFS_ROOT_RESERVE_MAX);
+}
+
+static void m_reserve_above_max(struct superblock *sb) { sb->root_reserve_permille = DMIOFS_ROOT_RESERVE_MAX + 1; }
+
+static void test_sb_impossible_reserve(void)
+{
+	impossible(m_reserve_above_max, "a root reserve above half the capacity");
 }
 
 static void test_sb_backup_offset(void)
@@ -688,6 +727,8 @@ int main(int argc, char **argv)
 	CASE("sb/impossible", test_sb_impossible);
 	CASE("sb/impossible-copies-above-max", test_sb_impossible_copies_above_max);
 	CASE("sb/impossible-ckpt-zero", test_sb_impossible_ckpt_zero);
+	CASE("sb/root-reserve", test_sb_root_reserve);
+	CASE("sb/impossible-reserve", test_sb_impossible_reserve);
 	CASE("sb/backup-offset", test_sb_backup_offset);
 	CASE("ckpt-header", test_ckpt_header);
 	CASE("log-header", test_log_header);
