@@ -134,6 +134,16 @@ const char *scan_member_state(GPtrArray *all, const struct member *m)
 	return "no longer a member";
 }
 
+uint32_t scan_device_count(GPtrArray *all, const struct member *m)
+{
+	const struct superblock *sb = &newest_of(all, m)->sb;
+	uint32_t n = 0;
+
+	for (uint32_t k = 0; k < sb->ndevices && k < DMIOFS_MAX_DEVICES; k++)
+		n += sb->devs[k].state != DEV_REMOVED;
+	return n;
+}
+
 static bool member_matches(const struct member *m, const char *uuid, const char *label)
 {
 	char text[37];
@@ -199,12 +209,14 @@ static const struct member *member_at(GPtrArray *all, const char *path)
 }
 
 /* One block device that is a member stands for its whole file system:
- * itself first (as given), then the others found. */
+ * itself first (as given), then the others found.  One that was removed
+ * (a stale /dev/disk link may still name it) leads to the members only. */
 static char **whole_file_system(GPtrArray *all, const char *given, const struct member *m)
 {
 	GPtrArray *paths = g_ptr_array_new();
 
-	g_ptr_array_add(paths, g_strdup(given));
+	if (still_member(all, m))
+		g_ptr_array_add(paths, g_strdup(given));
 	for (uint32_t i = 0; i < all->len; i++) {
 		const struct member *o = g_ptr_array_index(all, i);
 

@@ -24,6 +24,10 @@ GPtrArray *scan_members(void);
  * "healthy", "failed", ..., "removed", or "no longer a member". */
 const char *scan_member_state(GPtrArray *all, const struct member *m);
 
+/* The devices of m's file system (removed ones not counted), as the
+ * newest superblock found says. */
+uint32_t scan_device_count(GPtrArray *all, const struct member *m);
+
 /* The devices a mount source names, as paths (g_strfreev):
  *  - "UUID=<fs uuid>" and "LABEL=<label>": every block device holding a
  *    member of that file system;
@@ -37,7 +41,7 @@ char **scan_resolve_source(const char *source, bool alone, GString *why);
 
 /* The devices of several sources (the arguments of dmiofs and
  * fsck.dmiofs: separate, colon-joined, or both), each resolved as above,
- * as absolute paths (symbolic links kept: status shows the names given).
+ * as absolute paths (symbolic links kept).
  * NULL, having said why, when a source names nothing. */
 char **scan_resolve_sources(char *const *sources, int n, GString *why);
 

@@ -15,7 +15,8 @@
  *
  * It talks JSON to the daemon over the control channel whose socket the
  * mount's root names in user.dmio.control (see dmiofs-ctl(8)); layout
- * reads a file's xattr.  status exits 0 healthy, 2 degraded, 1 on error. */
+ * reads a file's xattr.  status exits 0 healthy, 2 degraded, 3 errors
+ * counted, 1 on error; bad usage exits 2. */
 #include "config.h"
 
 #include <errno.h>

@@ -61,10 +61,13 @@ static bool ask_daemon_remount(const char *mnt, bool read_only, bool json)
 	r = ask_and_free(mnt, b);
 	if (r && json) {
 		JsonGenerator *gen = json_generator_new();
+		char *text;
 
 		json_generator_set_root(gen, r);
 		json_generator_set_pretty(gen, TRUE);
-		json_generator_to_stream(gen, NULL, NULL, NULL);
+		text = json_generator_to_data(gen, NULL);
+		puts(text);
+		g_free(text);
 		g_object_unref(gen);
 	}
 	if (r)
@@ -76,8 +79,25 @@ static bool ask_daemon_remount(const char *mnt, bool read_only, bool json)
  * ones), then the daemon checkpoints and marks the devices clean.
  * Writable: the daemon first, so the kernel never lets a write through
  * to a store that refuses it. */
+/* Is mnt the mount point of a dmiofs?  Said when not: nothing else may
+ * be remounted or unmounted by these commands. */
+static bool is_dmiofs_mount(const char *mnt)
+{
+	char *type = mount_type_at(mnt);
+	bool yes = type && !strcmp(type, "fuse.dmiofs");
+
+	if (!yes)
+		fprintf(stderr, "%s: %s: %s%s%s\n", g_get_prgname(), mnt,
+			type ? "not a dmiofs mount (it is " : "not the mount point of a dmiofs file system", type ? type : "",
+			type ? ")" : "");
+	g_free(type);
+	return yes;
+}
+
 int ctl_remount(const char *mnt, bool read_only, bool json)
 {
+	if (!is_dmiofs_mount(mnt))
+		return 1;
 	if (read_only) {
 		if (kernel_remount(mnt, true))
 			return 1;
@@ -129,16 +149,10 @@ static int wait_for_exit(pid_t pid, const char *mnt, bool verbose)
 
 int ctl_unmount(const char *mnt, int flags, bool verbose)
 {
-	char *type = mount_type_at(mnt);
 	pid_t pid;
 
-	if (!type || strcmp(type, "fuse.dmiofs")) {
-		fprintf(stderr, "%s: %s: %s\n", g_get_prgname(), mnt,
-			type ? "not a dmiofs mount" : "not the mount point of a dmiofs file system");
-		g_free(type);
+	if (!is_dmiofs_mount(mnt))
 		return 1;
-	}
-	g_free(type);
 	/* Asked before the unmount: afterwards nothing leads to it. */
 	pid = daemon_pid(mnt);
 	if (umount2(mnt, flags)) {
@@ -220,7 +234,7 @@ static JsonNode *member_json(GPtrArray *all, const struct member *m, const char 
 	json_builder_set_member_name(b, "index");
 	json_builder_add_int_value(b, m->sb.dev_index);
 	json_builder_set_member_name(b, "device_count");
-	json_builder_add_int_value(b, m->sb.ndevices);
+	json_builder_add_int_value(b, scan_device_count(all, m));
 	json_builder_set_member_name(b, "state");
 	json_builder_add_string_value(b, scan_member_state(all, m));
 	json_builder_set_member_name(b, "generation");
@@ -252,7 +266,7 @@ static void print_members(GPtrArray *all, GPtrArray *mounted)
 			continue;
 		g_hash_table_add(shown, g_strdup(uuid));
 		printf("%sdmiofs UUID=%s%s%s%s, %u devices, %u copies\n", g_hash_table_size(shown) > 1 ? "\n" : "", uuid,
-		       m->sb.label[0] ? " LABEL=\"" : "", m->sb.label, m->sb.label[0] ? "\"" : "", m->sb.ndevices,
+		       m->sb.label[0] ? " LABEL=\"" : "", m->sb.label, m->sb.label[0] ? "\"" : "", scan_device_count(all, m),
 		       m->sb.copies);
 		printf("  %-20s %5s  %-18s %12s  %s\n", "DEVICE", "INDEX", "STATE", "GENERATION", "MOUNTED AT");
 		for (guint j = i; j < all->len; j++) {
@@ -292,6 +306,10 @@ int ctl_scan(bool json)
 		g_free(text);
 		g_object_unref(gen);
 		json_node_unref(root);
+	} else if (!all->len && geteuid() != 0) {
+		fprintf(stderr, "%s: no dmiofs member found, but only root may read every block device: run it as root\n",
+			g_get_prgname());
+		ret = 1;
 	} else if (!all->len) {
 		printf("no dmiofs member on this machine's block devices (image files are not scanned)\n");
 	} else {
