@@ -60,6 +60,18 @@ static int read_superblock(const char *path, uint64_t bytes, struct superblock *
 	return found;
 }
 
+int scan_device(const char *path, struct superblock *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	off_t bytes;
+
+	if (fd < 0)
+		return -errno;
+	bytes = lseek(fd, 0, SEEK_END);
+	close(fd);
+	return read_superblock(path, bytes > 0 ? (uint64_t)bytes : 0, out);
+}
+
 /* loop2 before loop10: the order people read. */
 static gint by_path(gconstpointer a, gconstpointer b)
 {
@@ -288,8 +300,7 @@ static int link_in(const char *dir, const char *name, const char *target)
 	return err;
 }
 
-/* udev's encoding of a label in a link name: '/' and unsafe bytes as \xNN. */
-static char *encode_label(const char *label)
+char *scan_encode_label(const char *label)
 {
 	GString *out = g_string_new(NULL);
 
@@ -326,7 +337,7 @@ int scan_make_links(GPtrArray *members)
 		g_hash_table_add(done, g_strdup(uuid));
 		e = link_in("/dev/disk/by-uuid", uuid, best->path);
 		if (!e && best->sb.label[0]) {
-			char *name = encode_label(best->sb.label);
+			char *name = scan_encode_label(best->sb.label);
 
 			e = link_in("/dev/disk/by-label", name, best->path);
 			g_free(name);

@@ -20,6 +20,14 @@ struct member {
  * order (g_ptr_array_free it: it frees the members). */
 GPtrArray *scan_members(void);
 
+/* The newer superblock of the device or image file at path: 0, or
+ * -ENODATA when it holds none (or another negative errno). */
+int scan_device(const char *path, struct superblock *out);
+
+/* A label as udev encodes it in a link name and ID_FS_LABEL_ENC: '/'
+ * and unsafe bytes as \xNN (g_free). */
+char *scan_encode_label(const char *label);
+
 /* What the newest superblock found of m's file system says of m:
  * "healthy", "failed", ..., "removed", or "no longer a member". */
 const char *scan_member_state(GPtrArray *all, const struct member *m);

@@ -42,7 +42,7 @@
 #define EXIT_ERRORS 3 /* no device lost, but I/O errors counted since the last reset */
 
 struct opts {
-	gboolean json, reset, list, clear, version, wait, force, verbose;
+	gboolean json, reset, list, clear, version, wait, force, verbose, udev;
 	char *sectors, *rate;
 	int every;
 };
@@ -66,6 +66,7 @@ static void die_usage(void)
 		"       dmiofs-ctl remount MOUNTPOINT ro|rw [--json]\n"
 		"       dmiofs-ctl unmount MOUNTPOINT [--verbose]\n"
 		"       dmiofs-ctl scan [--json]\n"
+		"       dmiofs-ctl scan --udev DEVNODE\n"
 		"       dmiofs-ctl -h | -V\n"
 		"See dmiofs-ctl(8).\n");
 	exit(EXIT_USAGE);
@@ -690,6 +691,7 @@ int main(int argc, char **argv)
 		{ "wait", 'w', 0, G_OPTION_ARG_NONE, &opt.wait, "wait until the work is done, showing progress", NULL },
 		{ "force", 'f', 0, G_OPTION_ARG_NONE, &opt.force, "replace, add: use a device that holds data", NULL },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &opt.verbose, "unmount: say when it is done", NULL },
+		{ "udev", 0, 0, G_OPTION_ARG_NONE, &opt.udev, "scan DEVNODE: the ID_FS_* properties, for udev", NULL },
 		{ "version", 'V', 0, G_OPTION_ARG_NONE, &opt.version, "print the version", NULL },
 		{ NULL },
 	};
@@ -744,8 +746,10 @@ int main(int argc, char **argv)
 		ret = ctl_remount(argv[2], !strcmp(argv[3], "ro"), opt.json);
 	else if (!strcmp(argv[1], "unmount") && argc == 3)
 		ret = ctl_unmount(argv[2], 0, opt.verbose);
-	else if (!strcmp(argv[1], "scan") && argc == 2)
+	else if (!strcmp(argv[1], "scan") && argc == 2 && !opt.udev)
 		ret = ctl_scan(opt.json);
+	else if (!strcmp(argv[1], "scan") && argc == 3 && opt.udev)
+		ret = ctl_scan_udev(argv[2]);
 	else
 		die_usage();
 	g_free(opt.sectors);

@@ -24,6 +24,7 @@
 #include "dmio.h"
 #include "../store/mkfs.h"
 #include "../store/probe.h"
+#include "../store/scan.h"
 #include "size.h"
 
 enum { MKFS_MADE = 0, MKFS_FAILED = 1, MKFS_USAGE = 2 };
@@ -352,6 +353,28 @@ static void print_report(const struct format_report *r, char **paths, const char
 	g_free(percent);
 }
 
+/* Block devices made members get their /dev/disk/by-uuid and by-label
+ * links now (udev makes them too where it runs), so that UUID= and LABEL=
+ * in /etc/fstab work at once, as they do after mkfs.ext4. */
+static void link_members(char **paths, uint32_t n)
+{
+	GPtrArray *members;
+	struct stat st;
+	bool any = false;
+	int err;
+
+	for (uint32_t i = 0; i < n; i++)
+		any |= !stat(paths[i], &st) && S_ISBLK(st.st_mode);
+	if (!any || geteuid() != 0)
+		return;
+	members = scan_members();
+	err = scan_make_links(members);
+	if (err)
+		fprintf(stderr, "mkfs.dmiofs: warning: cannot link the members in /dev/disk (%s); run dmiofs-ctl scan\n",
+			g_strerror(-err));
+	g_ptr_array_free(members, TRUE);
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { .copies = INT_MIN }; /* not given */
@@ -421,6 +444,8 @@ int main(int argc, char **argv)
 		else if (!o.quiet)
 			print_report(&report, paths, o.label, fo.root_reserve_permille);
 		status = err ? MKFS_FAILED : MKFS_MADE;
+		if (!err)
+			link_members(paths, n);
 	}
 	g_strfreev(paths);
 	g_string_free(why, TRUE);

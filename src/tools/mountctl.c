@@ -328,3 +328,27 @@ int ctl_scan(bool json)
 	g_ptr_array_free(all, TRUE);
 	return ret;
 }
+
+/* What udev's IMPORT{program} reads (59-dmiofs.rules): the ID_FS_*
+ * properties libblkid gives the file systems it knows, so that udev makes
+ * the /dev/disk/by-uuid and by-label links, and systemd the device units,
+ * of a member as it does for theirs.  Nothing for a device that is not. */
+int ctl_scan_udev(const char *devnode)
+{
+	struct superblock sb;
+	char uuid[37], *label_enc;
+
+	if (scan_device(devnode, &sb))
+		return 0;
+	uuid_format(sb.fs_uuid, uuid);
+	printf("ID_FS_TYPE=dmiofs\nID_FS_USAGE=filesystem\nID_FS_VERSION=1\nID_FS_UUID=%s\nID_FS_UUID_ENC=%s\n", uuid,
+	       uuid);
+	if (sb.label[0]) {
+		label_enc = scan_encode_label(sb.label);
+		printf("ID_FS_LABEL_ENC=%s\n", label_enc);
+		g_strdelimit(sb.label, " /\\\"'$`", '_'); /* as udev makes a label safe */
+		printf("ID_FS_LABEL=%s\n", sb.label);
+		g_free(label_enc);
+	}
+	return 0;
+}

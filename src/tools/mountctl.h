@@ -15,6 +15,8 @@ int ctl_remount(const char *mnt, bool read_only, bool json);
 /* umount2(2) flags (MNT_FORCE, MNT_DETACH); 0 done, 1 failed. */
 int ctl_unmount(const char *mnt, int flags, bool verbose);
 int ctl_scan(bool json);
+/* dmiofs-ctl scan --udev DEVNODE: KEY=VALUE lines for udev (59-dmiofs.rules). */
+int ctl_scan_udev(const char *devnode);
 /* umount.fuse.dmiofs TARGET [-flnrv] [-N NS] [-t TYPE]: exit status. */
 int umount_helper_main(int argc, char **argv);
 

@@ -79,6 +79,9 @@ daemon_of() { pgrep -f "$1( |\$)"; }
 # ---- UUID= and LABEL= on loop devices; dmiofs-ctl scan --------------------------------
 loopdev 192M l0 && L0=$LOOP && loopdev 192M l1 && L1=$LOOP || { ok 1 "two loop devices"; done_testing; }
 must "mkfs.dmiofs --label admintest on two loop devices" "$MKFS" -q --label admintest "$L0" "$L1"
+check "mkfs.dmiofs linked /dev/disk/by-label/admintest to a member at once" \
+	sh -c "[ \"\$(readlink /dev/disk/by-label/admintest)\" = '$L0' ]"
+rm -f /dev/disk/by-uuid/* /dev/disk/by-label/*
 "$CTL" scan >"$T/scan.out" 2>&1
 ok $? "dmiofs-ctl scan exits 0"
 UUID=$(sed -n 's/^dmiofs UUID=\([0-9a-f-]*\) LABEL="admintest".*/\1/p' "$T/scan.out")
@@ -93,6 +96,13 @@ assert all(d[\"label\"] == \"admintest\" and d[\"state\"] == \"healthy\" for d i
 '"
 check "it links /dev/disk/by-uuid and by-label to a member, as udev would" sh -c "
 	[ \"\$(readlink /dev/disk/by-uuid/$UUID)\" = '$L0' ] && [ \"\$(readlink /dev/disk/by-label/admintest)\" = '$L0' ]"
+
+"$CTL" scan --udev "$L1" >"$T/udev.out" 2>&1
+ok $? "dmiofs-ctl scan --udev DEVNODE (udev's IMPORT{program}) exits 0"
+check "and gives the ID_FS_* properties blkid gives known file systems" sh -c "
+	grep -qx ID_FS_TYPE=dmiofs '$T/udev.out' && grep -qx ID_FS_USAGE=filesystem '$T/udev.out' &&
+	grep -qx ID_FS_UUID_ENC=$UUID '$T/udev.out' && grep -qx ID_FS_LABEL_ENC=admintest '$T/udev.out'"
+check "dmiofs-ctl scan --udev on another device says nothing" sh -c "[ -z \"\$('$CTL' scan --udev /dev/null)\" ]"
 
 # ---- fstab: mount -a twice ---------------------------------------------------------------
 mkdir -p "$T/m1" "$T/m2" "$T/m3"
