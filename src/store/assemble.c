@@ -34,6 +34,7 @@ struct given {
 	struct sdev d;   /* d.bdev set once opened and its superblock read */
 	bool absent;     /* could not be opened or read: it counts as missing */
 	bool discarded;  /* of the part of a split brain that is not kept */
+	uint32_t order;  /* its place in the list as the user gave it */
 };
 
 /* ---- opening ---------------------------------------------------------------- */
@@ -284,13 +285,14 @@ static int one_file_system(const struct given *g, uint32_t n, GString *why)
 	const struct given *first = NULL;
 	char a[37], b[37];
 
-	for (uint32_t i = 0; i < n; i++) {
-		if (!g[i].d.bdev)
-			continue;
-		if (!first) {
+	/* The one given first is the reference: the odd one is named, in
+	 * whatever order the devices were opened. */
+	for (uint32_t i = 0; i < n; i++)
+		if (g[i].d.bdev && (!first || g[i].order < first->order))
 			first = &g[i];
+	for (uint32_t i = 0; i < n; i++) {
+		if (!g[i].d.bdev || &g[i] == first)
 			continue;
-		}
 		if (memcmp(g[i].d.sb.fs_uuid, first->d.sb.fs_uuid, 16)) {
 			uuid_format(g[i].d.sb.fs_uuid, a);
 			uuid_format(first->d.sb.fs_uuid, b);
@@ -411,6 +413,9 @@ int assemble_open(struct store *st, const char *const *given_paths, uint32_t n, 
 	g = g_new0(struct given, n);
 	for (uint32_t i = 0; i < n && !err; i++) {
 		g[i].path = paths[i];
+		for (uint32_t k = 0; k < n; k++)
+			if (given_paths[k] == paths[i])
+				g[i].order = k;
 		err = open_given(st, &g[i], why);
 		opened += !err && !g[i].absent;
 	}
