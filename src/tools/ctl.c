@@ -7,7 +7,7 @@
  *   dmiofs-ctl inject MOUNTPOINT --list | --clear [DEVICE]
  *   dmiofs-ctl scrub start|status|pause|resume|cancel MOUNTPOINT [--rate MB/s] [--wait]
  *   dmiofs-ctl replace MOUNTPOINT OLD NEW [--wait] [--force]
- *   dmiofs-ctl add MOUNTPOINT DEV [--wait] [--force]
+ *   dmiofs-ctl add MOUNTPOINT DEV[:DEV...] [DEV...] [--wait] [--force]
  *   dmiofs-ctl remove MOUNTPOINT DEV [--wait]
  *   dmiofs-ctl remount MOUNTPOINT ro|rw
  *   dmiofs-ctl unmount MOUNTPOINT
@@ -61,7 +61,7 @@ static void die_usage(void)
 		"       dmiofs-ctl inject MOUNTPOINT --list | --clear [DEVICE]\n"
 		"       dmiofs-ctl scrub start|status|pause|resume|cancel MOUNTPOINT [--rate MB/s] [--wait]\n"
 		"       dmiofs-ctl replace MOUNTPOINT OLD NEW [--wait] [--force]\n"
-		"       dmiofs-ctl add MOUNTPOINT DEV [--wait] [--force]\n"
+		"       dmiofs-ctl add MOUNTPOINT DEV[:DEV...] [DEV...] [--wait] [--force]\n"
 		"       dmiofs-ctl remove MOUNTPOINT DEV [--wait]\n"
 		"       dmiofs-ctl remount MOUNTPOINT ro|rw [--json]\n"
 		"       dmiofs-ctl unmount MOUNTPOINT [--verbose]\n"
@@ -616,6 +616,40 @@ static int device_change(const char *what, const char *mnt, const char *old_arg,
 	return ret;
 }
 
+/* add MOUNTPOINT DEV[:DEV...] [DEV...]: the device lists as dmiofs and
+ * mkfs.dmiofs take them; each joins in turn, and --wait waits once for
+ * all of them. */
+static int add_devices(const char *mnt, int argc, char **argv)
+{
+	gboolean wait = opt.wait;
+	int ret = 0;
+
+	opt.wait = FALSE;
+	for (int i = 0; i < argc && !ret; i++) {
+		char **devs = g_strsplit(argv[i], ":", -1);
+
+		for (char **d = devs; *d && !ret; d++)
+			if (**d)
+				ret = device_change("add", mnt, NULL, *d);
+		g_strfreev(devs);
+	}
+	opt.wait = wait;
+	if (!ret && wait) {
+		JsonNode *r;
+
+		ret = wait_for(mnt, "add", copies_progress);
+		r = ret ? NULL : ask_and_free(mnt, request("status"));
+		if (!r)
+			return 1;
+		if (opt.json)
+			print_json(r);
+		else
+			print_status_table(mnt, json_node_get_object(r));
+		json_node_unref(r);
+	}
+	return ret;
+}
+
 /* ---- layout (an xattr of the file itself) ------------------------------------------------ */
 
 /* Every page of the file's layout, as one text with one header. */
@@ -709,7 +743,7 @@ int main(int argc, char **argv)
 	g_option_context_set_description(
 		ctx, "Commands: status [MOUNTPOINT], layout FILE, errors MOUNTPOINT, inject MOUNTPOINT ...,\n"
 		     "scrub start|status|pause|resume|cancel MOUNTPOINT, replace MOUNTPOINT OLD NEW,\n"
-		     "add MOUNTPOINT DEV, remove MOUNTPOINT DEV, remount MOUNTPOINT ro|rw,\n"
+		     "add MOUNTPOINT DEV..., remove MOUNTPOINT DEV, remount MOUNTPOINT ro|rw,\n"
 		     "unmount MOUNTPOINT, scan\n"
 		     "Exit status of status: 0 healthy, 2 degraded, 3 errors counted, 1 error.\n"
 		     "Bad usage exits 2.  See dmiofs-ctl(8).");
@@ -740,7 +774,9 @@ int main(int argc, char **argv)
 		ret = scrub(argv[2], argv[3]);
 	else if (!strcmp(argv[1], "replace") && argc == 5)
 		ret = device_change("replace", argv[2], argv[3], argv[4]);
-	else if ((!strcmp(argv[1], "add") || !strcmp(argv[1], "remove")) && argc == 4)
+	else if (!strcmp(argv[1], "add") && argc >= 4)
+		ret = add_devices(argv[2], argc - 3, argv + 3);
+	else if (!strcmp(argv[1], "remove") && argc == 4)
 		ret = device_change(argv[1], argv[2], NULL, argv[3]);
 	else if (!strcmp(argv[1], "remount") && argc == 4 && (!strcmp(argv[3], "ro") || !strcmp(argv[3], "rw")))
 		ret = ctl_remount(argv[2], !strcmp(argv[3], "ro"), opt.json);

@@ -210,4 +210,18 @@ umount "$T/m2"
 umount /dev/log
 [ -n "$made_devlog" ] && rm -f /dev/log
 
+# ---- dmiofs-ctl add takes a device list too ------------------------------------------------
+truncate -s 128M "$T/n0.img" "$T/n1.img"
+"$DMIOFS" -o "log=$T/daemon.log" "$IMAGES" "$T/m2" >"$T/bg.out" 2>&1
+ok $? "mounted for dmiofs-ctl add"
+check "dmiofs-ctl add MOUNTPOINT A:B --wait adds both" "$CTL" add "$T/m2" "$T/n0.img:$T/n1.img" --wait
+check "the file system has four healthy devices" sh -c "'$CTL' status --json '$T/m2' | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+assert s[\"device_count\"] == 4 and s[\"status\"] == \"healthy\", s
+'"
+check "the data is whole" sh -c "[ \"\$(md5sum <'$T/m2/big')\" = '$sum2' ]"
+umount "$T/m2"
+ok $? "umount"
+
 done_testing
