@@ -52,6 +52,16 @@ static bool log_allowed(struct store *st, unsigned int *held_back)
 	return true;
 }
 
+void ioerr_say_held_back(struct store *st)
+{
+	if (!st->fault_log_held || g_get_monotonic_time() / G_USEC_PER_SEC == st->fault_log_second)
+		return;
+	g_warning("%u more I/O errors and repairs were not logged (at most %d lines a second); "
+		  "dmiofs-ctl errors counts them all",
+		  st->fault_log_held, LOG_LINES_PER_SECOND);
+	st->fault_log_held = 0;
+}
+
 /* Lock held: where the fault is, for a person: " in PATH, bytes A-B". */
 static void describe_where(struct store *st, const struct io_fault *f, GString *where)
 {

@@ -34,4 +34,9 @@ void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records);
  * left_at: count it and fail them. */
 void ioerr_fail_devices(struct store *st, unsigned long bits, uint64_t left_at, const char *what);
 
+/* Lock held: the errors held back from the log by its rate limit, once
+ * the second they came in is over (the committer asks at every wake), so
+ * a burst that ends is still counted in the log. */
+void ioerr_say_held_back(struct store *st);
+
 #endif

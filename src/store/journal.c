@@ -176,6 +176,7 @@ static gpointer committer_main(gpointer data)
 				st->broken = -EIO;
 		}
 		wake_waiters(st);
+		ioerr_say_held_back(st);
 		if (st->stopping && (!st->pending->len || st->broken))
 			break;
 	}

@@ -331,6 +331,8 @@ case_d() {
 	check "d: the log names the file, the device and the bytes of a checksum error" \
 		grep -qE "d1.img \(device 1\): checksum error in /g[1-7], bytes [0-9]+-[0-9]+" "$T/daemon.err"
 	check "d: and of a repair" grep -qE "d1.img \(device 1\): a bad copy was made good in /g[1-7], bytes" "$T/daemon.err"
+	check "d: five lines a second at most: the log counts those held back" \
+		grep -qE "[0-9]+ more I/O errors and repairs (were )?not logged" "$T/daemon.err"
 	check "d: dmiofs-ctl errors --reset" "$CTL" errors --reset "$MNT"
 	check "d: then dmiofs-ctl status says healthy, exit 0" "$CTL" status "$MNT"
 	umnt "d: unmount"
