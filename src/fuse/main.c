@@ -59,8 +59,10 @@ enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP, K
 #define OPT(t, p, v) { t, offsetof(struct options, p), v }
 
 static const struct fuse_opt option_spec[] = {
+	/* The last of ro and rw wins, as for mount(8) (fstab's "ro" then a
+	 * remount's "rw"); the kernel is told by add_mount_options. */
 	OPT("ro", read_only, 1),
-	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
+	OPT("rw", read_only, 0),
 	OPT("verbose", verbose, 1),
 	OPT("writeback", writeback, 1),
 	OPT("no_writeback", no_writeback, 1),
@@ -91,7 +93,6 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("users", KEY_DROP),
 	FUSE_OPT_KEY("_netdev", KEY_DROP),
 	FUSE_OPT_KEY("nofail", KEY_DROP),
-	FUSE_OPT_KEY("rw", KEY_DROP),
 	FUSE_OPT_KEY("x-systemd.", KEY_DROP),
 	FUSE_OPT_KEY("comment=", KEY_DROP),
 	FUSE_OPT_END
