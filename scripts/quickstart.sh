@@ -19,12 +19,11 @@ demo=${DMIOFS_DEMO_DIR:-/var/tmp/dmiofs-demo}
 mnt=$demo/mnt
 mkdir -p "$mnt"
 if grep -q " $mnt fuse.dmiofs" /proc/mounts; then
-	fusermount3 -u "$mnt"
-	sleep 1
+	umount "$mnt" # umount.fuse.dmiofs: returns once the daemon is done
 fi
 truncate -s 1G "$demo/disk0.img" "$demo/disk1.img"
 echo "== mkfs.dmiofs on two 1 GiB image files"
-mkfs.dmiofs --force --label demo "$demo/disk0.img" "$demo/disk1.img"
+mkfs.dmiofs --force --preallocate --label demo "$demo/disk0.img" "$demo/disk1.img"
 echo
 echo "== mount at $mnt"
 dmiofs "$demo/disk0.img:$demo/disk1.img" "$mnt"
@@ -36,4 +35,4 @@ echo
 echo "== dmiofs-ctl status $mnt"
 dmiofs-ctl status "$mnt"
 echo
-echo "Mounted at $mnt; unmount with: fusermount3 -u $mnt"
+echo "Mounted at $mnt; unmount with: umount $mnt"
