@@ -63,25 +63,32 @@ void ioerr_say_held_back(struct store *st)
 }
 
 /* Lock held: where the fault is, for a person: " in PATH, bytes A-B". */
-static void describe_where(struct store *st, const struct io_fault *f, GString *where)
+char *ioerr_file_name(struct store *st, uint64_t ino)
 {
 	GHashTable *want = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
 	const char *path;
+	char *name;
+
+	g_hash_table_insert(want, GSIZE_TO_POINTER(ino), NULL);
+	meta_name_inodes(&st->meta, want, 1);
+	path = g_hash_table_lookup(want, GSIZE_TO_POINTER(ino));
+	name = path ? g_strdup(path) : g_strdup_printf("inode %llu", (unsigned long long)ino);
+	g_hash_table_destroy(want);
+	return name;
+}
+
+static void describe_where(struct store *st, const struct io_fault *f, GString *where)
+{
+	char *name;
 
 	if (!f->ino)
-		goto out;
-	g_hash_table_insert(want, GSIZE_TO_POINTER(f->ino), NULL);
-	meta_name_inodes(&st->meta, want, 1);
-	path = g_hash_table_lookup(want, GSIZE_TO_POINTER(f->ino));
-	if (path)
-		g_string_append_printf(where, " in %s", path);
-	else
-		g_string_append_printf(where, " in inode %llu", (unsigned long long)f->ino);
+		return;
+	name = ioerr_file_name(st, f->ino);
+	g_string_append_printf(where, " in %s", name);
+	g_free(name);
 	if (f->n)
 		g_string_append_printf(where, ", bytes %llu-%llu", (unsigned long long)f->fblock * DMIOFS_BLOCK,
 				       (unsigned long long)(f->fblock + f->n) * DMIOFS_BLOCK - 1);
-out:
-	g_hash_table_destroy(want);
 }
 
 /* Lock held: say the fault in the log (a repair as an event, which the

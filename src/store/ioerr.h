@@ -39,4 +39,8 @@ void ioerr_fail_devices(struct store *st, unsigned long bits, uint64_t left_at, 
  * a burst that ends is still counted in the log. */
 void ioerr_say_held_back(struct store *st);
 
+/* Lock held: a file's path, for a person ("inode N" when it has no
+ * name); g_free it. */
+char *ioerr_file_name(struct store *st, uint64_t ino);
+
 #endif

@@ -289,22 +289,25 @@ static void scrub_piece(struct store *st, const struct piece *p, uint8_t *buf, s
 	s->checked += f.checked;
 	if (f.copies_bad) {
 		struct copies again = { 0 };
+		char *name;
 
 		/* Still the same blocks?  Then the copies are to blame. */
 		g_mutex_lock(&st->lock);
 		current = piece_now(st, p, &again) && !memcmp(again.csums, cp.csums, p->n * sizeof(uint32_t));
 		if (current)
 			count_findings(st, p, &cp, &f, read_error);
+		name = current ? ioerr_file_name(st, p->ino) : NULL;
 		g_mutex_unlock(&st->lock);
 		g_free(again.csums);
 		if (current) {
 			s->found += f.found;
-			g_warning("scrub: inode %llu, blocks %llu..%llu: %llu bad block(s) in %u copy(ies); repairing",
-				  (unsigned long long)p->ino, (unsigned long long)p->fblock,
-				  (unsigned long long)(p->fblock + p->n - 1), (unsigned long long)f.found,
+			g_warning("scrub: %s (inode %llu), bytes %llu-%llu: %llu bad block(s) in %u copy(ies); repairing",
+				  name, (unsigned long long)p->ino, (unsigned long long)p->fblock * DMIOFS_BLOCK,
+				  (unsigned long long)(p->fblock + p->n) * DMIOFS_BLOCK - 1, (unsigned long long)f.found,
 				  (unsigned int)__builtin_popcount(f.copies_bad));
 			repair(st, p, &f, buf, s);
 		}
+		g_free(name);
 	}
 	for (uint32_t k = 0; k < DMIOFS_MAX_COPIES; k++)
 		g_free(f.bad[k]);
