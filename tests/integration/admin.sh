@@ -210,6 +210,18 @@ umount "$T/m2"
 umount /dev/log
 [ -n "$made_devlog" ] && rm -f /dev/log
 
+# ---- sync MOUNTPOINT commits the log ------------------------------------------------------
+# (a bare sync(1) and syncfs(2) never reach a FUSE daemon: the kernel
+# sends FUSE_SYNCFS to virtiofs only; `sync MOUNTPOINT` fsyncs the root.)
+must "mounted in the foreground, a commit a minute" fs_mount -o commit=60000
+echo "synced by sync MOUNTPOINT" >"$MNT/synced"
+sync "$MNT"
+ok $? "sync MOUNTPOINT exits 0"
+fs_kill
+must "killed with kill -9 at once; it mounts again" fs_mount
+check "the file written before sync MOUNTPOINT is there" grep -qx "synced by sync MOUNTPOINT" "$MNT/synced"
+check "unmount" fs_umount
+
 # ---- dmiofs-ctl add takes a device list too ------------------------------------------------
 truncate -s 128M "$T/n0.img" "$T/n1.img"
 "$DMIOFS" -o "log=$T/daemon.log" "$IMAGES" "$T/m2" >"$T/bg.out" 2>&1
