@@ -459,8 +459,7 @@ static int listen_on(struct control *c, GString *why)
 	}
 	strcpy(addr.sun_path, c->path);
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	/* The devices are ours (locked): a socket left here is a dead
-	 * daemon's. */
+	/* Named by our pid: a socket left here is a dead daemon's. */
 	unlink(c->path);
 	if (c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) ||
 	    chmod(c->path, 0666) || listen(c->listen_fd, 16)) {
@@ -481,7 +480,9 @@ struct control *control_start(struct store *st, const char *mountpoint, GString 
 	c->mountpoint = g_strdup(mountpoint);
 	c->listen_fd = c->wake[0] = c->wake[1] = -1;
 	uuid_format(st->sb.fs_uuid, uuid);
-	c->path = g_strdup_printf("%s/%s.sock", dir, uuid);
+	/* The pid too: a copy of the file system (same UUID) mounted at the
+	 * same time has a daemon and a socket of its own. */
+	c->path = g_strdup_printf("%s/%s-%d.sock", dir, uuid, (int)getpid());
 	if (g_mkdir_with_parents(dir, getuid() == 0 ? 0755 : 0700)) {
 		g_string_append_printf(why, "cannot make %s: %s", dir, g_strerror(errno));
 		g_free(dir);

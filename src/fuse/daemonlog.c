@@ -109,18 +109,28 @@ int daemonlog_background(const char *log_file, GString *why)
 		out.sink = SINK_SYSLOG;
 		out.destination = g_strdup("syslog");
 	} else {
+		char *user_log = NULL;
 		const char *path = log_file ? log_file : DAEMONLOG_DEFAULT_FILE;
 
 		out.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (out.fd < 0 && !log_file && geteuid() != 0) {
+			/* A user's mount: /var/log is root's; the user's runtime
+			 * (or cache) folder is theirs. */
+			user_log = g_build_filename(g_get_user_runtime_dir(), "dmiofs.log", NULL);
+			path = user_log;
+			out.fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		}
 		if (out.fd < 0) {
 			int err = -errno;
 
 			g_string_printf(why, "cannot open the log file %s: %s%s", path, g_strerror(errno),
 					log_file ? "" : " (there is no syslog at /dev/log: give -o log=PATH)");
+			g_free(user_log);
 			return err;
 		}
 		out.sink = SINK_FILE;
 		out.destination = g_strdup(path);
+		g_free(user_log);
 	}
 	out.terminal_too = true;
 	install();

@@ -49,6 +49,7 @@ struct options {
 	char *log_writes;
 	char *log_file;
 	int remount;
+	int ro_or_rw_given;
 	int show_help;
 	int show_version;
 };
@@ -63,6 +64,8 @@ static const struct fuse_opt option_spec[] = {
 	 * remount's "rw"); the kernel is told by add_mount_options. */
 	OPT("ro", read_only, 1),
 	OPT("rw", read_only, 0),
+	OPT("ro", ro_or_rw_given, 1),
+	OPT("rw", ro_or_rw_given, 1),
 	OPT("verbose", verbose, 1),
 	OPT("writeback", writeback, 1),
 	OPT("no_writeback", no_writeback, 1),
@@ -227,11 +230,11 @@ static int fork_and_wait(int *report_fd)
 	msg[got] = '\0';
 	if (got == 0) {
 		fprintf(stderr, "dmiofs: the daemon exited before mounting\n");
-		_exit(1);
+		_exit(mounthelper_exit_status(1));
 	}
 	if (strcmp(msg, "ok")) {
 		fprintf(stderr, "dmiofs: %s\n", msg);
-		_exit(1);
+		_exit(mounthelper_exit_status(1));
 	}
 	_exit(0);
 }
@@ -476,6 +479,7 @@ destroy:
 /* Everything run() is not given: what the other paths out must free. */
 static int finish(struct fuse_args *args, struct options *o, int ret)
 {
+	ret = mounthelper_exit_status(ret);
 	fuse_opt_free_args(args);
 	g_ptr_array_free(o->args, TRUE);
 	g_free(o->source);
@@ -529,8 +533,8 @@ int main(int argc, char **argv)
 	if (o.args->len < (o.remount ? 1u : 2u))
 		return bad_usage(&args, &o, o.args->len ? "no mount point given" : "no device and no mount point given");
 	o.mountpoint = g_ptr_array_index(o.args, o.args->len - 1);
-	if (o.remount) /* mount -o remount,ro MOUNTPOINT */
-		return finish(&args, &o, mounthelper_remount(o.mountpoint, o.read_only));
+	if (o.remount) /* mount -o remount,ro MOUNTPOINT; without ro or rw it stays as it is */
+		return finish(&args, &o, mounthelper_remount(o.mountpoint, o.ro_or_rw_given ? o.read_only : -1));
 	o.source = source_of(o.args);
 	if (o.foreground) {
 		daemonlog_foreground();

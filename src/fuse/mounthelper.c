@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -13,9 +14,16 @@
 /* dmiofs-ctl as installed; DMIOFS_CTL names another (the tests' build). */
 static const char *ctl_path(void)
 {
-	const char *env = getenv("DMIOFS_CTL");
+	const char *env = secure_getenv("DMIOFS_CTL"); /* not from a caller of a set-user-ID program */
 
 	return env && *env ? env : BINDIR "/dmiofs-ctl";
+}
+
+static bool as_mount_helper;
+
+int mounthelper_exit_status(int status)
+{
+	return as_mount_helper && status == 1 ? 32 : status;
 }
 
 int mounthelper_translate(int *argc, char ***argv)
@@ -27,6 +35,7 @@ int mounthelper_translate(int *argc, char ***argv)
 
 	if (strcmp(base, MOUNT_HELPER_NAME))
 		return -1;
+	as_mount_helper = true;
 	/* The new argv lives as long as the program: never freed. */
 	out = g_ptr_array_new();
 	opts = g_string_new(NULL);
@@ -73,10 +82,13 @@ int mounthelper_translate(int *argc, char ***argv)
 	return -1;
 }
 
-int mounthelper_remount(const char *mountpoint, bool read_only)
+int mounthelper_remount(const char *mountpoint, int read_only)
 {
 	const char *ctl = ctl_path();
+	struct statvfs sv;
 
+	if (read_only < 0) /* neither ro nor rw: as it is now */
+		read_only = !statvfs(mountpoint, &sv) && (sv.f_flag & ST_RDONLY);
 	execl(ctl, "dmiofs-ctl", "remount", mountpoint, read_only ? "ro" : "rw", (char *)NULL);
 	fprintf(stderr, "dmiofs: remount: cannot run %s: %s\n", ctl, g_strerror(errno));
 	return 1;

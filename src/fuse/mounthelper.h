@@ -15,8 +15,13 @@
  * does nothing; bad arguments exit 2). */
 int mounthelper_translate(int *argc, char ***argv);
 
-/* Make the dmiofs mounted at mountpoint read-only or writable again,
+/* The exit status as mount(8) reads a helper's: a failed mount is 32
+ * ("mount failure"), as util-linux's own helpers say; others unchanged. */
+int mounthelper_exit_status(int status);
+
+/* Make the dmiofs mounted at mountpoint read-only (1) or writable again
+ * (0), or keep it as it is (-1: a remount naming neither ro nor rw),
  * through dmiofs-ctl remount; returns only on failure (exit status). */
-int mounthelper_remount(const char *mountpoint, bool read_only);
+int mounthelper_remount(const char *mountpoint, int read_only);
 
 #endif

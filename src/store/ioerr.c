@@ -52,6 +52,11 @@ static bool log_allowed(struct store *st, unsigned int *held_back)
 	return true;
 }
 
+bool ioerr_log_allowed(struct store *st, unsigned int *held_back)
+{
+	return log_allowed(st, held_back);
+}
+
 void ioerr_say_held_back(struct store *st)
 {
 	if (!st->fault_log_held || g_get_monotonic_time() / G_USEC_PER_SEC == st->fault_log_second)

@@ -43,4 +43,8 @@ void ioerr_say_held_back(struct store *st);
  * name); g_free it. */
 char *ioerr_file_name(struct store *st, uint64_t ino);
 
+/* Lock held: may another fault line be logged now (at most 5 a second)?
+ * *held_back says how many were held back before it, to be said with it. */
+bool ioerr_log_allowed(struct store *st, unsigned int *held_back);
+
 #endif

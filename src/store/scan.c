@@ -50,9 +50,13 @@ static int read_superblock(const char *path, uint64_t bytes, struct superblock *
 		*out = sb;
 		found = 0;
 	}
+	/* The backup counts only when it is this device's: the last block of
+	 * a whole disk is the backup of a member partition ending there, and
+	 * the disk is no member (its dev_bytes would be the partition's). */
 	if (bytes >= 2 * DMIOFS_BLOCK &&
 	    pread(fd, block, sizeof(block), (off_t)sb_backup_offset(bytes)) == (ssize_t)sizeof(block) &&
-	    !sb_decode(block, &sb) && (found || sb.generation > out->generation)) {
+	    !sb_decode(block, &sb) && sb.dev_bytes == (bytes & ~(uint64_t)(DMIOFS_BLOCK - 1)) &&
+	    (found || sb.generation > out->generation)) {
 		*out = sb;
 		found = 0;
 	}
@@ -303,19 +307,71 @@ static int link_in(const char *dir, const char *name, const char *target)
 char *scan_encode_label(const char *label)
 {
 	GString *out = g_string_new(NULL);
+	bool utf8 = g_utf8_validate(label, -1, NULL); /* else every high byte is escaped */
 
 	for (const unsigned char *p = (const unsigned char *)label; *p; p++)
-		if (g_ascii_isalnum(*p) || strchr("#+-.:=@_", *p) || *p >= 0x80)
+		if (g_ascii_isalnum(*p) || strchr("#+-.:=@_", *p) || (*p >= 0x80 && utf8))
 			g_string_append_c(out, (char)*p);
 		else
 			g_string_append_printf(out, "\\x%02x", *p);
 	return g_string_free(out, FALSE);
 }
 
+/* The link dir/name leads somewhere that is not a dmiofs member: a file
+ * system udev linked under the same label, which is not ours to take. */
+static bool links_elsewhere(const char *dir, const char *name)
+{
+	char *path = g_build_filename(dir, name, NULL);
+	struct superblock sb;
+	struct stat st;
+	bool foreign = !stat(path, &st) && S_ISBLK(st.st_mode) && scan_device(path, &sb) == -ENODATA;
+
+	g_free(path);
+	return foreign;
+}
+
+/* Links of ours gone stale: to a device that is gone or empty (a loop
+ * device detached), or to a member of another dmiofs file system than the
+ * name says (a device formatted again).  Links to anything else are
+ * udev's, and left alone. */
+static void remove_stale_links(const char *dir, bool by_uuid)
+{
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *name;
+
+	while (d && (name = g_dir_read_name(d))) {
+		char *path = g_build_filename(dir, name, NULL), *want = NULL;
+		struct superblock sb;
+		struct stat st;
+		bool stale;
+
+		if (stat(path, &st)) {
+			stale = errno == ENOENT;
+		} else if (!S_ISBLK(st.st_mode) || scan_device(path, &sb)) {
+			stale = false;
+		} else {
+			char uuid[37];
+
+			uuid_format(sb.fs_uuid, uuid);
+			want = by_uuid ? g_strdup(uuid) : scan_encode_label(sb.label);
+			stale = strcmp(want, name) != 0;
+		}
+		if (stale)
+			unlink(path);
+		g_free(want);
+		g_free(path);
+	}
+	if (d)
+		g_dir_close(d);
+}
+
 int scan_make_links(GPtrArray *members)
 {
 	GHashTable *done = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	int err = 0;
+
+	remove_stale_links("/dev/disk/by-uuid", true);
+	remove_stale_links("/dev/disk/by-label", false);
 
 	/* The member with the lowest index stands for its file system: any
 	 * member leads the mount to the others. */
@@ -339,7 +395,8 @@ int scan_make_links(GPtrArray *members)
 		if (!e && best->sb.label[0]) {
 			char *name = scan_encode_label(best->sb.label);
 
-			e = link_in("/dev/disk/by-label", name, best->path);
+			if (!links_elsewhere("/dev/disk/by-label", name))
+				e = link_in("/dev/disk/by-label", name, best->path);
 			g_free(name);
 		}
 		err = err ? err : e;

@@ -289,6 +289,7 @@ static void scrub_piece(struct store *st, const struct piece *p, uint8_t *buf, s
 	s->checked += f.checked;
 	if (f.copies_bad) {
 		struct copies again = { 0 };
+		unsigned int held_back = 0;
 		char *name;
 
 		/* Still the same blocks?  Then the copies are to blame. */
@@ -296,15 +297,25 @@ static void scrub_piece(struct store *st, const struct piece *p, uint8_t *buf, s
 		current = piece_now(st, p, &again) && !memcmp(again.csums, cp.csums, p->n * sizeof(uint32_t));
 		if (current)
 			count_findings(st, p, &cp, &f, read_error);
-		name = current ? ioerr_file_name(st, p->ino) : NULL;
+		/* Named (a walk of the tree) only for the lines the log's rate
+		 * limit lets through: a rotten disk must not stall everything. */
+		name = current && ioerr_log_allowed(st, &held_back) ? ioerr_file_name(st, p->ino) : NULL;
 		g_mutex_unlock(&st->lock);
 		g_free(again.csums);
 		if (current) {
 			s->found += f.found;
-			g_warning("scrub: %s (inode %llu), bytes %llu-%llu: %llu bad block(s) in %u copy(ies); repairing",
-				  name, (unsigned long long)p->ino, (unsigned long long)p->fblock * DMIOFS_BLOCK,
-				  (unsigned long long)(p->fblock + p->n) * DMIOFS_BLOCK - 1, (unsigned long long)f.found,
-				  (unsigned int)__builtin_popcount(f.copies_bad));
+			if (name) {
+				char *held = held_back ? g_strdup_printf(" (%u more I/O errors and repairs not logged)",
+									 held_back)
+						       : g_strdup("");
+
+				g_warning("scrub: %s (inode %llu), bytes %llu-%llu: %llu bad block(s) in %u copy(ies); "
+					  "repairing%s",
+					  name, (unsigned long long)p->ino, (unsigned long long)p->fblock * DMIOFS_BLOCK,
+					  (unsigned long long)(p->fblock + p->n) * DMIOFS_BLOCK - 1,
+					  (unsigned long long)f.found, (unsigned int)__builtin_popcount(f.copies_bad), held);
+				g_free(held);
+			}
 			repair(st, p, &f, buf, s);
 		}
 		g_free(name);

@@ -117,6 +117,13 @@ static int check_options(const struct options *o, uint32_t n, struct format_opti
 				   o->reserve, DMIOFS_ROOT_RESERVE_MAX / 10);
 	if (o->label && strlen(o->label) > DMIOFS_LABEL_MAX)
 		return usage_error("--label: at most %u bytes", DMIOFS_LABEL_MAX);
+	/* A label is printed, and handed to udev as a property line: no
+	 * control characters, and valid UTF-8. */
+	for (const char *p = o->label; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return usage_error("--label: no control characters (newline, tab, ...)");
+	if (o->label && !g_utf8_validate(o->label, -1, NULL))
+		return usage_error("--label: not valid UTF-8");
 	fo->copies = o->copies == INT_MIN ? 0 : (uint32_t)o->copies;
 	fo->label = o->label;
 	return MKFS_MADE;

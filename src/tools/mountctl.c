@@ -19,6 +19,10 @@
 
 /* ---- remount -------------------------------------------------------------------- */
 
+#ifndef ST_NOSYMFOLLOW
+#define ST_NOSYMFOLLOW 0x2000 /* Linux 5.10; glibc's statvfs.h lacks it */
+#endif
+
 /* The flags the mount has now, which a remount must give again or lose. */
 static unsigned long kept_flags(const char *mnt)
 {
@@ -26,7 +30,7 @@ static unsigned long kept_flags(const char *mnt)
 		unsigned long st, ms;
 	} map[] = { { ST_NOSUID, MS_NOSUID },	  { ST_NODEV, MS_NODEV },	{ ST_NOEXEC, MS_NOEXEC },
 		    { ST_NOATIME, MS_NOATIME },	  { ST_NODIRATIME, MS_NODIRATIME }, { ST_RELATIME, MS_RELATIME },
-		    { ST_SYNCHRONOUS, MS_SYNCHRONOUS } };
+		    { ST_SYNCHRONOUS, MS_SYNCHRONOUS }, { ST_NOSYMFOLLOW, MS_NOSYMFOLLOW } };
 	struct statvfs sv;
 	unsigned long flags = 0;
 
@@ -118,55 +122,124 @@ int ctl_remount(const char *mnt, bool read_only, bool json)
 
 /* ---- unmount --------------------------------------------------------------------- */
 
-/* Wait for the process to end, saying now and then what is awaited. */
-static int wait_for_exit(pid_t pid, const char *mnt, bool verbose)
+/* Wait on the pidfd for the daemon to end, saying now and then what is
+ * awaited; without a pidfd (it is gone already, or pidfds are missing),
+ * poll the pid. */
+static int wait_for_exit(int pidfd, pid_t pid, const char *mnt, bool verbose)
 {
-	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-
-	if (fd < 0) /* it is gone already, or pidfds are missing: poll */
+	if (pidfd < 0)
 		while (!kill(pid, 0) || errno != ESRCH)
 			usleep(20000);
-	while (fd >= 0) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+	while (pidfd >= 0) {
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
 		int n = poll(&p, 1, 10000);
 
 		if (n > 0)
 			break;
-		if (n < 0 && errno != EINTR) {
-			close(fd);
+		if (n < 0 && errno != EINTR)
 			return -errno;
-		}
 		if (n == 0)
 			fprintf(stderr, "%s: %s: waiting for the daemon (pid %d) to write its last checkpoint\n",
 				g_get_prgname(), mnt, (int)pid);
 	}
-	if (fd >= 0)
-		close(fd);
 	if (verbose)
 		printf("%s: unmounted; the daemon wrote its last checkpoint and let go of the devices\n", mnt);
 	return 0;
 }
 
+/* The "major:minor" of the mount at mnt in /proc/self/mountinfo, read
+ * without asking the file system anything (its daemon may hang). */
+static char *devno_of_mount(const char *mnt)
+{
+	char *abs = realpath(mnt, NULL), *found = NULL;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+
+	while (abs && f && fgets(line, sizeof(line), f)) {
+		char devno[64], point[4096];
+
+		if (sscanf(line, "%*s %*s %63s %*s %4095s", devno, point) == 2 && !strcmp(point, abs)) {
+			g_free(found); /* the last mount on a point is the one seen */
+			found = g_strdup(devno);
+		}
+	}
+	if (f)
+		fclose(f);
+	free(abs);
+	return found;
+}
+
+/* Is the file system devno still mounted somewhere (a bind mount)? */
+static bool devno_mounted(const char *devno)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	bool yes = false;
+
+	while (f && !yes && fgets(line, sizeof(line), f)) {
+		char d[64];
+
+		yes = sscanf(line, "%*s %*s %63s", d) == 1 && !strcmp(d, devno);
+	}
+	if (f)
+		fclose(f);
+	return yes;
+}
+
+/* A user unmounts a FUSE mount of theirs through fusermount3 (set-user-ID
+ * root), as umount(8) of an fstab "user" line runs us without root. */
+static bool user_unmount(const char *mnt, int flags)
+{
+	const char *argv[] = { "fusermount3", "-u", (flags & MNT_DETACH) ? "-z" : "-u", mnt, NULL };
+	int status = -1;
+
+	if (geteuid() == 0)
+		return false;
+	if (!(flags & MNT_DETACH))
+		argv[2] = mnt, argv[3] = NULL;
+	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, NULL) ||
+	    !g_spawn_check_wait_status(status, NULL)) {
+		errno = EPERM;
+		return false;
+	}
+	return true;
+}
+
 int ctl_unmount(const char *mnt, int flags, bool verbose)
 {
-	pid_t pid;
+	bool forced = flags & (MNT_DETACH | MNT_FORCE);
+	char *devno;
+	pid_t pid = -1;
+	int pidfd = -1, ret = 0;
 
 	if (!is_dmiofs_mount(mnt))
 		return 1;
-	/* Asked before the unmount: afterwards nothing leads to it. */
-	pid = daemon_pid(mnt);
-	if (umount2(mnt, flags)) {
+	devno = devno_of_mount(mnt);
+	/* Asked before the unmount, when nothing may hang: -l and -f are for
+	 * a daemon that does not answer, and are not waited for. */
+	if (!forced) {
+		pid = daemon_pid(mnt);
+		if (pid > 0)
+			pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* before it can end and its pid be reused */
+	}
+	if (umount2(mnt, flags) && !(errno == EPERM && user_unmount(mnt, flags))) {
 		fprintf(stderr, "%s: %s: cannot unmount: %s%s\n", g_get_prgname(), mnt, g_strerror(errno),
 			errno == EBUSY ? " (files are open on it, or a process works in it: see fuser -vm)" : "");
-		return 1;
-	}
-	if (pid < 0) { /* a daemon that died leaves a mount that answers nothing */
+		ret = 1;
+	} else if (forced) {
+		/* done: it ends when the last file open on it is closed */
+	} else if (pid < 0) { /* a daemon that died leaves a mount that answers nothing */
 		fprintf(stderr, "%s: %s: unmounted; no daemon answered, so none was waited for\n", g_get_prgname(), mnt);
-		return 0;
+	} else if (devno && devno_mounted(devno)) {
+		fprintf(stderr, "%s: %s: unmounted; the file system is still mounted elsewhere (a bind mount?), "
+				"so its daemon goes on\n", g_get_prgname(), mnt);
+	} else {
+		ret = wait_for_exit(pidfd, pid, mnt, verbose) ? 1 : 0;
 	}
-	if (flags & MNT_DETACH) /* lazy: it ends when the last file open on it is closed */
-		return 0;
-	return wait_for_exit(pid, mnt, verbose) ? 1 : 0;
+	if (pidfd >= 0)
+		close(pidfd);
+	g_free(devno);
+	return ret;
 }
 
 /* umount(8) runs it as: umount.fuse.dmiofs TARGET [-flnrv] [-N NS] [-t TYPE]
@@ -252,6 +325,18 @@ static JsonNode *member_json(GPtrArray *all, const struct member *m, const char 
 	return n;
 }
 
+/* A label read from a device, for the terminal: control characters
+ * escaped (no escape sequences), UTF-8 kept when it is valid. */
+static char *printable(const char *label)
+{
+	char high[129];
+
+	for (int c = 0x80; c <= 0xff; c++)
+		high[c - 0x80] = (char)c;
+	high[128] = '\0';
+	return g_strescape(label, g_utf8_validate(label, -1, NULL) ? high : NULL);
+}
+
 /* Grouped by file system, as btrfs filesystem show does. */
 static void print_members(GPtrArray *all, GPtrArray *mounted)
 {
@@ -259,15 +344,16 @@ static void print_members(GPtrArray *all, GPtrArray *mounted)
 
 	for (guint i = 0; i < all->len; i++) {
 		const struct member *m = g_ptr_array_index(all, i);
-		char uuid[37];
+		char uuid[37], *label;
 
 		uuid_format(m->sb.fs_uuid, uuid);
 		if (g_hash_table_contains(shown, uuid))
 			continue;
 		g_hash_table_add(shown, g_strdup(uuid));
+		label = printable(m->sb.label);
 		printf("%sdmiofs UUID=%s%s%s%s, %u devices, %u copies\n", g_hash_table_size(shown) > 1 ? "\n" : "", uuid,
-		       m->sb.label[0] ? " LABEL=\"" : "", m->sb.label, m->sb.label[0] ? "\"" : "", scan_device_count(all, m),
-		       m->sb.copies);
+		       label[0] ? " LABEL=\"" : "", label, label[0] ? "\"" : "", scan_device_count(all, m), m->sb.copies);
+		g_free(label);
 		printf("  %-20s %5s  %-18s %12s  %s\n", "DEVICE", "INDEX", "STATE", "GENERATION", "MOUNTED AT");
 		for (guint j = i; j < all->len; j++) {
 			const struct member *o = g_ptr_array_index(all, j);
@@ -329,6 +415,18 @@ int ctl_scan(bool json)
 	return ret;
 }
 
+/* A label as a udev property value, made safe as udev makes labels: only
+ * printable ASCII other than quotes, '/', '\\', '$' and '`' is kept, the
+ * rest becomes '_' (a newline in a label must never start a property of
+ * its own: the label comes from the device, which anyone may have written). */
+static char *udev_safe(char *label)
+{
+	for (char *p = label; *p; p++)
+		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e || strchr("/\\\"'$`", *p))
+			*p = '_';
+	return label;
+}
+
 /* What udev's IMPORT{program} reads (59-dmiofs.rules): the ID_FS_*
  * properties libblkid gives the file systems it knows, so that udev makes
  * the /dev/disk/by-uuid and by-label links, and systemd the device units,
@@ -346,8 +444,7 @@ int ctl_scan_udev(const char *devnode)
 	if (sb.label[0]) {
 		label_enc = scan_encode_label(sb.label);
 		printf("ID_FS_LABEL_ENC=%s\n", label_enc);
-		g_strdelimit(sb.label, " /\\\"'$`", '_'); /* as udev makes a label safe */
-		printf("ID_FS_LABEL=%s\n", sb.label);
+		printf("ID_FS_LABEL=%s\n", udev_safe(sb.label));
 		g_free(label_enc);
 	}
 	return 0;
