@@ -186,17 +186,26 @@ static int severity(int exit_status)
 	return exit_status >= 0 && exit_status <= EXIT_ERRORS ? rank[exit_status] : 3;
 }
 
-static int status_of(const char *mnt)
+/* Ask for the status and print it (JSON or the table); the answer, or
+ * NULL having said why. */
+static JsonNode *show_status(const char *mnt)
 {
 	JsonNode *r = ask_and_free(mnt, request("status"));
+
+	if (r && opt.json)
+		print_json(r);
+	else if (r)
+		print_status_table(mnt, json_node_get_object(r));
+	return r;
+}
+
+static int status_of(const char *mnt)
+{
+	JsonNode *r = show_status(mnt);
 	int ret;
 
 	if (!r)
 		return 1;
-	if (opt.json)
-		print_json(r);
-	else
-		print_status_table(mnt, json_node_get_object(r));
 	ret = exit_status_of(str(json_node_get_object(r), "status"));
 	json_node_unref(r);
 	return ret;
@@ -638,13 +647,9 @@ static int add_devices(const char *mnt, int argc, char **argv)
 		JsonNode *r;
 
 		ret = wait_for(mnt, "add", copies_progress);
-		r = ret ? NULL : ask_and_free(mnt, request("status"));
+		r = ret ? NULL : show_status(mnt);
 		if (!r)
 			return 1;
-		if (opt.json)
-			print_json(r);
-		else
-			print_status_table(mnt, json_node_get_object(r));
 		json_node_unref(r);
 	}
 	return ret;
