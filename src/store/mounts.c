@@ -149,3 +149,44 @@ char *mount_type_at(const char *path)
 	free(abs);
 	return found;
 }
+
+char *mount_devno_at(const char *path)
+{
+	char *abs = realpath(path, NULL), *found = NULL;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+
+	while (abs && f && fgets(line, sizeof(line), f)) {
+		char devno[64], point[4096];
+		char *m;
+
+		if (sscanf(line, "%*s %*s %63s %*s %4095s", devno, point) != 2)
+			continue;
+		m = unescape(point);
+		if (!strcmp(m, abs)) { /* the last mount on a point is the one seen */
+			g_free(found);
+			found = g_strdup(devno);
+		}
+		g_free(m);
+	}
+	if (f)
+		fclose(f);
+	free(abs);
+	return found;
+}
+
+bool devno_mounted(const char *devno)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	bool yes = false;
+
+	while (f && !yes && fgets(line, sizeof(line), f)) {
+		char d[64];
+
+		yes = sscanf(line, "%*s %*s %63s", d) == 1 && !strcmp(d, devno);
+	}
+	if (f)
+		fclose(f);
+	return yes;
+}

@@ -8,31 +8,16 @@
 #include <unistd.h>
 
 #include "probe.h"
+#include "scan.h"
 
-/* What is on the device now, or NULL when it looks unused. */
+/* What is on the device now, or NULL when it looks unused: the
+ * superblock scan.c reads, primary or backup. */
 char *probe_dmiofs(const char *path)
 {
-	uint8_t block[DMIOFS_BLOCK];
 	struct superblock sb;
-	struct stat st;
 	char uuid[37];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	off_t size;
-	int found = -1;
 
-	if (fd < 0 || fstat(fd, &st)) {
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	size = lseek(fd, 0, SEEK_END);
-	if (pread(fd, block, sizeof(block), 0) == (ssize_t)sizeof(block))
-		found = sb_decode(block, &sb);
-	if (found && size >= 2 * (off_t)DMIOFS_BLOCK &&
-	    pread(fd, block, sizeof(block), (off_t)sb_backup_offset((uint64_t)size)) == (ssize_t)sizeof(block))
-		found = sb_decode(block, &sb);
-	close(fd);
-	if (found)
+	if (scan_device(path, &sb))
 		return NULL;
 	uuid_format(sb.fs_uuid, uuid);
 	return g_strdup_printf("dmiofs (file system %s, device index %u of %u devices)", uuid, sb.dev_index,

@@ -147,45 +147,6 @@ static int wait_for_exit(int pidfd, pid_t pid, const char *mnt, bool verbose)
 	return 0;
 }
 
-/* The "major:minor" of the mount at mnt in /proc/self/mountinfo, read
- * without asking the file system anything (its daemon may hang). */
-static char *devno_of_mount(const char *mnt)
-{
-	char *abs = realpath(mnt, NULL), *found = NULL;
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-
-	while (abs && f && fgets(line, sizeof(line), f)) {
-		char devno[64], point[4096];
-
-		if (sscanf(line, "%*s %*s %63s %*s %4095s", devno, point) == 2 && !strcmp(point, abs)) {
-			g_free(found); /* the last mount on a point is the one seen */
-			found = g_strdup(devno);
-		}
-	}
-	if (f)
-		fclose(f);
-	free(abs);
-	return found;
-}
-
-/* Is the file system devno still mounted somewhere (a bind mount)? */
-static bool devno_mounted(const char *devno)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-	bool yes = false;
-
-	while (f && !yes && fgets(line, sizeof(line), f)) {
-		char d[64];
-
-		yes = sscanf(line, "%*s %*s %63s", d) == 1 && !strcmp(d, devno);
-	}
-	if (f)
-		fclose(f);
-	return yes;
-}
-
 /* A user unmounts a FUSE mount of theirs through fusermount3 (set-user-ID
  * root), as umount(8) of an fstab "user" line runs us without root. */
 static bool user_unmount(const char *mnt, int flags)
@@ -214,7 +175,7 @@ int ctl_unmount(const char *mnt, int flags, bool verbose)
 
 	if (!is_dmiofs_mount(mnt))
 		return 1;
-	devno = devno_of_mount(mnt);
+	devno = mount_devno_at(mnt);
 	/* Asked before the unmount, when nothing may hang: -l and -f are for
 	 * a daemon that does not answer, and are not waited for. */
 	if (!forced) {
