@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "extmap.h"
 #include "apply.h"
 #include "assemble.h"
 #include "checkpoint.h"
@@ -561,8 +562,12 @@ static void check_inode_coverage(gpointer key, gpointer value, gpointer data)
 	(void)key;
 	if (!S_ISREG(in->mode))
 		return;
-	for (uint32_t i = 0; i < in->next; i++) {
-		if (!extent_covered(cov->st, &in->u.ext[i])) {
+	struct ext_pos p;
+
+	if (!S_ISREG(in->mode))
+		return;
+	for (const struct extent *e = ext_first(in, &p); e; e = ext_next(in, &p)) {
+		if (!extent_covered(cov->st, e)) {
 			g_hash_table_insert(cov->lacking, GSIZE_TO_POINTER(in->ino), NULL);
 			return;
 		}

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "extmap.h"
 #include "check.h"
 #include "apply.h"
 #include "devices.h"
@@ -346,8 +347,10 @@ static void check_extent_part(struct walk *w, struct dinode *in, const struct ex
 
 static void check_file_data(struct walk *w, struct dinode *in, struct copy_state *copies, uint64_t total)
 {
-	for (uint32_t i = 0; i < in->next; i++) {
-		const struct extent *e = &in->u.ext[i];
+	struct ext_pos p;
+	uint32_t i = 0;
+
+	for (const struct extent *e = ext_first(in, &p); e; e = ext_next(in, &p), i++) {
 		struct chunk *c = alloc_chunk(&w->st->alloc, e->chunk);
 
 		w->rep->extents++;
@@ -374,8 +377,8 @@ static uint64_t data_blocks(struct store *st)
 	while (g_hash_table_iter_next(&it, &value, NULL)) {
 		struct dinode *in = value;
 
-		for (uint32_t i = 0; S_ISREG(in->mode) && i < in->next; i++)
-			total += in->u.ext[i].nblocks;
+		if (S_ISREG(in->mode))
+			total += in->blocks;
 	}
 	return total;
 }

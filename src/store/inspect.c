@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "extmap.h"
 #include "inspect.h"
 #include "status.h"
 
@@ -31,9 +32,10 @@ static void layout_of(struct store *st, struct dinode *in, uint32_t first, GStri
 {
 	GString *body = g_string_new(NULL);
 	uint32_t i = first;
+	struct ext_pos p;
 
-	for (; i < in->next && body->len < LAYOUT_PAGE_BYTES; i++) {
-		const struct extent *e = &in->u.ext[i];
+	for (const struct extent *e = ext_nth(in, first, &p); e && body->len < LAYOUT_PAGE_BYTES;
+	     e = ext_next(in, &p), i++) {
 		struct chunk *c = alloc_chunk(&st->alloc, e->chunk);
 
 		g_string_append_printf(body, "extent index=%u offset=%llu length=%llu chunk=%u copies=%u\n", i,
@@ -43,10 +45,10 @@ static void layout_of(struct store *st, struct dinode *in, uint32_t first, GStri
 			put_region(body, st, i, k, &c->stripes[k], e->cblock, e->nblocks);
 	}
 	g_string_append_printf(s, "size=%llu blocks=%llu extents=%u copies=%u first=%u shown=%u\n",
-			       (unsigned long long)in->size, (unsigned long long)in->blocks, in->next, st->copies,
-			       MIN(first, in->next), i - MIN(first, in->next));
+			       (unsigned long long)in->size, (unsigned long long)in->blocks, in->nextents, st->copies,
+			       MIN(first, in->nextents), i - MIN(first, in->nextents));
 	g_string_append_len(s, body->str, (gssize)body->len);
-	if (i < in->next)
+	if (i < in->nextents)
 		g_string_append_printf(s, "more next=%u name=%s.%u\n", i, XATTR_LAYOUT, i);
 	g_string_free(body, TRUE);
 }

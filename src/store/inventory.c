@@ -1,4 +1,5 @@
 /* inventory.c - pieces of files in device order (inventory.h). */
+#include "extmap.h"
 #include "inventory.h"
 
 #define INODES_PER_BATCH 1024 /* the lock is let go between batches */
@@ -57,7 +58,7 @@ GArray *inventory_pieces(struct store *st, piece_want_fn want, void *ctx)
 	while (g_hash_table_iter_next(&it, &key, NULL)) {
 		const struct dinode *in = key;
 
-		if (S_ISREG(in->mode) && in->next)
+		if (S_ISREG(in->mode) && in->nextents)
 			g_array_append_val(inos, in->ino);
 	}
 	g_mutex_unlock(&st->lock);
@@ -66,8 +67,12 @@ GArray *inventory_pieces(struct store *st, piece_want_fn want, void *ctx)
 		for (guint j = i; j < inos->len && j < i + INODES_PER_BATCH; j++) {
 			struct dinode *in = meta_inode(&st->meta, g_array_index(inos, uint64_t, j));
 
-			for (uint32_t x = 0; in && S_ISREG(in->mode) && x < in->next; x++)
-				extent_pieces(st, in, &in->u.ext[x], want, ctx, out);
+			struct ext_pos p;
+
+			if (!in || !S_ISREG(in->mode))
+				continue;
+			for (const struct extent *e = ext_first(in, &p); e; e = ext_next(in, &p))
+				extent_pieces(st, in, e, want, ctx, out);
 		}
 		g_mutex_unlock(&st->lock);
 	}

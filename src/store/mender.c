@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "extmap.h"
 #include "apply.h"
 #include "events.h"
 #include "ioerr.h"
@@ -142,13 +143,12 @@ struct plan {
  * checksums, and which copies can give and which must take. */
 static bool plan_piece(struct store *st, struct dinode *in, const struct piece *p, struct plan *pl)
 {
-	uint32_t i = ext_find(in, p->fblock);
+	struct ext_pos at;
 	const struct extent *e;
 	struct chunk *c;
 
-	if (!S_ISREG(in->mode) || i >= in->next)
+	if (!S_ISREG(in->mode) || !(e = ext_seek(in, p->fblock, &at)))
 		return false;
-	e = &in->u.ext[i];
 	if (e->fblock > p->fblock || e->fblock + e->nblocks < p->fblock + p->n || e->chunk != p->chunk ||
 	    e->cblock + (p->fblock - e->fblock) != p->cblock)
 		return false;

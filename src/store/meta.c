@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "extmap.h"
 #include "meta.h"
 
 
@@ -51,46 +52,6 @@ uint64_t meta_estimate_bytes(const struct meta *m)
 
 /* ---- extents ----------------------------------------------------------- */
 
-uint32_t ext_find(const struct dinode *in, uint64_t fblock)
-{
-	uint32_t lo = 0, hi = in->next;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		const struct extent *e = &in->u.ext[mid];
-
-		if (e->fblock + e->nblocks <= fblock)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-uint64_t ext_mapped_blocks(const struct dinode *in, uint64_t fblock, uint64_t n)
-{
-	uint64_t end = fblock + n, mapped = 0;
-
-	for (uint32_t i = ext_find(in, fblock); i < in->next && in->u.ext[i].fblock < end; i++) {
-		const struct extent *e = &in->u.ext[i];
-		uint64_t s = MAX(e->fblock, fblock), t = MIN(e->fblock + e->nblocks, end);
-
-		mapped += t - s;
-	}
-	return mapped;
-}
-
-static void ext_make_room(struct meta *m, struct dinode *in, uint32_t at)
-{
-	if (in->next == in->cap) {
-		in->cap = in->cap ? in->cap * 2 : 1;
-		in->u.ext = g_renew(struct extent, in->u.ext, in->cap);
-	}
-	memmove(&in->u.ext[at + 1], &in->u.ext[at], (in->next - at) * sizeof(struct extent));
-	in->next++;
-	m->counts.extents++;
-}
-
 /* The extent's checksums as an array the caller owns; the extent has none
  * left until ext_csums_give. */
 static uint32_t *ext_csums_take(struct extent *e)
@@ -125,12 +86,18 @@ static void ext_free_csums(struct extent *e)
 		g_free(e->csum.many);
 }
 
-static void ext_remove(struct meta *m, struct dinode *in, uint32_t at)
+/* Drop the extent at *p; *p names the next one. */
+static void ext_drop(struct meta *m, struct dinode *in, struct ext_pos *p)
 {
-	ext_free_csums(&in->u.ext[at]);
-	memmove(&in->u.ext[at], &in->u.ext[at + 1], (in->next - at - 1) * sizeof(struct extent));
-	in->next--;
+	ext_free_csums(ext_at(in, p));
+	ext_remove(in, p);
 	m->counts.extents--;
+}
+
+static void ext_add(struct meta *m, struct dinode *in, struct ext_pos *p, const struct extent *e)
+{
+	ext_insert(in, p, e);
+	m->counts.extents++;
 }
 
 static void give_back(struct meta *m, struct dinode *in, const struct extent *e, uint64_t from, uint64_t to)
@@ -156,10 +123,10 @@ static void ext_trim(struct extent *e, uint64_t from, uint64_t to)
 /* Unmap [start, end): the blocks go back through on_free. */
 static void ext_punch(struct meta *m, struct dinode *in, uint64_t start, uint64_t end)
 {
-	uint32_t i = ext_find(in, start);
+	struct ext_pos p;
+	struct extent *e = ext_seek(in, start, &p);
 
-	while (i < in->next && in->u.ext[i].fblock < end) {
-		struct extent *e = &in->u.ext[i];
+	while (e && e->fblock < end) {
 		uint64_t es = e->fblock, ee = es + e->nblocks;
 		uint64_t cs = MAX(es, start), ce = MIN(ee, end);
 
@@ -172,18 +139,19 @@ static void ext_punch(struct meta *m, struct dinode *in, uint64_t start, uint64_
 			ext_csums_give(&right, (uint32_t)(ee - ce),
 				       g_memdup2(ext_csums(e) + (ce - es), (ee - ce) * sizeof(uint32_t)));
 			ext_trim(e, es, cs);
-			ext_make_room(m, in, i + 1);
-			in->u.ext[i + 1] = right;
+			p.at++;
+			ext_add(m, in, &p, &right);
 			return;
 		}
 		if (cs > es) {
 			ext_trim(e, es, cs);
-			i++;
+			e = ext_next(in, &p);
 		} else if (ce < ee) {
 			ext_trim(e, ce, ee);
-			i++;
+			e = ext_next(in, &p);
 		} else {
-			ext_remove(m, in, i);
+			ext_drop(m, in, &p);
+			e = ext_at(in, &p);
 		}
 	}
 }
@@ -214,7 +182,9 @@ static void ext_set(struct meta *m, struct dinode *in, const struct rec_extent *
 		.chunk = r->chunk,
 		.cblock = r->cblock,
 	};
-	uint32_t *csums = g_new(uint32_t, r->nblocks), at;
+	uint32_t *csums = g_new(uint32_t, r->nblocks);
+	struct extent *prev, *here, *next;
+	struct ext_pos p, at;
 
 	for (uint32_t i = 0; i < r->nblocks; i++) {
 		const uint8_t *c = r->csums + 4 * (size_t)i;
@@ -225,17 +195,21 @@ static void ext_set(struct meta *m, struct dinode *in, const struct rec_extent *
 	ext_punch(m, in, r->fblock, r->fblock + r->nblocks);
 	m->counts.blocks += r->nblocks;
 	in->blocks += r->nblocks;
-	at = ext_find(in, r->fblock);
-	if (at > 0 && ext_contiguous(&in->u.ext[at - 1], &e)) {
-		ext_merge(&in->u.ext[at - 1], &e);
-		at--;
+	ext_seek(in, r->fblock, &p); /* where e goes: before the first extent past it */
+	at = p;
+	prev = ext_prev(in, &at);
+	if (prev && ext_contiguous(prev, &e)) {
+		ext_merge(prev, &e);
+		p = at;
 	} else {
-		ext_make_room(m, in, at);
-		in->u.ext[at] = e;
+		ext_add(m, in, &p, &e);
 	}
-	if (at + 1 < in->next && ext_contiguous(&in->u.ext[at], &in->u.ext[at + 1])) {
-		ext_merge(&in->u.ext[at], &in->u.ext[at + 1]);
-		ext_remove(m, in, at + 1);
+	here = ext_at(in, &p);
+	at = p;
+	next = ext_next(in, &at);
+	if (next && ext_contiguous(here, next)) {
+		ext_merge(here, next);
+		ext_drop(m, in, &at);
 	}
 }
 
@@ -260,12 +234,14 @@ static void inode_free_contents(struct meta *m, struct dinode *in)
 	struct xattr *x = in->xattrs;
 
 	if (S_ISREG(in->mode)) {
-		while (in->next) {
-			give_back(m, in, &in->u.ext[in->next - 1], in->u.ext[in->next - 1].fblock,
-				  in->u.ext[in->next - 1].fblock + in->u.ext[in->next - 1].nblocks);
-			ext_remove(m, in, in->next - 1);
+		struct ext_pos p;
+
+		for (struct extent *e = ext_first(in, &p); e; e = ext_next(in, &p)) {
+			give_back(m, in, e, e->fblock, e->fblock + e->nblocks);
+			ext_free_csums(e);
 		}
-		g_free(in->u.ext);
+		m->counts.extents -= in->nextents;
+		ext_clear(in);
 	} else if (S_ISDIR(in->mode)) {
 		if (in->u.entries)
 			g_hash_table_destroy(in->u.entries);
@@ -545,9 +521,9 @@ static void ser_inode(gpointer key, gpointer value, gpointer data)
 	for (struct xattr *x = in->xattrs; x; x = x->next)
 		rec_put_xattr_set(s->out, in->ino, x->name, strlen(x->name), x->value, x->len);
 	if (S_ISREG(in->mode)) {
-		for (uint32_t i = 0; i < in->next; i++) {
-			const struct extent *e = &in->u.ext[i];
+		struct ext_pos p;
 
+		for (const struct extent *e = ext_first(in, &p); e; e = ext_next(in, &p)) {
 			rec_put_extent(s->out, in->ino, e->fblock, e->nblocks, e->chunk, e->cblock, ext_csums_const(e));
 			ser_maybe_flush(s);
 		}

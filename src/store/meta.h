@@ -47,6 +47,7 @@ struct ptime {
 } __attribute__((packed));
 
 struct inode_io;
+struct ext_leaf;
 
 struct xattr {
 	struct xattr *next;
@@ -64,7 +65,8 @@ struct dinode {
 	uint64_t blocks;   /* blocks mapped (regular files) */
 	uint64_t nlookup;  /* references the kernel holds */
 	union {
-		struct extent *ext;  /* regular files, sorted by fblock */
+		struct ext_leaf *leaf;    /* regular files: their extents (extmap.h) */
+		struct ext_leaf **leaves;
 		GHashTable *entries; /* directories: name -> struct dinode * */
 		char *target;        /* symlinks */
 	} u;
@@ -74,7 +76,7 @@ struct dinode {
 	struct inode_io *io;     /* data I/O in flight (data.c), NULL when idle */
 	uint32_t mode, uid, gid, nlink;
 	uint32_t nopen;    /* open file handles */
-	uint32_t next, cap; /* extents in use and allocated (regular files) */
+	uint32_t nextents, nleaves; /* regular files: extents, leaves holding them */
 	uint32_t nnames;   /* directory entries naming it */
 	struct ptime atime, mtime, ctime;
 };
@@ -112,11 +114,6 @@ void inode_to_rec(const struct dinode *in, struct rec_inode *r);
  * finds: for messages that name the files a problem touches. */
 void meta_name_inodes(struct meta *m, GHashTable *want, guint max);
 struct dinode *dir_lookup(struct dinode *dir, const char *name);
-
-/* Extents: the index of the first extent ending after fblock. */
-uint32_t ext_find(const struct dinode *in, uint64_t fblock);
-/* Blocks mapped in [fblock, fblock + n). */
-uint64_t ext_mapped_blocks(const struct dinode *in, uint64_t fblock, uint64_t n);
 
 /* Emit the records that rebuild m (a checkpoint), calling flush whenever
  * out holds at least flush_at bytes; returns the first error of flush. */

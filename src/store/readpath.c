@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "extmap.h"
 #include "apply.h"
 #include "bufpool.h"
 #include "data.h"
@@ -62,8 +63,9 @@ void rplan_add(struct rplan *p, struct dinode *in, uint64_t fblock, uint64_t n, 
 {
 	uint64_t end = fblock + n, at = fblock;
 
-	for (uint32_t i = ext_find(in, fblock); i < in->next && in->u.ext[i].fblock < end; i++) {
-		const struct extent *e = &in->u.ext[i];
+	struct ext_pos pos;
+
+	for (const struct extent *e = ext_seek(in, fblock, &pos); e && e->fblock < end; e = ext_next(in, &pos)) {
 		uint64_t from = MAX(e->fblock, fblock), to = MIN(e->fblock + e->nblocks, end);
 		struct chunk *c = alloc_chunk(&p->st->alloc, e->chunk);
 
@@ -126,12 +128,11 @@ struct repair {
 /* Is [fblock, fblock + n) still where the run says, with the same CRCs? */
 static bool run_still_mapped(struct dinode *in, const struct rrun *r)
 {
-	uint32_t i = ext_find(in, r->fblock);
-	const struct extent *e;
+	struct ext_pos p;
+	const struct extent *e = ext_seek(in, r->fblock, &p);
 
-	if (i >= in->next)
+	if (!e)
 		return false;
-	e = &in->u.ext[i];
 	if (e->fblock > r->fblock || e->fblock + e->nblocks < r->fblock + r->n || e->chunk != r->chunk ||
 	    e->cblock + (r->fblock - e->fblock) != r->cblock)
 		return false;

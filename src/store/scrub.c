@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "extmap.h"
 #include "apply.h"
 #include "events.h"
 #include "inventory.h"
@@ -144,11 +145,10 @@ static bool piece_now(struct store *st, const struct piece *p, struct copies *cp
 	struct dinode *in = meta_inode(&st->meta, p->ino);
 	const struct extent *e;
 	struct chunk *c;
-	uint32_t i;
+	struct ext_pos at;
 
-	if (!in || !S_ISREG(in->mode) || (i = ext_find(in, p->fblock)) >= in->next)
+	if (!in || !S_ISREG(in->mode) || !(e = ext_seek(in, p->fblock, &at)))
 		return false;
-	e = &in->u.ext[i];
 	c = alloc_chunk(&st->alloc, p->chunk);
 	if (!c || e->fblock > p->fblock || e->fblock + e->nblocks < p->fblock + p->n || e->chunk != p->chunk ||
 	    e->cblock + (p->fblock - e->fblock) != p->cblock)

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "extmap.h"
 #include "admin.h"
 #include "apply.h"
 #include "assemble.h"
@@ -37,8 +38,10 @@ static void mark_inode_blocks(gpointer key, gpointer value, gpointer data)
 	(void)key;
 	if (m->err || !S_ISREG(in->mode))
 		return;
-	for (uint32_t i = 0; i < in->next && !m->err; i++) {
-		m->err = alloc_mark_used(&m->st->alloc, in->u.ext[i].chunk, in->u.ext[i].cblock, in->u.ext[i].nblocks);
+	struct ext_pos p;
+
+	for (const struct extent *e = ext_first(in, &p); e && !m->err; e = ext_next(in, &p)) {
+		m->err = alloc_mark_used(&m->st->alloc, e->chunk, e->cblock, e->nblocks);
 		if (m->err)
 			m->bad_ino = in->ino;
 	}

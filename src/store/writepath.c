@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "extmap.h"
 #include "apply.h"
 #include "bufpool.h"
 #include "data.h"
@@ -663,7 +664,9 @@ static void put_punch(struct dinode *in, uint64_t first, uint64_t end, GByteArra
 
 static uint64_t last_mapped_end(const struct dinode *in)
 {
-	return in->next ? in->u.ext[in->next - 1].fblock + in->u.ext[in->next - 1].nblocks : 0;
+	const struct extent *e = ext_last(in);
+
+	return e ? e->fblock + e->nblocks : 0;
 }
 
 /* Lock held on entry and exit; the range lock is held meanwhile.
@@ -904,8 +907,9 @@ int data_seek(struct store *st, uint64_t ino, uint64_t off, int whence, uint64_t
 	} else if (off >= in->size) {
 		err = -ENXIO;
 	} else if (whence == SEEK_DATA) {
-		uint32_t i = ext_find(in, off / DMIOFS_BLOCK);
-		uint64_t at = i < in->next ? MAX(off, in->u.ext[i].fblock * DMIOFS_BLOCK) : in->size;
+		struct ext_pos p;
+		const struct extent *e = ext_seek(in, off / DMIOFS_BLOCK, &p);
+		uint64_t at = e ? MAX(off, e->fblock * DMIOFS_BLOCK) : in->size;
 
 		if (at >= in->size)
 			err = -ENXIO;
@@ -913,9 +917,10 @@ int data_seek(struct store *st, uint64_t ino, uint64_t off, int whence, uint64_t
 			*out = at;
 	} else if (whence == SEEK_HOLE) {
 		uint64_t cur = off / DMIOFS_BLOCK;
+		struct ext_pos p;
 
-		for (uint32_t i = ext_find(in, cur); i < in->next && in->u.ext[i].fblock <= cur; i++)
-			cur = in->u.ext[i].fblock + in->u.ext[i].nblocks;
+		for (const struct extent *e = ext_seek(in, cur, &p); e && e->fblock <= cur; e = ext_next(in, &p))
+			cur = e->fblock + e->nblocks;
 		*out = MIN(MAX(off, cur * DMIOFS_BLOCK), in->size);
 	} else {
 		err = -EINVAL;

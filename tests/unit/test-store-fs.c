@@ -27,6 +27,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "extmap.h"
 #include "data.h"
 #include "fsops.h"
 #include "inspect.h"
@@ -1018,9 +1019,9 @@ static void body_truncate_far(const char *dir)
 	g_assert_cmpint(data_truncate(f.st, ino, 0), ==, 0);
 	g_assert_cmpuint(getattr(f.st, ino).st_size, ==, 0);
 	in = meta_inode(&f.st->meta, ino);
-	if (in->next)
-		g_printerr("# after truncate to 0: %u extent(s) still mapped, the first at byte %llu\n", in->next,
-			   (unsigned long long)in->u.ext[0].fblock * BLK);
+	if (in->nextents)
+		g_printerr("# after truncate to 0: %u extent(s) still mapped, the first at byte %llu\n", in->nextents,
+			   (unsigned long long)ext_last(in)->fblock * BLK);
 	/* growing it again must not bring the old bytes back */
 	g_assert_cmpint(data_truncate(f.st, ino, far + BLK), ==, 0);
 	assert_reads_zero(f.st, ino, far, BLK);
@@ -1107,14 +1108,13 @@ static void locate(struct store *st, uint64_t ino, uint64_t fblock, uint32_t k, 
 	struct dinode *in;
 	const struct extent *e;
 	const struct chunk *c;
-	uint32_t i;
+	struct ext_pos pos;
 
 	g_mutex_lock(&st->lock);
 	in = meta_inode(&st->meta, ino);
 	g_assert_nonnull(in);
-	i = ext_find(in, fblock);
-	g_assert_cmpuint(i, <, in->next);
-	e = &in->u.ext[i];
+	e = ext_seek(in, fblock, &pos);
+	g_assert_nonnull(e);
 	g_assert_cmpuint(e->fblock, <=, fblock);
 	c = alloc_chunk(&st->alloc, e->chunk);
 	g_assert_nonnull(c);
@@ -1252,7 +1252,7 @@ static void body_checksum_both_copies(const char *dir)
 	fs_new(&f, dir);
 	ino = do_mknod(f.st, ROOT_INO, "f", S_IFREG | 0644);
 	write_ok(f.st, ino, 0, p, 16 * BLK);
-	g_assert_cmpuint(meta_inode(&f.st->meta, ino)->next, ==, 1); /* one extent */
+	g_assert_cmpuint(meta_inode(&f.st->meta, ino)->nextents, ==, 1); /* one extent */
 	fs_reopen(&f);
 	locate(f.st, ino, 2, 0, &dev_a, &off_a);
 	locate(f.st, ino, 9, 1, &dev_b, &off_b);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "extmap.h"
 #include "meta.h"
 #include "testutil.h"
 #include "records.h"
@@ -155,15 +156,16 @@ struct want_ext {
 static void assert_extents(const struct dinode *in, const struct want_ext *want, uint32_t n)
 {
 	uint64_t blocks = 0;
+	struct ext_pos p;
+	const struct extent *e;
+	uint32_t i = 0;
 
-	if (in->next != n)
-		for (uint32_t i = 0; i < in->next; i++)
-			g_printerr("# extent [%llu, +%u) chunk %u cblock %u\n", (unsigned long long)in->u.ext[i].fblock,
-				   in->u.ext[i].nblocks, in->u.ext[i].chunk, in->u.ext[i].cblock);
-	g_assert_cmpuint(in->next, ==, n);
-	g_assert_cmpuint(in->cap, >=, in->next);
-	for (uint32_t i = 0; i < n; i++) {
-		const struct extent *e = &in->u.ext[i];
+	if (in->nextents != n)
+		for (e = ext_first(in, &p); e; e = ext_next(in, &p))
+			g_printerr("# extent [%llu, +%u) chunk %u cblock %u\n", (unsigned long long)e->fblock,
+				   e->nblocks, e->chunk, e->cblock);
+	g_assert_cmpuint(in->nextents, ==, n);
+	for (e = ext_first(in, &p); e; e = ext_next(in, &p), i++) {
 
 		g_assert_cmpuint(e->fblock, ==, want[i].fblock);
 		g_assert_cmpuint(e->nblocks, ==, want[i].nblocks);
@@ -552,7 +554,7 @@ static void test_apply_tree(void)
 	g_assert_true(meta_inode(&m, 3) == f);
 	g_assert_cmphex(f->mode, ==, S_IFREG | 0600);
 	g_assert_cmpuint(f->size, ==, 100);
-	g_assert_cmpuint(f->next, ==, 1);
+	g_assert_cmpuint(f->nextents, ==, 1);
 
 	/* unlink both names and free: the blocks go back, counts follow */
 	put_unlink(g, 2, "f");
@@ -778,7 +780,7 @@ static void test_reject_inodes(void)
 		refused(&m, g, "a device state record");
 	}
 	/* what was refused left the tree as it was */
-	g_assert_cmpuint(meta_inode(&m, 4)->next, ==, 1);
+	g_assert_cmpuint(meta_inode(&m, 4)->nextents, ==, 1);
 	g_assert_cmpuint(freed->len, ==, 0);
 	meta_done(&m, freed);
 	g_byte_array_free(g, TRUE);
@@ -948,9 +950,9 @@ static void test_extents_punch_huge(void)
 	{
 		const struct freed f[] = { { 0, 0, 1 }, { 0, 1, 1 } };
 
-		if (in->next)
-			g_printerr("# after punching [0, %llu), %u extent(s) remain, the first at block %llu\n",
-				   (unsigned long long)(far + 1), in->next, (unsigned long long)in->u.ext[0].fblock);
+		if (in->nextents)
+			g_printerr("# after punching [0, %llu), %u extent(s) remain, the last at block %llu\n",
+				   (unsigned long long)(far + 1), in->nextents, (unsigned long long)ext_last(in)->fblock);
 		g_assert_cmpuint(ext_mapped_blocks(in, 0, far + 1), ==, 0);
 		assert_extents(in, NULL, 0);
 		assert_freed(freed, f, 2);
@@ -978,7 +980,7 @@ static void test_extents_merge(void)
 	/* the gap filled last: merges with both sides */
 	put_extent(g, 3, 12, 4, 3, 12);
 	apply_ok(&m, g);
-	g_assert_cmpuint(in->next, ==, 2);
+	g_assert_cmpuint(in->nextents, ==, 2);
 	put_extent(g, 3, 8, 4, 3, 8);
 	apply_ok(&m, g);
 	{
@@ -1000,7 +1002,7 @@ static void test_extents_merge(void)
 	assert_freed(freed, NULL, 0);
 	rec_put_punch(g, 3, 5, 2);
 	apply_ok(&m, g);
-	g_assert_cmpuint(in->next, ==, 4);
+	g_assert_cmpuint(in->nextents, ==, 4);
 	{
 		const struct freed f[] = { { 3, 5, 2 } };
 
@@ -1036,15 +1038,16 @@ static void test_extents_mapped_and_find(void)
 	GArray *freed;
 	GByteArray *g = g_byte_array_new();
 	struct dinode *in = file_meta(&m, &freed);
+	struct ext_pos p;
 
 	g_assert_cmpuint(ext_mapped_blocks(in, 0, 1000), ==, 0);
-	g_assert_cmpuint(ext_find(in, 0), ==, 0);
+	g_assert_null(ext_seek(in, 0, &p));
 	put_extent(g, 3, 10, 10, 1, 0);  /* [10, 20) */
 	put_extent(g, 3, 30, 5, 2, 0);   /* [30, 35) */
 	put_extent(g, 3, 35, 5, 3, 0);   /* [35, 40), another chunk */
 	put_extent(g, 3, 1000, 1, 1, 50); /* [1000, 1001) */
 	apply_ok(&m, g);
-	g_assert_cmpuint(in->next, ==, 4);
+	g_assert_cmpuint(in->nextents, ==, 4);
 	g_assert_cmpuint(ext_mapped_blocks(in, 0, 10), ==, 0);
 	g_assert_cmpuint(ext_mapped_blocks(in, 0, 11), ==, 1);
 	g_assert_cmpuint(ext_mapped_blocks(in, 15, 1), ==, 1);
@@ -1054,13 +1057,13 @@ static void test_extents_mapped_and_find(void)
 	g_assert_cmpuint(ext_mapped_blocks(in, 0, 2000), ==, 10 + 5 + 5 + 1);
 	g_assert_cmpuint(ext_mapped_blocks(in, 1000, 1), ==, 1);
 	g_assert_cmpuint(ext_mapped_blocks(in, 1001, UINT32_MAX), ==, 0);
-	g_assert_cmpuint(ext_find(in, 0), ==, 0);
-	g_assert_cmpuint(ext_find(in, 19), ==, 0);
-	g_assert_cmpuint(ext_find(in, 20), ==, 1);
-	g_assert_cmpuint(ext_find(in, 34), ==, 1);
-	g_assert_cmpuint(ext_find(in, 35), ==, 2);
-	g_assert_cmpuint(ext_find(in, 500), ==, 3);
-	g_assert_cmpuint(ext_find(in, 1001), ==, 4);
+	g_assert_cmpuint(ext_seek(in, 0, &p)->fblock, ==, 10);
+	g_assert_cmpuint(ext_seek(in, 19, &p)->fblock, ==, 10);
+	g_assert_cmpuint(ext_seek(in, 20, &p)->fblock, ==, 30);
+	g_assert_cmpuint(ext_seek(in, 34, &p)->fblock, ==, 30);
+	g_assert_cmpuint(ext_seek(in, 35, &p)->fblock, ==, 35);
+	g_assert_cmpuint(ext_seek(in, 500, &p)->fblock, ==, 1000);
+	g_assert_null(ext_seek(in, 1001, &p));
 	meta_done(&m, freed);
 	g_byte_array_free(g, TRUE);
 }
@@ -1150,9 +1153,11 @@ static void assert_same_inode(const struct dinode *a, const struct dinode *b)
 	g_assert_cmpuint(a->ctime.nsec, ==, b->ctime.nsec);
 	g_assert_cmpuint(a->blocks, ==, b->blocks);
 	if (S_ISREG(a->mode)) {
-		g_assert_cmpuint(a->next, ==, b->next);
-		for (uint32_t i = 0; i < a->next; i++) {
-			const struct extent *x = &a->u.ext[i], *y = &b->u.ext[i];
+		struct ext_pos pa, pb;
+		const struct extent *x, *y;
+
+		g_assert_cmpuint(a->nextents, ==, b->nextents);
+		for (x = ext_first(a, &pa), y = ext_first(b, &pb); x && y; x = ext_next(a, &pa), y = ext_next(b, &pb)) {
 
 			g_assert_cmpuint(x->fblock, ==, y->fblock);
 			g_assert_cmpuint(x->nblocks, ==, y->nblocks);
@@ -1428,6 +1433,109 @@ static void test_records_dev_state_v1(void)
 
 #define CASE(path, fn) tu_add_guarded_nodir("/store-meta/" path, fn, 30)
 
+/* ---- a fragmented file: the leaves of the extent map against a model ------------- */
+
+#define MODEL_BLOCKS 6000
+#define UNMAPPED UINT64_MAX
+
+/* The map of a model block: chunk << 32 | cblock, or UNMAPPED. */
+static void assert_map_matches(const struct dinode *in, const uint64_t *model, GArray *freed, uint64_t *nfreed)
+{
+	struct ext_pos p, back;
+	const struct extent *e, *prev = NULL;
+	uint64_t mapped = 0, at = 0;
+	uint32_t n = 0;
+
+	for (e = ext_first(in, &p); e; prev = e, e = ext_next(in, &p), n++) {
+		g_assert_cmpuint(e->nblocks, >, 0);
+		if (prev) {
+			g_assert_cmpuint(prev->fblock + prev->nblocks, <=, e->fblock);
+			/* neighbours that continue each other are one extent */
+			g_assert_false(prev->fblock + prev->nblocks == e->fblock && prev->chunk == e->chunk &&
+				       prev->cblock + prev->nblocks == e->cblock);
+		}
+		for (; at < e->fblock; at++)
+			g_assert_cmphex(model[at], ==, UNMAPPED);
+		for (uint32_t b = 0; b < e->nblocks; b++, at++) {
+			g_assert_cmphex(model[at], ==, (uint64_t)e->chunk << 32 | (e->cblock + b));
+			g_assert_cmphex(ext_csums_const(e)[b], ==, csum_of(e->chunk, e->cblock + b));
+		}
+		g_assert_true(ext_nth(in, n, &back) == e);
+		mapped += e->nblocks;
+	}
+	for (; at < MODEL_BLOCKS; at++)
+		g_assert_cmphex(model[at], ==, UNMAPPED);
+	g_assert_cmpuint(n, ==, in->nextents);
+	g_assert_cmpuint(mapped, ==, in->blocks);
+	g_assert_true(ext_last(in) == prev);
+	/* walking back from the end meets every extent once */
+	back = p;
+	n = 0;
+	for (e = ext_prev(in, &back); e; e = ext_prev(in, &back))
+		n++;
+	g_assert_cmpuint(n, ==, in->nextents);
+	for (guint i = (guint)*nfreed; i < freed->len; i++) /* nothing freed twice or made up */
+		g_assert_cmpuint(g_array_index(freed, struct freed, i).n, >, 0);
+	*nfreed = freed->len;
+}
+
+static void test_extents_many_leaves(void)
+{
+	struct meta m;
+	GArray *freed;
+	GByteArray *g = g_byte_array_new();
+	struct dinode *in = file_meta(&m, &freed);
+	uint64_t *model = g_new(uint64_t, MODEL_BLOCKS), nfreed = 0;
+	GRand *rand = g_rand_new_with_seed(8);
+	uint32_t next_cblock = 0, most_leaves = 0;
+
+	for (uint32_t b = 0; b < MODEL_BLOCKS; b++)
+		model[b] = UNMAPPED;
+	for (int op = 0; op < 20000; op++) {
+		uint64_t fblock = (uint64_t)g_rand_int_range(rand, 0, MODEL_BLOCKS - 16);
+		uint32_t n = (uint32_t)g_rand_int_range(rand, 1, 9);
+
+		if (g_rand_int_range(rand, 0, 10) == 0) {
+			rec_put_punch(g, 3, fblock, n);
+			for (uint32_t b = 0; b < n; b++)
+				model[fblock + b] = UNMAPPED;
+		} else {
+			/* half the writes continue the last one (merges), the rest land anywhere */
+			uint32_t chunk = 1 + (uint32_t)g_rand_int_range(rand, 0, 3);
+
+			put_extent(g, 3, fblock, n, chunk, next_cblock);
+			for (uint32_t b = 0; b < n; b++)
+				model[fblock + b] = (uint64_t)chunk << 32 | (next_cblock + b);
+			next_cblock += n;
+		}
+		apply_ok(&m, g);
+		most_leaves = MAX(most_leaves, in->nleaves);
+		if (op % 500 == 0)
+			assert_map_matches(in, model, freed, &nfreed);
+	}
+	assert_map_matches(in, model, freed, &nfreed);
+	g_assert_cmpuint(most_leaves, >, 10); /* the test reached the index, not one leaf */
+	/* punch it all: every leaf goes */
+	rec_put_punch(g, 3, 0, MODEL_BLOCKS);
+	apply_ok(&m, g);
+	for (uint32_t b = 0; b < MODEL_BLOCKS; b++)
+		model[b] = UNMAPPED;
+	assert_map_matches(in, model, freed, &nfreed);
+	g_assert_cmpuint(in->nleaves, ==, 0);
+	g_assert_cmpuint(m.counts.extents, ==, 0);
+	{ /* every block written went back exactly once */
+		uint64_t back = 0;
+
+		for (guint i = 0; i < freed->len; i++)
+			back += g_array_index(freed, struct freed, i).n;
+		g_assert_cmpuint(back, ==, next_cblock);
+	}
+	g_rand_free(rand);
+	g_free(model);
+	meta_done(&m, freed);
+	g_byte_array_free(g, TRUE);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1443,6 +1551,7 @@ int main(int argc, char **argv)
 	CASE("extents/punch-over-2^32-blocks", test_extents_punch_huge);
 	CASE("extents/merge", test_extents_merge);
 	CASE("extents/mapped-and-find", test_extents_mapped_and_find);
+	CASE("extents/many-leaves", test_extents_many_leaves);
 	CASE("extents/inode-free", test_extents_inode_free);
 	CASE("serialize/rebuild", test_serialize_rebuild);
 	CASE("serialize/flush-error", test_serialize_flush_error);
