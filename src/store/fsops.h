@@ -16,7 +16,21 @@
 struct caller {
 	uint32_t uid, gid;
 	mode_t umask;
+	/* Its data writes clear the file's set-user-ID bit, and set-group-ID
+	 * with group execute, as the kernel does for a writer without
+	 * CAP_FSETID: for writes the kernel does not vet itself (direct I/O
+	 * the FUSE front answers without the page cache). */
+	bool clears_setid;
 };
+
+/* What a write by an unprivileged writer leaves of a file's mode. */
+static inline uint32_t mode_without_setid(uint32_t mode)
+{
+	mode &= ~(uint32_t)S_ISUID;
+	if (mode & S_IXGRP)
+		mode &= ~(uint32_t)S_ISGID; /* without group execute it marks mandatory locking */
+	return mode;
+}
 
 /* Root may fill the root reserve (mkfs.dmiofs -m), as on ext4; so may
  * the daemon's own work, which never comes as a caller. */

@@ -27,6 +27,7 @@
 #define WOP_KEEP_SIZE 0x1  /* zeroing inside the file: no size or time change */
 #define WOP_RANGE_HELD 0x2 /* the caller holds the range lock */
 #define WOP_SPARE_ROOT_RESERVE 0x4 /* not root's: the root reserve is not for it */
+#define WOP_CLEAR_SETID 0x8 /* the writer's writes clear set-user-ID (struct caller) */
 #define MAX_FILE_BYTES (1ull << 60)
 
 struct wop;
@@ -219,6 +220,8 @@ static void wop_finish(struct wop *op)
 			inode_to_rec(in, &ri);
 			if (op->off + op->size > ri.size)
 				ri.size = op->off + op->size;
+			if (op->flags & WOP_CLEAR_SETID)
+				ri.mode = mode_without_setid(ri.mode);
 			ri.mtime = ri.ctime = now();
 			rec_put_inode(r, &ri);
 		}
@@ -620,6 +623,8 @@ void data_write_as(struct store *st, const struct caller *who, uint64_t ino, uin
 {
 	unsigned int flags = caller_may_use_root_reserve(who) ? 0 : WOP_SPARE_ROOT_RESERVE;
 
+	if (who->clears_setid)
+		flags |= WOP_CLEAR_SETID;
 	write_with_flags(st, ino, off, iov, iovcnt, flags, fn, ctx);
 }
 

@@ -604,7 +604,47 @@ def t_odirect(m):
     os.close(fd)
     eq(os.pread(reader, MiB, 0), newer, "a cached reader sees the O_DIRECT write")
     os.close(reader)
+    # O_DIRECT handles are FUSE direct handles: a private mapping reads,
+    # a shared one is refused (dmiofs(8), O_DIRECT)
+    fd = os.open(p, os.O_RDWR | os.O_DIRECT)
+    with mmap.mmap(fd, MiB, mmap.MAP_PRIVATE, mmap.PROT_READ) as view:
+        expect(view[:] == newer, "a private mapping of an O_DIRECT handle reads the file")
+    raises(errno.ENODEV, "a shared mapping of an O_DIRECT handle", mmap.mmap, fd, MiB, mmap.MAP_SHARED)
+    os.close(fd)
     os.unlink(p)
+
+def t_odirect_setid(m):
+    """An O_DIRECT write clears set-user-ID (and set-group-ID with group
+    execute) when the writer is not root, as a buffered write does; root's
+    write keeps them."""
+    if not ROOT:
+        return
+    buf = mmap.mmap(-1, 4096)
+    buf[:] = pattern(4096, 14)
+    for mode, left in ((0o6775, 0o775), (0o6764, 0o2764), (0o4755, 0o755)):
+        p = m + "/setid-%o" % mode
+        put(p, b"x" * 8192, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.chown(p, 65534, 65534)
+        os.chmod(p, mode)
+        fd = os.open(p, os.O_WRONLY | os.O_DIRECT)
+        os.pwrite(fd, buf, 0)
+        os.close(fd)
+        eq(stat.S_IMODE(os.stat(p).st_mode), mode, "mode %o after root's O_DIRECT write" % mode)
+        top = os.open(m, os.O_RDONLY | os.O_DIRECTORY)  # nobody may not pass the test's folder
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                fd = os.open(os.path.basename(p), os.O_WRONLY | os.O_DIRECT, dir_fd=top)
+                os.pwrite(fd, buf, 4096)
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        eq(os.waitpid(pid, 0)[1], 0, "nobody's O_DIRECT write to a %o file" % mode)
+        os.close(top)
+        eq(stat.S_IMODE(os.stat(p).st_mode), left, "mode %o after nobody's O_DIRECT write" % mode)
+        os.unlink(p)
 
 def t_fsync(m):
     for name, sync in (("fsynced", os.fsync), ("fdatasynced", os.fdatasync)):
@@ -615,11 +655,22 @@ def t_fsync(m):
     fd = os.open(m, os.O_RDONLY | os.O_DIRECTORY)
     os.fsync(fd)
     os.close(fd)
+    # last, with nothing synced after them: O_DIRECT with O_DSYNC or O_SYNC
+    # is durable when the write returns
+    buf = mmap.mmap(-1, MiB)
+    for name, flag, seed in (("dsync-direct", os.O_DSYNC, 15), ("sync-direct", os.O_SYNC, 16)):
+        buf[:] = pattern(MiB, seed)
+        fd = os.open(m + "/" + name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT | flag, 0o600)
+        for off in range(0, 4 * MiB, MiB):
+            os.pwrite(fd, buf, off)
+        os.close(fd)
 
 def t_fsync_check(m):
     eq(get(m + "/fsynced"), pattern(3 * MiB + 17, 10), "fsync'd data after kill -9")
     eq(get(m + "/fdatasynced"), pattern(3 * MiB + 17, 11), "fdatasync'd data after kill -9")
     eq(os.stat(m + "/fsynced").st_size, 3 * MiB + 17, "fsync'd size after kill -9")
+    for name, seed in (("dsync-direct", 15), ("sync-direct", 16)):
+        eq(get(m + "/" + name), pattern(MiB, seed) * 4, "O_DIRECT|O_%s data after kill -9" % name.split("-")[0].upper())
 
 def t_unlinked(m, fifo):
     before = free_bytes(m)
@@ -857,13 +908,14 @@ check "fallocate: allocate, keep size, punch hole, zero range, refusals" py fall
 check "user xattrs: set, get, list, flags, remove, limits" py xattrs
 check "statfs tells the mirrored capacity and the space used once" py statfs $IMG_BYTES 2
 check "O_DIRECT reads and writes" py odirect
+check "O_DIRECT writes clear set-user-ID for writers other than root" py odirect_setid
 check "names up to 255 bytes, and no longer" py names
 
 # Data made durable with fsync/fdatasync survives the daemon's death.
-check "fsync and fdatasync return success" py fsync
+check "fsync, fdatasync and O_DIRECT|O_DSYNC writes return success" py fsync
 check "the daemon is killed (kill -9)" fs_kill
 must "it mounts again after the kill" fs_mount
-check "fsync'd and fdatasync'd data survived kill -9" py fsync_check
+check "fsync'd, fdatasync'd and O_DIRECT|O_DSYNC data survived kill -9" py fsync_check
 
 # Open-unlinked files: usable while open, space back at the last close;
 # and one open at a kill -9 is reclaimed at the next mount.

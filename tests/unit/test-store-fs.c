@@ -50,7 +50,7 @@
 
 /* ---- images and mounting ---------------------------------------------------- */
 
-static const struct caller WHO = { 1000, 1000, 022 };
+static const struct caller WHO = { .uid = 1000, .gid = 1000, .umask = 022 };
 static const struct store_options OPTS = { .commit_interval_ms = 60000 }; /* commits only when asked */
 
 struct fs {
@@ -571,7 +571,7 @@ static void body_names(const char *dir)
 	g_assert_cmpint(fs_removexattr(f.st, file, "user.a"), ==, -ENODATA);
 	{
 		/* BSD group semantics under a set-group-ID directory */
-		const struct caller other = { 2000, 3000, 022 };
+		const struct caller other = { .uid = 2000, .gid = 3000, .umask = 022 };
 		struct stat attr = { .st_mode = 02775 };
 		uint64_t sg;
 
