@@ -55,11 +55,38 @@ int dev_read(struct dm_io_client *client, struct sdev *d, uint64_t offset, void 
 	return err;
 }
 
+/* The regions of a write of the same bytes to every device written:
+ * where[r] is on device map[r]; returns how many. */
+static uint32_t same_regions(struct sdev *devs, uint32_t n, uint64_t offset, size_t len, struct io_region *where,
+			     uint32_t *map)
+{
+	uint32_t nr = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (!dev_written(&devs[i]))
+			continue;
+		where[nr] = (struct io_region){ devs[i].bdev, offset >> DMIO_SECTOR_SHIFT, len >> DMIO_SECTOR_SHIFT };
+		map[nr++] = i;
+	}
+	return nr;
+}
+
+/* dm-io's error bits (by region) as bits by device; -EIO when every
+ * region failed. */
+static int bits_by_device(unsigned long got, const uint32_t *map, uint32_t nr, unsigned long *bits)
+{
+	*bits = 0;
+	for (uint32_t r = 0; r < nr; r++)
+		if (got & (1UL << r))
+			*bits |= 1UL << map[r];
+	return got == (nr == 64 ? ~0UL : (1UL << nr) - 1) ? -EIO : 0;
+}
+
 int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, uint64_t offset,
 		    const void *buf, size_t len, unsigned int flags, unsigned long *bits)
 {
 	struct io_region where[DMIOFS_MAX_DEVICES];
-	uint32_t map[DMIOFS_MAX_DEVICES], nr = 0;
+	uint32_t map[DMIOFS_MAX_DEVICES], nr = same_regions(devs, n, offset, len, where, map);
 	struct dm_io_request req = {
 		.bi_op = DMIO_WRITE,
 		.bi_op_flags = flags,
@@ -70,12 +97,6 @@ int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, 
 	int err;
 
 	*bits = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		if (!dev_written(&devs[i]))
-			continue;
-		where[nr] = (struct io_region){ devs[i].bdev, offset >> DMIO_SECTOR_SHIFT, len >> DMIO_SECTOR_SHIFT };
-		map[nr++] = i;
-	}
 	if (!nr)
 		return -EIO;
 	req.mem.ptr.pl = page_list_of(buf, len, &req.mem.offset);
@@ -83,10 +104,55 @@ int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, 
 	g_free(req.mem.ptr.pl);
 	if (err && err != -EIO)
 		return err;
-	for (uint32_t r = 0; r < nr; r++)
-		if (got & (1UL << r))
-			*bits |= 1UL << map[r];
-	return got == (nr == 64 ? ~0UL : (1UL << nr) - 1) ? -EIO : 0;
+	return bits_by_device(got, map, nr, bits);
+}
+
+struct write_same {
+	struct page_list *pl;
+	uint32_t map[DMIOFS_MAX_DEVICES], nr;
+	devs_written_fn fn;
+	void *ctx;
+};
+
+static void write_same_done(unsigned long error, void *context)
+{
+	struct write_same *w = context;
+	unsigned long bits;
+	int err = bits_by_device(error, w->map, w->nr, &bits);
+
+	g_free(w->pl);
+	w->fn(err, bits, w->ctx);
+	g_free(w);
+}
+
+int devs_write_same_async(struct dm_io_client *client, struct sdev *devs, uint32_t n, uint64_t offset,
+			  const void *buf, size_t len, unsigned int flags, devs_written_fn fn, void *ctx)
+{
+	struct io_region where[DMIOFS_MAX_DEVICES];
+	struct write_same *w = g_new0(struct write_same, 1);
+	struct dm_io_request req = {
+		.bi_op = DMIO_WRITE,
+		.bi_op_flags = flags,
+		.mem = { .type = DM_IO_PAGE_LIST },
+		.notify = { write_same_done, w },
+		.client = client,
+	};
+	int err;
+
+	w->nr = same_regions(devs, n, offset, len, where, w->map);
+	w->fn = fn;
+	w->ctx = ctx;
+	if (!w->nr) {
+		g_free(w);
+		return -EIO;
+	}
+	w->pl = req.mem.ptr.pl = page_list_of(buf, len, &req.mem.offset);
+	err = dm_io(&req, w->nr, where, NULL);
+	if (err) { /* refused before any I/O: no callback comes */
+		g_free(w->pl);
+		g_free(w);
+	}
+	return err;
 }
 
 int dev_open(struct sdev *d, const char *path, int flags, GString *why)

@@ -51,6 +51,12 @@ int dev_read(struct dm_io_client *client, struct sdev *d, uint64_t offset, void 
  * into devs.  Returns -EIO only when every device failed. */
 int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, uint64_t offset,
 		    const void *buf, size_t len, unsigned int flags, unsigned long *bits);
+/* The same, without waiting: fn(err, bits, ctx) runs once every device
+ * is done, on the client's completion thread.  A nonzero return means it
+ * was refused before any I/O, and fn is not called. */
+typedef void (*devs_written_fn)(int err, unsigned long bits, void *ctx);
+int devs_write_same_async(struct dm_io_client *client, struct sdev *devs, uint32_t n, uint64_t offset,
+			  const void *buf, size_t len, unsigned int flags, devs_written_fn fn, void *ctx);
 
 int dev_open(struct sdev *d, const char *path, int flags, GString *why);
 /* Record the device's writes in log as device index (log NULL: nothing). */

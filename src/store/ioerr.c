@@ -43,7 +43,8 @@ static bool log_allowed(struct store *st, unsigned int *held_back)
 		st->fault_log_lines = 0;
 	}
 	if (st->fault_log_lines >= LOG_LINES_PER_SECOND) {
-		st->fault_log_held++;
+		if (!st->fault_log_held++)
+			g_cond_signal(&st->commit_cond); /* the committer counts them once the second is over */
 		return false;
 	}
 	st->fault_log_lines++;

@@ -35,8 +35,8 @@ void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records);
 void ioerr_fail_devices(struct store *st, unsigned long bits, uint64_t left_at, const char *what);
 
 /* Lock held: the errors held back from the log by its rate limit, once
- * the second they came in is over (the committer asks at every wake), so
- * a burst that ends is still counted in the log. */
+ * the second they came in is over (the committer asks at every wake, and
+ * wakes for it), so a burst that ends is still counted in the log. */
 void ioerr_say_held_back(struct store *st);
 
 /* Lock held: a file's path, for a person ("inode N" when it has no

@@ -5,7 +5,13 @@
  * the records, padded to 4 KiB, written at the same place of the log ring
  * on every device in one dm-io request with PREFLUSH (so the data it
  * references is durable first) and FUA.  When the ring runs short, the
- * committer writes a checkpoint instead, which frees the ring. */
+ * committer writes a checkpoint instead, which frees the ring.
+ *
+ * One commit is on its way at a time (st->committing).  The committer
+ * thread writes them on its interval, when the log buffer fills, and
+ * whenever a commit needs a wrap or a checkpoint; a sync (fsync) that
+ * finds none on its way starts its own from the asking thread and is
+ * answered from that write's completion (commit_here). */
 #include <errno.h>
 #include <string.h>
 
@@ -27,29 +33,46 @@ struct sync_waiter {
 
 /* ---- writing --------------------------------------------------------------- */
 
-/* Write one commit (or a wrap marker) at the ring position; no lock. */
-static int write_at(struct store *st, uint64_t pos, const struct log_header *h, const uint8_t *payload,
-		    size_t len, unsigned long *bits)
-{
-	size_t total = ROUND_UP(LOG_HEADER_BYTES + len, DMIOFS_BLOCK);
-	uint8_t *buf = dio_alloc(total);
-	int err;
-
-	if (!buf)
-		return -ENOMEM;
-	log_header_encode(h, buf);
-	if (len) /* a wrap marker has no payload */
-		memcpy(buf + LOG_HEADER_BYTES, payload, len);
-	memset(buf + LOG_HEADER_BYTES + len, 0, total - LOG_HEADER_BYTES - len);
-	err = devs_write_same(st->meta_client, st->dev, st->ndevices, st->layout.log_offset + pos, buf, total,
-			      DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, bits);
-	dio_free(buf);
-	return err;
-}
+/* A commit between taking the pending records and knowing it durable. */
+struct commit {
+	struct store *st;
+	struct log_header h;
+	uint8_t *buf;      /* header and records, padded to blocks */
+	size_t total;
+	uint64_t pos;      /* where it goes in the ring */
+	uint64_t skipped;  /* ring bytes a wrap leaves unused before it */
+	bool wrap;         /* a wrap marker goes at the old position first */
+	uint64_t wrap_pos;
+};
 
 static size_t commit_bytes(size_t payload)
 {
 	return ROUND_UP(LOG_HEADER_BYTES + payload, DMIOFS_BLOCK);
+}
+
+/* A whole log block: the header and its payload, zero-padded. */
+static uint8_t *log_block(const struct log_header *h, const uint8_t *payload, size_t len, size_t *total)
+{
+	uint8_t *buf;
+
+	*total = commit_bytes(len);
+	buf = dio_alloc(*total);
+	if (!buf)
+		return NULL;
+	log_header_encode(h, buf);
+	if (len) /* a wrap marker has no payload */
+		memcpy(buf + LOG_HEADER_BYTES, payload, len);
+	memset(buf + LOG_HEADER_BYTES + len, 0, *total - LOG_HEADER_BYTES - len);
+	return buf;
+}
+
+/* Write one commit (or a wrap marker) at the ring position, on every
+ * device in one request, with PREFLUSH (the data it references is durable
+ * first) and FUA; no lock. */
+static int write_at(struct store *st, uint64_t pos, const uint8_t *buf, size_t total, unsigned long *bits)
+{
+	return devs_write_same(st->meta_client, st->dev, st->ndevices, st->layout.log_offset + pos, buf, total,
+			       DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, bits);
 }
 
 /* Ring bytes this commit takes, the wrap it may cause included. */
@@ -68,47 +91,134 @@ static bool ring_short(const struct store *st, size_t payload)
 	return st->log_used + ring_need(st, payload) > st->layout.log_bytes / 4 * 3;
 }
 
-/* Called with the lock held; drops it while the devices work. */
-static int commit(struct store *st)
+/* Lock held.  Take the pending records as the next commit and say where
+ * it goes; the caller has set st->committing.  NULL: no memory (the
+ * records stay pending). */
+static struct commit *commit_take(struct store *st)
 {
+	struct commit *c = g_new0(struct commit, 1);
 	GByteArray *batch = st->pending;
-	struct log_header h = { .seq = st->next_seq++, .payload_bytes = batch->len };
 
-	memcpy(h.fs_uuid, st->sb.fs_uuid, 16);
-	unsigned long bits = 0, wrap_bits = 0;
-	uint64_t pos = st->log_pos, used = 0;
-	int err = 0;
-
-	st->pending = g_byte_array_new();
-	h.payload_crc = dmiofs_crc(batch->data, batch->len);
-	g_mutex_unlock(&st->lock);
-	if (pos + commit_bytes(batch->len) > st->layout.log_bytes) {
-		if (st->layout.log_bytes - pos >= DMIOFS_BLOCK) {
-			struct log_header wrap = { .seq = h.seq, .flags = LOG_WRAP };
-
-			memcpy(wrap.fs_uuid, st->sb.fs_uuid, 16);
-			err = write_at(st, pos, &wrap, NULL, 0, &wrap_bits);
-		}
-		used += st->layout.log_bytes - pos;
-		pos = 0;
+	c->st = st;
+	c->h = (struct log_header){ .seq = st->next_seq, .payload_bytes = batch->len };
+	memcpy(c->h.fs_uuid, st->sb.fs_uuid, 16);
+	c->h.payload_crc = dmiofs_crc(batch->data, batch->len);
+	c->buf = log_block(&c->h, batch->data, batch->len, &c->total);
+	if (!c->buf) {
+		g_free(c);
+		return NULL;
 	}
-	if (!err)
-		err = write_at(st, pos, &h, batch->data, batch->len, &bits);
-	g_mutex_lock(&st->lock);
+	c->pos = st->log_pos;
+	if (c->pos + c->total > st->layout.log_bytes) {
+		c->wrap = st->layout.log_bytes - c->pos >= DMIOFS_BLOCK;
+		c->wrap_pos = c->pos;
+		c->skipped = st->layout.log_bytes - c->pos;
+		c->pos = 0;
+	}
+	st->next_seq++;
+	st->pending = g_byte_array_new();
 	g_byte_array_free(batch, TRUE);
-	ioerr_fail_devices(st, bits | wrap_bits, h.seq, "a metadata commit");
+	return c;
+}
+
+/* Lock held.  The commit is written (err 0) or lost: account for it and
+ * free it; st->committing ends. */
+static int commit_done(struct commit *c, int err, unsigned long bits)
+{
+	struct store *st = c->st;
+	uint64_t seq = c->h.seq, end = c->pos + c->total, taken = c->skipped + c->total;
+
+	dio_free(c->buf);
+	g_free(c);
+	st->committing = false;
+	g_cond_broadcast(&st->commit_cond);
+	ioerr_fail_devices(st, bits, seq, "a metadata commit");
 	if (err) {
 		g_critical("metadata commit %llu failed on every device: %s; the file system is now read-only",
-			   (unsigned long long)h.seq, g_strerror(-err));
+			   (unsigned long long)seq, g_strerror(-err));
 		st->broken = -EIO;
 		return err;
 	}
-	st->log_pos = pos + commit_bytes(h.payload_bytes);
-	st->log_used += used + commit_bytes(h.payload_bytes);
-	st->durable_seq = h.seq;
+	st->log_pos = end;
+	st->log_used += taken;
+	st->durable_seq = seq;
 	st->commits++;
-	alloc_release(&st->alloc, h.seq);
+	alloc_release(&st->alloc, seq);
 	return 0;
+}
+
+/* Called with the lock held, by the committer, no commit in flight;
+ * drops the lock while the devices work. */
+static int commit(struct store *st)
+{
+	unsigned long bits = 0, wrap_bits = 0;
+	struct commit *c;
+	int err = 0;
+
+	st->committing = true;
+	c = commit_take(st);
+	if (!c) {
+		st->committing = false;
+		return -ENOMEM;
+	}
+	g_mutex_unlock(&st->lock);
+	if (c->wrap) {
+		struct log_header wrap = { .seq = c->h.seq, .flags = LOG_WRAP };
+		size_t total;
+		uint8_t *block;
+
+		memcpy(wrap.fs_uuid, st->sb.fs_uuid, 16);
+		block = log_block(&wrap, NULL, 0, &total);
+		err = block ? write_at(st, c->wrap_pos, block, total, &wrap_bits) : -ENOMEM;
+		dio_free(block);
+	}
+	if (!err)
+		err = write_at(st, c->pos, c->buf, c->total, &bits);
+	g_mutex_lock(&st->lock);
+	return commit_done(c, err, bits | wrap_bits);
+}
+
+static void wake_waiters(struct store *st);
+static bool commit_here(struct store *st);
+
+static void commit_written(int err, unsigned long bits, void *ctx)
+{
+	struct commit *c = ctx;
+	struct store *st = c->st;
+
+	g_mutex_lock(&st->lock);
+	commit_done(c, err, bits);
+	wake_waiters(st);
+	if (st->waiters) /* syncs asked for while it was on its way */
+		commit_here(st);
+	g_mutex_unlock(&st->lock);
+}
+
+/* Lock held.  A sync was asked for: when nothing else commits and the
+ * commit needs neither a checkpoint nor a wrap, write it from here and
+ * answer the waiters from the completion of that write, rather than wake
+ * the committer thread and have it wait for the devices (two thread
+ * switches fewer for every fsync).  False: leave it to the committer. */
+static bool commit_here(struct store *st)
+{
+	struct commit *c;
+
+	if (!st->sync_client || st->committing || st->stopping || st->broken || !st->pending->len ||
+	    ring_short(st, st->pending->len) ||
+	    st->log_pos + commit_bytes(st->pending->len) > st->layout.log_bytes)
+		return false;
+	st->committing = true;
+	c = commit_take(st);
+	if (!c) {
+		st->committing = false;
+		return false;
+	}
+	if (devs_write_same_async(st->sync_client, st->dev, st->ndevices, st->layout.log_offset + c->pos, c->buf,
+				  c->total, DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, commit_written, c)) {
+		commit_done(c, -EIO, 0); /* no device to write: broken; the committer answers */
+		journal_kick(st);
+	}
+	return true;
 }
 
 /* Complete the waiters the durable seq covers (lock held; dropped to
@@ -147,6 +257,16 @@ static bool work_waiting(const struct store *st)
 	return st->stopping || st->sync_wanted || st->pending->len >= st->layout.log_bytes / 16;
 }
 
+/* When the committer wakes: at the deadline, or sooner when the log held
+ * fault lines back this second, to count them once it is over (syncs no
+ * longer pass through the committer to do it). */
+static gint64 wake_at(const struct store *st, gint64 deadline)
+{
+	if (st->fault_log_held)
+		return MIN(deadline, (st->fault_log_second + 1) * G_USEC_PER_SEC);
+	return deadline;
+}
+
 static gpointer committer_main(gpointer data)
 {
 	struct store *st = data;
@@ -156,9 +276,11 @@ static gpointer committer_main(gpointer data)
 	for (;;) {
 		gint64 deadline = g_get_monotonic_time() + interval;
 
-		while (!work_waiting(st) && g_cond_wait_until(&st->commit_cond, &st->lock, deadline))
-			;
+		while (!work_waiting(st) && g_cond_wait_until(&st->commit_cond, &st->lock, wake_at(st, deadline)))
+			ioerr_say_held_back(st);
 		st->sync_wanted = false;
+		while (st->committing) /* one commit_here started is still on its way */
+			g_cond_wait(&st->commit_cond, &st->lock);
 		if (st->pending->len && !st->broken) {
 			int err = ring_short(st, st->pending->len) ? checkpoint_write(st) : 1;
 
@@ -225,7 +347,8 @@ static void sync_enqueue(struct store *st, store_sync_fn fn, void *ctx, bool *no
 	w->ctx = ctx;
 	w->next = st->waiters;
 	st->waiters = w;
-	journal_kick(st);
+	if (!commit_here(st))
+		journal_kick(st);
 }
 
 void store_sync_async(struct store *st, store_sync_fn fn, void *ctx)

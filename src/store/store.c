@@ -160,6 +160,8 @@ static void store_free(struct store *st)
 		dm_io_client_destroy(st->client);
 	if (st->meta_client)
 		dm_io_client_destroy(st->meta_client);
+	if (st->sync_client)
+		dm_io_client_destroy(st->sync_client);
 	if (st->buffers.size)
 		bufpool_destroy(&st->buffers);
 	g_mutex_clear(&st->lock);
@@ -185,7 +187,8 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	st->starter = g_thread_pool_new(range_run_started, NULL, 4, FALSE, NULL);
 	st->client = dm_io_client_create(CLIENT_PAGES);
 	st->meta_client = dm_io_client_create(256);
-	if (!st->client || !st->meta_client) {
+	st->sync_client = dm_io_client_create(16);
+	if (!st->client || !st->meta_client || !st->sync_client) {
 		err = -errno;
 		g_string_append_printf(why, "cannot start libdmio: %s", g_strerror(errno));
 		store_free(st);

@@ -45,6 +45,8 @@ struct store {
 	GMutex lock; /* metadata, allocator, log buffer, device states */
 	struct dm_io_client *client;      /* file data */
 	struct dm_io_client *meta_client; /* superblocks, checkpoints, the log: never behind data */
+	struct dm_io_client *sync_client; /* log commits started by a sync (journal.c); its
+					   * completions take the lock, so nothing else uses it */
 	struct store_options opt;
 	uint32_t ndevices, copies;
 	uint32_t line;         /* mount: the devices whose metadata is loaded (by index) */
@@ -64,6 +66,7 @@ struct store {
 	uint32_t ckpt_slot;    /* slot of the newest checkpoint */
 	uint64_t ckpt_seq;
 	bool sync_wanted, stopping;
+	bool committing;       /* a commit is on its way to the devices (lock to change) */
 	GCond commit_cond;     /* the committer waits for work */
 	GCond durable_cond;    /* syncs wait for the committer */
 	GThread *committer;
