@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config
 libglib2.0-dev libjson-glib-dev libfuse3-dev fuse3 libaio-dev libblkid-dev libisal-dev
-fio attr util-linux python3"
+fio gnuplot-nox attr util-linux python3"
 
 missing=""
 for p in $PACKAGES; do
