@@ -87,7 +87,7 @@ int checkpoint_write(struct store *st)
 	 * this checkpoint would skip: let it land first (the lock, held from
 	 * here on, keeps the next one from starting). */
 	while (st->committing)
-		g_cond_wait(&st->commit_cond, &st->lock);
+		g_cond_wait(&st->landed_cond, &st->lock);
 	/* The estimate is an upper bound: refuse before overwriting the
 	 * older slot with a checkpoint that cannot be finished. */
 	if (store_meta_bytes(st) > st->layout.ckpt_bytes - DMIOFS_BLOCK)

@@ -131,7 +131,7 @@ static int commit_done(struct commit *c, int err, unsigned long bits)
 	dio_free(c->buf);
 	g_free(c);
 	st->committing = false;
-	g_cond_broadcast(&st->commit_cond);
+	g_cond_broadcast(&st->landed_cond); /* not commit_cond: an idle committer need not wake */
 	ioerr_fail_devices(st, bits, seq, "a metadata commit");
 	if (err) {
 		g_critical("metadata commit %llu failed on every device: %s; the file system is now read-only",
@@ -280,7 +280,7 @@ static gpointer committer_main(gpointer data)
 			ioerr_say_held_back(st);
 		st->sync_wanted = false;
 		while (st->committing) /* one commit_here started is still on its way */
-			g_cond_wait(&st->commit_cond, &st->lock);
+			g_cond_wait(&st->landed_cond, &st->lock);
 		if (st->pending->len && !st->broken) {
 			int err = ring_short(st, st->pending->len) ? checkpoint_write(st) : 1;
 

@@ -166,6 +166,7 @@ static void store_free(struct store *st)
 		bufpool_destroy(&st->buffers);
 	g_mutex_clear(&st->lock);
 	g_cond_clear(&st->commit_cond);
+	g_cond_clear(&st->landed_cond);
 	g_cond_clear(&st->durable_cond);
 	g_free(st);
 }
@@ -179,6 +180,7 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 
 	g_mutex_init(&st->lock);
 	g_cond_init(&st->commit_cond);
+	g_cond_init(&st->landed_cond);
 	g_cond_init(&st->durable_cond);
 	if (opt)
 		st->opt = *opt;

@@ -68,6 +68,7 @@ struct store {
 	bool sync_wanted, stopping;
 	bool committing;       /* a commit is on its way to the devices (lock to change) */
 	GCond commit_cond;     /* the committer waits for work */
+	GCond landed_cond;     /* waiting for the commit on its way (committing) */
 	GCond durable_cond;    /* syncs wait for the committer */
 	GThread *committer;
 	struct sync_waiter *waiters;
