@@ -14,7 +14,7 @@ BENCH=$top_srcdir/bench
 [ -f "$BENCH/fio/layout.fio" ] || skip_all "no bench/fio job files"
 
 images 2 256M
-REGION=$((8 * 1024 * 1024))
+REGION=$((4 * 1024 * 1024))
 
 # job NAME NUMJOBS [fio options...]: the benchmark's job file NAME on the
 # mount, each job on its own REGION, with verification (crc32c headers
@@ -81,7 +81,7 @@ check "randrw 70/30: written with verification headers" write_job job-randrw 1 -
 printf '[all]\nfilename=${FILE}\nsize=%s\nrw=read\nbs=4k\ndirect=1\nioengine=libaio\niodepth=32\n' \
 	$((4 * REGION)) >"$T/all.fio"
 check "after randrw every 4 KiB block of the file verifies" run_job "$T/all.fio" all-4k 1
-check "4 KiB writes each fdatasync'd: written and verified" write_job job-fsync 1 --size=2M
+check "4 KiB writes each fdatasync'd: written and verified" write_job job-fsync 1 --size=1M
 check "the file system is still healthy" sh -c "getfattr --only-values --absolute-names -n user.dmio.status '$MNT' | grep -qx 'status=healthy'"
 check "the metadata benchmark builds" cc -O2 -pthread -o "$T/metabench" "$BENCH/metabench.c"
 mkdir -p "$MNT/meta"
@@ -89,7 +89,7 @@ for n in 1 4; do
 	# it stops at the first error: an O_EXCL create that finds a name, a
 	# stat of the wrong size, a rename or unlink that fails
 	check "metadata benchmark, $n thread(s): create, stat, rename, unlink" \
-		"$T/metabench" -t "$n" -n 2000 -d 100 -s 100 "$MNT/meta"
+		"$T/metabench" -t "$n" -n 1000 -d 100 -s 100 "$MNT/meta"
 done
 check "the metadata benchmark left nothing behind" sh -c "[ -z \"\$(ls -A '$MNT/meta' 2>/dev/null)\" ]"
 check "unmount is clean" fs_umount
