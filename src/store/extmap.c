@@ -261,7 +261,8 @@ void ext_remove(struct dinode *in, struct ext_pos *p)
 	}
 	if (l->n <= l->cap / 4) { /* a file that shrank gives its memory back */
 		l->cap /= 2;
-		set_leaf(in, p->leaf, g_realloc(l, sizeof(*l) + l->cap * sizeof(struct extent)));
+		l = g_realloc(l, sizeof(*l) + l->cap * sizeof(struct extent)); /* l may move */
+		set_leaf(in, p->leaf, l);
 	}
 	if (p->at == l->n && p->leaf + 1 < in->nleaves) {
 		p->leaf++;
