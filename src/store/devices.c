@@ -125,6 +125,31 @@ static void write_same_done(unsigned long error, void *context)
 	g_free(w);
 }
 
+int devs_flush_async(struct dm_io_client *client, struct sdev *devs, uint32_t n, devs_written_fn fn, void *ctx)
+{
+	struct io_region where[DMIOFS_MAX_DEVICES];
+	struct write_same *w = g_new0(struct write_same, 1);
+	struct dm_io_request req = {
+		.bi_op = DMIO_FLUSH,
+		.mem = { .type = DM_IO_KMEM },
+		.notify = { write_same_done, w },
+		.client = client,
+	};
+	int err;
+
+	w->nr = same_regions(devs, n, 0, 0, where, w->map);
+	w->fn = fn;
+	w->ctx = ctx;
+	if (!w->nr) {
+		g_free(w);
+		return -EIO;
+	}
+	err = dm_io(&req, w->nr, where, NULL);
+	if (err) /* refused before any I/O: no callback comes */
+		g_free(w);
+	return err;
+}
+
 int devs_write_same_async(struct dm_io_client *client, struct sdev *devs, uint32_t n, uint64_t offset,
 			  const void *buf, size_t len, unsigned int flags, devs_written_fn fn, void *ctx)
 {

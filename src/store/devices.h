@@ -57,6 +57,9 @@ int devs_write_same(struct dm_io_client *client, struct sdev *devs, uint32_t n, 
 typedef void (*devs_written_fn)(int err, unsigned long bits, void *ctx);
 int devs_write_same_async(struct dm_io_client *client, struct sdev *devs, uint32_t n, uint64_t offset,
 			  const void *buf, size_t len, unsigned int flags, devs_written_fn fn, void *ctx);
+/* A flush (everything the devices completed made durable) of every device
+ * written, asynchronously; fn as above.  Refused: -errno, no callback. */
+int devs_flush_async(struct dm_io_client *client, struct sdev *devs, uint32_t n, devs_written_fn fn, void *ctx);
 
 int dev_open(struct sdev *d, const char *path, int flags, GString *why);
 /* Record the device's writes in log as device index (log NULL: nothing). */

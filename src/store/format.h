@@ -91,6 +91,10 @@ struct ckpt_header {
 /* Log commit header: the first 64 bytes of a 4 KiB-aligned commit. */
 #define LOG_HEADER_BYTES 64
 #define LOG_WRAP 0x1 /* no payload: the next commit is at the ring's start */
+/* Written together with a flush, not after one: when it is the last
+ * commit, the replay applies it only if the data its extent records map
+ * is on the devices (journal.c).  Older daemons ignore the flag. */
+#define LOG_UNORDERED 0x2
 
 struct log_header {
 	uint8_t fs_uuid[16];

@@ -13,6 +13,7 @@
  * finds none on its way starts its own from the asking thread and is
  * answered from that write's completion (commit_here). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "apply.h"
@@ -23,6 +24,7 @@
 
 #define ROUND_UP(x, a) (((x) + (a)-1) / (a) * (a))
 #define DEFAULT_INTERVAL_MS 5000
+#define UNORDERED_MAX_BLOCKS 2048 /* 8 MiB of data */
 
 struct sync_waiter {
 	struct sync_waiter *next;
@@ -94,13 +96,13 @@ static bool ring_short(const struct store *st, size_t payload)
 /* Lock held.  Take the pending records as the next commit and say where
  * it goes; the caller has set st->committing.  NULL: no memory (the
  * records stay pending). */
-static struct commit *commit_take(struct store *st)
+static struct commit *commit_take(struct store *st, uint32_t flags)
 {
 	struct commit *c = g_new0(struct commit, 1);
 	GByteArray *batch = st->pending;
 
 	c->st = st;
-	c->h = (struct log_header){ .seq = st->next_seq, .payload_bytes = batch->len };
+	c->h = (struct log_header){ .seq = st->next_seq, .payload_bytes = batch->len, .flags = flags };
 	memcpy(c->h.fs_uuid, st->sb.fs_uuid, 16);
 	c->h.payload_crc = dmiofs_crc(batch->data, batch->len);
 	c->buf = log_block(&c->h, batch->data, batch->len, &c->total);
@@ -156,7 +158,7 @@ static int commit(struct store *st)
 	int err = 0;
 
 	st->committing = true;
-	c = commit_take(st);
+	c = commit_take(st, 0);
 	if (!c) {
 		st->committing = false;
 		return -ENOMEM;
@@ -194,6 +196,89 @@ static void commit_written(int err, unsigned long bits, void *ctx)
 	g_mutex_unlock(&st->lock);
 }
 
+/* ---- unordered commits ----------------------------------------------------- */
+
+/* May the pending records go out as an unordered commit, their write (FUA)
+ * and a flush of every device sent at once rather than the flush first
+ * (one device round trip per sync instead of two)?  A crash may then
+ * leave the commit durable and the data it maps not; the replay tells by
+ * the checksums in its extent records (replay_may_apply) and drops such a
+ * last commit, which nobody had been answered for.  So only file records
+ * (what the checksums cannot vouch for, chunks, stripes, devices and
+ * stale copies, goes ordered), mapping at most UNORDERED_MAX_BLOCKS, the
+ * most a mount may have to read back. */
+static bool commit_may_be_unordered(const GByteArray *pending)
+{
+	const uint8_t *pos = pending->data, *end = pending->data + pending->len;
+	uint64_t blocks = 0;
+	struct record rec;
+	int ret;
+
+	while ((ret = rec_next(&pos, end, &rec)) > 0) {
+		switch (rec.type) {
+		case REC_EXTENT:
+			blocks += rec.u.extent.nblocks;
+			if (blocks > UNORDERED_MAX_BLOCKS)
+				return false;
+			break;
+		case REC_INODE:
+		case REC_INODE_FREE:
+		case REC_LINK:
+		case REC_UNLINK:
+		case REC_PUNCH:
+		case REC_SYMLINK:
+		case REC_XATTR_SET:
+		case REC_XATTR_DEL:
+		case REC_FILE_ERRORS:
+		case REC_NEXT_INO:
+			break;
+		default:
+			return false;
+		}
+	}
+	return ret == 0;
+}
+
+/* An unordered commit's two requests; the second to finish answers. */
+struct unordered {
+	struct commit *c;
+	atomic_int left;
+	atomic_int err;
+	atomic_ulong bits;
+};
+
+static void unordered_part_done(int err, unsigned long bits, void *ctx)
+{
+	struct unordered *u = ctx;
+	int none = 0;
+
+	if (err)
+		atomic_compare_exchange_strong(&u->err, &none, err);
+	atomic_fetch_or(&u->bits, bits);
+	if (atomic_fetch_sub(&u->left, 1) != 1)
+		return;
+	commit_written(atomic_load(&u->err), atomic_load(&u->bits), u->c);
+	g_free(u);
+}
+
+/* Send the commit's write and a flush together; -errno when neither could
+ * be sent (nothing will answer), else 0. */
+static int send_unordered(struct store *st, struct commit *c)
+{
+	struct unordered *u = g_new0(struct unordered, 1);
+
+	u->c = c;
+	atomic_init(&u->left, 2);
+	if (devs_write_same_async(st->sync_client, st->dev, st->ndevices, st->layout.log_offset + c->pos, c->buf,
+				  c->total, DMIO_REQ_FUA, unordered_part_done, u)) {
+		g_free(u);
+		return -EIO;
+	}
+	if (devs_flush_async(st->sync_client, st->dev, st->ndevices, unordered_part_done, u))
+		unordered_part_done(-EIO, 0, u); /* the write may still land: the commit failed all the same */
+	return 0;
+}
+
 /* Lock held.  A sync was asked for: when nothing else commits and the
  * commit needs neither a checkpoint nor a wrap, write it from here and
  * answer the waiters from the completion of that write, rather than wake
@@ -202,19 +287,26 @@ static void commit_written(int err, unsigned long bits, void *ctx)
 static bool commit_here(struct store *st)
 {
 	struct commit *c;
+	bool unordered;
+	int err;
 
 	if (!st->sync_client || st->committing || st->stopping || st->broken || !st->pending->len ||
 	    ring_short(st, st->pending->len) ||
 	    st->log_pos + commit_bytes(st->pending->len) > st->layout.log_bytes)
 		return false;
+	unordered = commit_may_be_unordered(st->pending);
 	st->committing = true;
-	c = commit_take(st);
+	c = commit_take(st, unordered ? LOG_UNORDERED : 0);
 	if (!c) {
 		st->committing = false;
 		return false;
 	}
-	if (devs_write_same_async(st->sync_client, st->dev, st->ndevices, st->layout.log_offset + c->pos, c->buf,
-				  c->total, DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, commit_written, c)) {
+	if (unordered)
+		err = send_unordered(st, c);
+	else
+		err = devs_write_same_async(st->sync_client, st->dev, st->ndevices, st->layout.log_offset + c->pos,
+					    c->buf, c->total, DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, commit_written, c);
+	if (err) {
 		commit_done(c, -EIO, 0); /* no device to write: broken; the committer answers */
 		journal_kick(st);
 	}
@@ -384,9 +476,10 @@ int store_sync(struct store *st)
 /* ---- replay ----------------------------------------------------------------- */
 
 /* The commit with this seq at pos on device d, if d holds it intact: 0
- * and *payload (g_free) / *wrap set, or -ENOENT. */
+ * and *payload (g_free) and *flags (LOG_WRAP: a wrap marker, no payload)
+ * set, or -ENOENT. */
 static int read_commit_on(struct store *st, struct sdev *d, uint64_t pos, uint64_t seq, uint8_t **payload,
-			  size_t *len, bool *wrap)
+			  size_t *len, uint32_t *flags)
 {
 	uint8_t *block = dio_alloc(DMIOFS_BLOCK), *buf = NULL;
 	struct log_header h;
@@ -398,8 +491,8 @@ static int read_commit_on(struct store *st, struct sdev *d, uint64_t pos, uint64
 	if (dev_read(st->meta_client, d, st->layout.log_offset + pos, block, DMIOFS_BLOCK) ||
 	    log_header_decode(block, st->sb.fs_uuid, &h) || h.seq != seq)
 		goto out;
+	*flags = h.flags;
 	if (h.flags & LOG_WRAP) {
-		*wrap = true;
 		found = 0;
 		goto out;
 	}
@@ -410,7 +503,6 @@ static int read_commit_on(struct store *st, struct sdev *d, uint64_t pos, uint64
 	    dmiofs_crc(buf + LOG_HEADER_BYTES, h.payload_bytes) == h.payload_crc) {
 		*payload = g_memdup2(buf + LOG_HEADER_BYTES, h.payload_bytes);
 		*len = h.payload_bytes;
-		*wrap = false;
 		found = 0;
 	}
 out:
@@ -419,19 +511,92 @@ out:
 	return found;
 }
 
+static bool in_line(const struct store *st, uint32_t d)
+{
+	return (st->line & (1u << d)) && dev_written(&st->dev[d]);
+}
+
 /* The commit from the first device of the line being loaded that holds
  * it intact (or from `only`). */
 static int read_commit(struct store *st, struct sdev *only, uint64_t pos, uint64_t seq, uint8_t **payload,
-		       size_t *len, bool *wrap)
+		       size_t *len, uint32_t *flags)
 {
 	int found = -ENOENT;
 
 	if (only)
-		return read_commit_on(st, only, pos, seq, payload, len, wrap);
+		return read_commit_on(st, only, pos, seq, payload, len, flags);
 	for (uint32_t d = 0; d < st->ndevices && found == -ENOENT; d++)
-		if ((st->line & (1u << d)) && dev_written(&st->dev[d]))
-			found = read_commit_on(st, &st->dev[d], pos, seq, payload, len, wrap);
+		if (in_line(st, d))
+			found = read_commit_on(st, &st->dev[d], pos, seq, payload, len, flags);
 	return found;
+}
+
+/* Where the commit after one that ends at pos goes. */
+static uint64_t next_commit_pos(const struct store *st, uint64_t pos)
+{
+	return pos + DMIOFS_BLOCK > st->layout.log_bytes ? 0 : pos;
+}
+
+/* Is there a commit (or wrap marker) seq at pos? */
+static bool commit_exists(struct store *st, struct sdev *only, uint64_t pos, uint64_t seq)
+{
+	uint8_t *payload = NULL;
+	size_t len = 0;
+	uint32_t flags = 0;
+	bool found = read_commit(st, only, pos, seq, &payload, &len, &flags) == 0;
+
+	g_free(payload);
+	return found;
+}
+
+/* Do blocks [cblock, cblock + n) of chunk c hold, on one copy at least
+ * each, the checksums csums (little-endian u32s) gives? */
+static bool extent_landed(struct store *st, const struct chunk *c, uint32_t cblock, uint32_t n, const uint8_t *csums)
+{
+	uint8_t *buf = dio_alloc((size_t)n * DMIOFS_BLOCK);
+	bool *good = g_new0(bool, n), all = true;
+
+	for (uint32_t k = 0; buf && k < c->ncopies; k++) {
+		if (!in_line(st, c->stripes[k].dev) ||
+		    dev_read(st->meta_client, &st->dev[c->stripes[k].dev],
+			     c->stripes[k].offset + (uint64_t)cblock * DMIOFS_BLOCK, buf, (size_t)n * DMIOFS_BLOCK))
+			continue;
+		for (uint32_t b = 0; b < n; b++) {
+			const uint8_t *w = csums + 4 * (size_t)b;
+			uint32_t want = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24;
+
+			good[b] |= dmiofs_crc(buf + (size_t)b * DMIOFS_BLOCK, DMIOFS_BLOCK) == want;
+		}
+	}
+	for (uint32_t b = 0; b < n; b++)
+		all &= good[b];
+	g_free(good);
+	dio_free(buf);
+	return buf && all;
+}
+
+/* An unordered commit that is the last in the log may have reached the
+ * devices without the data it maps (the flush sent with it had not
+ * finished): apply it only if every block its extent records map is
+ * there.  Nobody was answered for a commit that fails this. */
+static bool unordered_data_landed(struct store *st, const uint8_t *payload, size_t len)
+{
+	const uint8_t *pos = payload, *end = payload + len;
+	struct record rec;
+	int ret;
+
+	while ((ret = rec_next(&pos, end, &rec)) > 0) {
+		const struct rec_extent *r = &rec.u.extent;
+		const struct chunk *c;
+
+		if (rec.type != REC_EXTENT)
+			continue;
+		c = alloc_chunk(&st->alloc, r->chunk);
+		if (!c || r->nblocks > UNORDERED_MAX_BLOCKS || r->cblock > c->nblocks ||
+		    r->nblocks > c->nblocks - r->cblock || !extent_landed(st, c, r->cblock, r->nblocks, r->csums))
+			return false;
+	}
+	return ret == 0;
 }
 
 /* Follow the log from (*pos, *seq) while commits are intact, applying
@@ -442,22 +607,32 @@ static int walk_log(struct store *st, struct sdev *only, bool apply, uint64_t *p
 	for (;;) {
 		uint8_t *payload = NULL;
 		size_t len = 0;
-		bool wrap = false;
+		uint32_t flags = 0;
 		int err;
 
-		if (*pos + DMIOFS_BLOCK > st->layout.log_bytes) { /* too little room left: the writer wrapped */
+		if (next_commit_pos(st, *pos) != *pos) { /* too little room left: the writer wrapped */
 			*used += st->layout.log_bytes - *pos;
 			*pos = 0;
 		}
-		err = read_commit(st, only, *pos, *seq, &payload, &len, &wrap);
+		err = read_commit(st, only, *pos, *seq, &payload, &len, &flags);
 		if (err == -ENOENT)
 			return 0;
 		if (err)
 			return err;
-		if (wrap) {
+		if (flags & LOG_WRAP) {
 			*used += st->layout.log_bytes - *pos;
 			*pos = 0;
 			continue;
+		}
+		if (apply && (flags & LOG_UNORDERED) &&
+		    !commit_exists(st, only, next_commit_pos(st, *pos + commit_bytes(len)), *seq + 1) &&
+		    !unordered_data_landed(st, payload, len)) {
+			g_warning("log commit %llu is left out: the data it maps did not reach the devices before "
+				  "the crash (no sync had been answered for it)",
+				  (unsigned long long)*seq);
+			st->log_left_out = true;
+			g_free(payload);
+			return 0;
 		}
 		err = apply ? store_apply_all(st, payload, len) : 0;
 		g_free(payload);

@@ -126,7 +126,10 @@ static int load_metadata(struct store *st, GString *why, bool *dirty)
 	}
 	orphans = g_byte_array_new();
 	g_hash_table_foreach(st->meta.inodes, collect_orphans, orphans);
-	*dirty = commits > 0 || orphans->len > 0 || changed;
+	/* A commit left out is superseded by the checkpoint this calls for,
+	 * which takes its seq: no later mount meets it, no device counts it
+	 * in its generation. */
+	*dirty = commits > 0 || orphans->len > 0 || changed || st->log_left_out;
 	if (orphans->len && !st->opt.read_only)
 		err = store_log(st, orphans);
 	g_byte_array_free(orphans, TRUE);

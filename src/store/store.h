@@ -62,6 +62,7 @@ struct store {
 	uint64_t next_seq;     /* the seq the pending records will commit as */
 	uint64_t durable_seq;  /* the newest commit on stable storage */
 	uint64_t log_pos;      /* ring offset of the next commit */
+	bool log_left_out;     /* replay left the last commit out (its data had not landed) */
 	uint64_t log_used;     /* ring bytes the newest checkpoint still needs */
 	uint32_t ckpt_slot;    /* slot of the newest checkpoint */
 	uint64_t ckpt_seq;
