@@ -202,10 +202,10 @@ static void commit_written(int err, unsigned long bits, void *ctx)
  * and a flush of every device sent at once rather than the flush first
  * (one device round trip per sync instead of two)?  A crash may then
  * leave the commit durable and the data it maps not; the replay tells by
- * the checksums in its extent records (replay_may_apply) and drops such a
- * last commit, which nobody had been answered for.  So only file records
- * (what the checksums cannot vouch for, chunks, stripes, devices and
- * stale copies, goes ordered), mapping at most UNORDERED_MAX_BLOCKS, the
+ * the checksums in its extent records (unordered_data_landed) and drops
+ * such a last commit, which nobody had been answered for.  So only file
+ * records: chunks, stripes, devices and stale copies, which no checksum
+ * vouches for, go ordered; and at most UNORDERED_MAX_BLOCKS mapped, the
  * most a mount may have to read back. */
 static bool commit_may_be_unordered(const GByteArray *pending)
 {
