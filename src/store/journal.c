@@ -549,36 +549,40 @@ static bool commit_exists(struct store *st, struct sdev *only, uint64_t pos, uin
 	return found;
 }
 
-/* Do blocks [cblock, cblock + n) of chunk c hold, on one copy at least
- * each, the checksums csums (little-endian u32s) gives? */
+/* Do blocks [cblock, cblock + n) of chunk c hold, on every copy of a
+ * device in the line that is not known stale, the checksums csums
+ * (little-endian u32s) gives?  A copy that lost the data while another
+ * kept it would be a copy that silently differs: not landed either. */
 static bool extent_landed(struct store *st, const struct chunk *c, uint32_t cblock, uint32_t n, const uint8_t *csums)
 {
 	uint8_t *buf = dio_alloc((size_t)n * DMIOFS_BLOCK);
-	bool *good = g_new0(bool, n), all = true;
+	uint32_t checked = 0;
+	bool landed = buf != NULL;
 
-	for (uint32_t k = 0; buf && k < c->ncopies; k++) {
-		if (!in_line(st, c->stripes[k].dev) ||
-		    dev_read(st->meta_client, &st->dev[c->stripes[k].dev],
-			     c->stripes[k].offset + (uint64_t)cblock * DMIOFS_BLOCK, buf, (size_t)n * DMIOFS_BLOCK))
+	for (uint32_t k = 0; landed && k < c->ncopies; k++) {
+		if (!in_line(st, c->stripes[k].dev) || alloc_stale_count(c, k, cblock, n))
 			continue;
-		for (uint32_t b = 0; b < n; b++) {
+		if (dev_read(st->meta_client, &st->dev[c->stripes[k].dev],
+			     c->stripes[k].offset + (uint64_t)cblock * DMIOFS_BLOCK, buf, (size_t)n * DMIOFS_BLOCK)) {
+			landed = false;
+			break;
+		}
+		for (uint32_t b = 0; landed && b < n; b++) {
 			const uint8_t *w = csums + 4 * (size_t)b;
 			uint32_t want = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24;
 
-			good[b] |= dmiofs_crc(buf + (size_t)b * DMIOFS_BLOCK, DMIOFS_BLOCK) == want;
+			landed = dmiofs_crc(buf + (size_t)b * DMIOFS_BLOCK, DMIOFS_BLOCK) == want;
 		}
+		checked++;
 	}
-	for (uint32_t b = 0; b < n; b++)
-		all &= good[b];
-	g_free(good);
 	dio_free(buf);
-	return buf && all;
+	return landed && checked;
 }
 
 /* An unordered commit that is the last in the log may have reached the
  * devices without the data it maps (the flush sent with it had not
- * finished): apply it only if every block its extent records map is
- * there.  Nobody was answered for a commit that fails this. */
+ * finished): apply it only if every block its extent records map is on
+ * every copy.  Nobody was answered for a commit that fails this. */
 static bool unordered_data_landed(struct store *st, const uint8_t *payload, size_t len)
 {
 	const uint8_t *pos = payload, *end = payload + len;

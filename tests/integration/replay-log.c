@@ -10,6 +10,15 @@
  *                                       write-zeroes of entries 1..SEQ, each
  *                                       to the image of its device number
  *                                       (discards write zeroes)
+ *   replay-log LOG --until-flushed SEQ IMAGE...
+ *                                       the same, but what a device's cache
+ *                                       may lose at the cut is left out: the
+ *                                       writes (not FUA), discards and
+ *                                       write-zeroes after the device's last
+ *                                       flush up to SEQ.  (A write that
+ *                                       completed while that flush was on its
+ *                                       way counts as flushed: the log holds
+ *                                       completions, not submissions.)
  *
  * It reads the file format itself, with stdio and ISA-L's CRC32C, so it
  * depends on nothing of libdmio's.  Every entry is checked (magic, header
@@ -356,7 +365,29 @@ static int close_images(struct image *img, unsigned int n)
 	return status;
 }
 
-static int replay_until(struct reader *r, uint64_t until, char **paths, unsigned int nimg)
+/* Entries 1..until: per image, the seq of its last flush (0: none). */
+static int last_flushes(struct reader *r, uint64_t until, uint64_t *flushed, unsigned int nimg)
+{
+	struct entry e;
+	int got = 1;
+
+	while (r->seq < until && (got = read_entry(r, &e)) == 1) {
+		if (e.kind == KIND_FLUSH && e.dev_id < nimg)
+			flushed[e.dev_id] = e.seq;
+		free(e.data);
+	}
+	return got < 0 ? -1 : 0;
+}
+
+/* Is the entry one the device's cache may have lost (flushed: the seq of
+ * each device's last flush; NULL: nothing is lost)? */
+static bool may_be_lost(const struct entry *e, const uint64_t *flushed, unsigned int nimg)
+{
+	return flushed && e->kind != KIND_FLUSH && !(e->kind == KIND_WRITE && (e->flags & FLAG_FUA)) &&
+	       e->dev_id < nimg && e->seq > flushed[e->dev_id];
+}
+
+static int replay_until(struct reader *r, uint64_t until, char **paths, unsigned int nimg, const uint64_t *flushed)
 {
 	struct image *img = calloc(nimg, sizeof(*img));
 	int status = 0, got = 1;
@@ -371,7 +402,8 @@ static int replay_until(struct reader *r, uint64_t until, char **paths, unsigned
 	if (open_images(img, paths, nimg))
 		status = -1;
 	while (!status && r->seq < until && (got = read_entry(r, &e)) == 1) {
-		status = apply(r, &e, img, nimg);
+		if (!may_be_lost(&e, flushed, nimg))
+			status = apply(r, &e, img, nimg);
 		free(e.data);
 	}
 	if (!status && got < 0)
@@ -393,7 +425,8 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: replay-log LOG --list\n"
 			"       replay-log LOG --dump\n"
-			"       replay-log LOG --until SEQ IMAGE...\n");
+			"       replay-log LOG --until SEQ IMAGE...\n"
+			"       replay-log LOG --until-flushed SEQ IMAGE...\n");
 	return 2;
 }
 
@@ -411,12 +444,13 @@ static bool parse_seq(const char *s, uint64_t *seq)
 int main(int argc, char **argv)
 {
 	struct reader r;
-	uint64_t until = 0;
+	uint64_t until = 0, *flushed = NULL;
+	bool replay = argc >= 3 && (!strcmp(argv[2], "--until") || !strcmp(argv[2], "--until-flushed"));
 	int status;
 
 	if (argc < 3)
 		return usage();
-	if (!strcmp(argv[2], "--until")) {
+	if (replay) {
 		if (argc < 5 || !parse_seq(argv[3], &until))
 			return usage();
 	} else if ((strcmp(argv[2], "--list") && strcmp(argv[2], "--dump")) || argc != 3) {
@@ -427,10 +461,27 @@ int main(int argc, char **argv)
 			fclose(r.f);
 		return 1;
 	}
-	if (!strcmp(argv[2], "--until"))
-		status = replay_until(&r, until, argv + 4, (unsigned int)(argc - 4));
+	if (replay && !strcmp(argv[2], "--until-flushed")) { /* a first pass finds the flushes */
+		flushed = calloc((size_t)(argc - 4), sizeof(*flushed));
+		if (!flushed) {
+			fprintf(stderr, "replay-log: out of memory\n");
+			fclose(r.f);
+			return 1;
+		}
+		status = last_flushes(&r, until, flushed, (unsigned int)(argc - 4));
+		fclose(r.f);
+		if (status || reader_open(&r, argv[1])) {
+			if (!status && r.f)
+				fclose(r.f);
+			free(flushed);
+			return 1;
+		}
+	}
+	if (replay)
+		status = replay_until(&r, until, argv + 4, (unsigned int)(argc - 4), flushed);
 	else
 		status = list(&r, !strcmp(argv[2], "--dump"));
+	free(flushed);
 	fclose(r.f);
 	return status;
 }
