@@ -16,7 +16,7 @@
 #     completed holds exactly that state (powercut.py says why this check
 #     is exact).
 #
-#   - at up to POWERCUT_LOSSY_POINTS FUA writes (default 12, 4 under the
+#   - at up to POWERCUT_LOSSY_POINTS FUA writes (default 8, 3 under the
 #     sanitizers), the same checks on a replay that leaves out what each
 #     device's volatile cache could lose: its writes after its last flush.
 #
@@ -132,7 +132,7 @@ ok "$([ "$checked_points" -gt 0 ] && [ "$names" -gt 0 ]; echo $?)" "the flush po
 # commit goes out together with its flush (journal.c, unordered commits),
 # so some of these cuts hold a commit whose data is gone: the mount must
 # leave it out, and no fsync had returned for it.
-LOSSY=${POWERCUT_LOSSY_POINTS:-$([ -n "${DMIOFS_SANITIZED:-}" ] && echo 4 || echo 12)}
+LOSSY=${POWERCUT_LOSSY_POINTS:-$([ -n "${DMIOFS_SANITIZED:-}" ] && echo 3 || echo 8)}
 grep ' fua$' "$T/points" >"$T/fua-points"
 awk -v n="$(wc -l <"$T/fua-points")" -v want="$LOSSY" '
 	BEGIN { if (want > n) want = n; for (i = 0; i < want; i++) pick[want > 1 ? int(i * (n - 1) / (want - 1) + 0.5) + 1 : n] = 1 }
