@@ -125,59 +125,52 @@ static void write_same_done(unsigned long error, void *context)
 	g_free(w);
 }
 
-int devs_flush_async(struct dm_io_client *client, struct sdev *devs, uint32_t n, devs_written_fn fn, void *ctx)
+/* Send req (its mem set, its notify not yet) to [offset, offset + len) of
+ * every device written; fn(err, bits, ctx) when done.  Refused before any
+ * I/O: -errno, no callback, pl freed. */
+static int same_async(struct dm_io_request *req, struct page_list *pl, struct sdev *devs, uint32_t n,
+		      uint64_t offset, size_t len, devs_written_fn fn, void *ctx)
 {
 	struct io_region where[DMIOFS_MAX_DEVICES];
 	struct write_same *w = g_new0(struct write_same, 1);
+	int err;
+
+	w->nr = same_regions(devs, n, offset, len, where, w->map);
+	w->pl = pl;
+	w->fn = fn;
+	w->ctx = ctx;
+	req->notify = (struct dm_io_notify){ write_same_done, w };
+	err = w->nr ? dm_io(req, w->nr, where, NULL) : -EIO;
+	if (err) {
+		g_free(w->pl);
+		g_free(w);
+	}
+	return err;
+}
+
+int devs_flush_async(struct dm_io_client *client, struct sdev *devs, uint32_t n, devs_written_fn fn, void *ctx)
+{
 	struct dm_io_request req = {
 		.bi_op = DMIO_FLUSH,
 		.mem = { .type = DM_IO_KMEM },
-		.notify = { write_same_done, w },
 		.client = client,
 	};
-	int err;
 
-	w->nr = same_regions(devs, n, 0, 0, where, w->map);
-	w->fn = fn;
-	w->ctx = ctx;
-	if (!w->nr) {
-		g_free(w);
-		return -EIO;
-	}
-	err = dm_io(&req, w->nr, where, NULL);
-	if (err) /* refused before any I/O: no callback comes */
-		g_free(w);
-	return err;
+	return same_async(&req, NULL, devs, n, 0, 0, fn, ctx);
 }
 
 int devs_write_same_async(struct dm_io_client *client, struct sdev *devs, uint32_t n, uint64_t offset,
 			  const void *buf, size_t len, unsigned int flags, devs_written_fn fn, void *ctx)
 {
-	struct io_region where[DMIOFS_MAX_DEVICES];
-	struct write_same *w = g_new0(struct write_same, 1);
 	struct dm_io_request req = {
 		.bi_op = DMIO_WRITE,
 		.bi_op_flags = flags,
 		.mem = { .type = DM_IO_PAGE_LIST },
-		.notify = { write_same_done, w },
 		.client = client,
 	};
-	int err;
 
-	w->nr = same_regions(devs, n, offset, len, where, w->map);
-	w->fn = fn;
-	w->ctx = ctx;
-	if (!w->nr) {
-		g_free(w);
-		return -EIO;
-	}
-	w->pl = req.mem.ptr.pl = page_list_of(buf, len, &req.mem.offset);
-	err = dm_io(&req, w->nr, where, NULL);
-	if (err) { /* refused before any I/O: no callback comes */
-		g_free(w->pl);
-		g_free(w);
-	}
-	return err;
+	req.mem.ptr.pl = page_list_of(buf, len, &req.mem.offset);
+	return same_async(&req, req.mem.ptr.pl, devs, n, offset, len, fn, ctx);
 }
 
 int dev_open(struct sdev *d, const char *path, int flags, GString *why)

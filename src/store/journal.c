@@ -549,30 +549,27 @@ static bool commit_exists(struct store *st, struct sdev *only, uint64_t pos, uin
 	return found;
 }
 
-/* Do blocks [cblock, cblock + n) of chunk c hold, on every copy of a
- * device in the line that is not known stale, the checksums csums
- * (little-endian u32s) gives?  A copy that lost the data while another
- * kept it would be a copy that silently differs: not landed either. */
-static bool extent_landed(struct store *st, const struct chunk *c, uint32_t cblock, uint32_t n, const uint8_t *csums)
+/* Do the blocks extent record r maps in chunk c hold, on every copy of a
+ * device in the line that is not known stale, the checksums r gives?  A
+ * copy that lost the data while another kept it would be a copy that
+ * silently differs: not landed either. */
+static bool extent_landed(struct store *st, const struct chunk *c, const struct rec_extent *r)
 {
-	uint8_t *buf = dio_alloc((size_t)n * DMIOFS_BLOCK);
+	uint8_t *buf = dio_alloc((size_t)r->nblocks * DMIOFS_BLOCK);
 	uint32_t checked = 0;
 	bool landed = buf != NULL;
 
 	for (uint32_t k = 0; landed && k < c->ncopies; k++) {
-		if (!in_line(st, c->stripes[k].dev) || alloc_stale_count(c, k, cblock, n))
+		if (!in_line(st, c->stripes[k].dev) || alloc_stale_count(c, k, r->cblock, r->nblocks))
 			continue;
 		if (dev_read(st->meta_client, &st->dev[c->stripes[k].dev],
-			     c->stripes[k].offset + (uint64_t)cblock * DMIOFS_BLOCK, buf, (size_t)n * DMIOFS_BLOCK)) {
+			     c->stripes[k].offset + (uint64_t)r->cblock * DMIOFS_BLOCK, buf,
+			     (size_t)r->nblocks * DMIOFS_BLOCK)) {
 			landed = false;
 			break;
 		}
-		for (uint32_t b = 0; landed && b < n; b++) {
-			const uint8_t *w = csums + 4 * (size_t)b;
-			uint32_t want = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 | (uint32_t)w[3] << 24;
-
-			landed = dmiofs_crc(buf + (size_t)b * DMIOFS_BLOCK, DMIOFS_BLOCK) == want;
-		}
+		for (uint32_t b = 0; landed && b < r->nblocks; b++)
+			landed = dmiofs_crc(buf + (size_t)b * DMIOFS_BLOCK, DMIOFS_BLOCK) == rec_extent_csum(r, b);
 		checked++;
 	}
 	dio_free(buf);
@@ -597,7 +594,7 @@ static bool unordered_data_landed(struct store *st, const uint8_t *payload, size
 			continue;
 		c = alloc_chunk(&st->alloc, r->chunk);
 		if (!c || r->nblocks > UNORDERED_MAX_BLOCKS || r->cblock > c->nblocks ||
-		    r->nblocks > c->nblocks - r->cblock || !extent_landed(st, c, r->cblock, r->nblocks, r->csums))
+		    r->nblocks > c->nblocks - r->cblock || !extent_landed(st, c, r))
 			return false;
 	}
 	return ret == 0;

@@ -186,11 +186,8 @@ static void ext_set(struct meta *m, struct dinode *in, const struct rec_extent *
 	struct extent *prev, *here, *next;
 	struct ext_pos p, at;
 
-	for (uint32_t i = 0; i < r->nblocks; i++) {
-		const uint8_t *c = r->csums + 4 * (size_t)i;
-
-		csums[i] = (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
-	}
+	for (uint32_t i = 0; i < r->nblocks; i++)
+		csums[i] = rec_extent_csum(r, i);
 	ext_csums_give(&e, r->nblocks, csums);
 	ext_punch(m, in, r->fblock, r->fblock + r->nblocks);
 	m->counts.blocks += r->nblocks;

@@ -78,6 +78,14 @@ struct rec_extent {
 	const uint8_t *csums; /* nblocks little-endian u32, into the record */
 };
 
+/* The CRC32C of the extent record's block i (i < nblocks). */
+static inline uint32_t rec_extent_csum(const struct rec_extent *r, uint32_t i)
+{
+	const uint8_t *c = r->csums + 4 * (size_t)i;
+
+	return (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+}
+
 struct rec_stripe {
 	uint32_t dev;
 	uint64_t offset; /* bytes on the device */

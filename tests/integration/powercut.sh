@@ -96,13 +96,18 @@ check "the whole replay holds the tree the workload left" on_replay_mount python
 
 # ---- every flush point (up to POINTS of them) ---------------------------------------
 
-# POINTS lines of the list, evenly spread, the first and the last included,
-# and the last eight on top: the unmount's checkpoint and superblock writes,
-# where a cut leaves the two copies of a superblock apart.
-awk -v n="$total_points" -v want="$POINTS" '
+# spread FILE WANT [LAST]: WANT lines of FILE, evenly spread, the first and
+# the last included, and the last LAST lines on top.
+spread() {
+	awk -v n="$(wc -l <"$1")" -v want="$2" -v last="${3:-0}" '
 	BEGIN { if (want > n) want = n; for (i = 0; i < want; i++) pick[want > 1 ? int(i * (n - 1) / (want - 1) + 0.5) + 1 : n] = 1
-		for (i = n - 7; i <= n; i++) if (i >= 1) pick[i] = 1 }
-	NR in pick' "$T/points" >"$T/chosen"
+		for (i = n - last + 1; i <= n; i++) if (i >= 1) pick[i] = 1 }
+	NR in pick' "$1"
+}
+# POINTS flush points, and the last eight on top: the unmount's checkpoint
+# and superblock writes, where a cut leaves the two copies of a superblock
+# apart.
+spread "$T/points" "$POINTS" 8 >"$T/chosen"
 
 # at_flush_point SEQ TIME_NS: the power cut right after entry SEQ.
 at_flush_point() {
@@ -134,9 +139,7 @@ ok "$([ "$checked_points" -gt 0 ] && [ "$names" -gt 0 ]; echo $?)" "the flush po
 # leave it out, and no fsync had returned for it.
 LOSSY=${POWERCUT_LOSSY_POINTS:-$([ -n "${DMIOFS_SANITIZED:-}" ] && echo 3 || echo 8)}
 grep ' fua$' "$T/points" >"$T/fua-points"
-awk -v n="$(wc -l <"$T/fua-points")" -v want="$LOSSY" '
-	BEGIN { if (want > n) want = n; for (i = 0; i < want; i++) pick[want > 1 ? int(i * (n - 1) / (want - 1) + 0.5) + 1 : n] = 1 }
-	NR in pick' "$T/fua-points" >"$T/chosen-lossy"
+spread "$T/fua-points" "$LOSSY" >"$T/chosen-lossy"
 REPLAY_MODE=--until-flushed
 : >"$T/counts"
 left_out=0

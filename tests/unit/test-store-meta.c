@@ -1439,6 +1439,16 @@ static void test_records_dev_state_v1(void)
 #define MODEL_BLOCKS 6000
 #define UNMAPPED UINT64_MAX
 
+/* A model of MODEL_BLOCKS blocks, all unmapped (g_free). */
+static uint64_t *model_new(void)
+{
+	uint64_t *model = g_new(uint64_t, MODEL_BLOCKS);
+
+	for (uint32_t b = 0; b < MODEL_BLOCKS; b++)
+		model[b] = UNMAPPED;
+	return model;
+}
+
 /* The map of a model block: chunk << 32 | cblock, or UNMAPPED. */
 static void assert_map_matches(const struct dinode *in, const uint64_t *model, GArray *freed, uint64_t *nfreed)
 {
@@ -1538,14 +1548,12 @@ static void test_extents_many_leaves(void)
 	GArray *freed;
 	GByteArray *g = g_byte_array_new();
 	struct dinode *in = file_meta(&m, &freed);
-	uint64_t *model = g_new(uint64_t, MODEL_BLOCKS), nfreed = 0;
+	uint64_t *model = model_new(), nfreed = 0;
 	uint32_t next_cblock = 0, most_leaves = 0;
 	/* DMIOFS_MODEL_SEEDS=N runs N seeds instead of 4 (a long hunt) */
 	const char *seeds = g_getenv("DMIOFS_MODEL_SEEDS");
 	guint32 nseeds = seeds ? (guint32)atoi(seeds) : 4;
 
-	for (uint32_t b = 0; b < MODEL_BLOCKS; b++)
-		model[b] = UNMAPPED;
 	for (guint32 seed = 8; seed < 8 + nseeds; seed++)
 		most_leaves = MAX(most_leaves, model_run(&m, in, freed, model, seed, 5000, 50, &next_cblock));
 	g_assert_cmpuint(most_leaves, >, 10); /* the test reached the index, not one leaf */
@@ -1582,10 +1590,8 @@ static void test_extents_punch_shrinking_leaf(void)
 	GArray *freed;
 	GByteArray *g = g_byte_array_new();
 	struct dinode *in = file_meta(&m, &freed);
-	uint64_t *model = g_new(uint64_t, MODEL_BLOCKS), nfreed = 0;
+	uint64_t *model = model_new(), nfreed = 0;
 
-	for (uint32_t b = 0; b < MODEL_BLOCKS; b++)
-		model[b] = UNMAPPED;
 	for (uint32_t b = 0; b < 512; b++) { /* every other cblock: no merges */
 		put_extent(g, 3, b, 1, 4, 2 * b);
 		model[b] = (uint64_t)4 << 32 | (2 * b);
