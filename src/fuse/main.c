@@ -36,6 +36,9 @@ struct options {
 	int foreground;
 	int debug;
 	int single_thread;
+	unsigned int max_threads;      /* 0: the default */
+	unsigned int max_idle_threads; /* 0: the default */
+	int no_clone_fd;
 	int read_only;
 	int verbose;
 	int writeback;
@@ -55,7 +58,14 @@ struct options {
 };
 
 enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP, KEY_COMMIT, KEY_HEAL_DELAY,
-       KEY_REBUILD_RATE };
+       KEY_REBUILD_RATE, KEY_MAX_THREADS, KEY_MAX_IDLE_THREADS };
+
+/* The FUSE worker threads: 64 at most, 16 kept idle, each reading its
+ * own clone of /dev/fuse.  Measured best on 2 cores (bench/RESULTS.md);
+ * the limit bounds how many requests the store works on at once. */
+#define DEFAULT_MAX_THREADS 64
+#define DEFAULT_MAX_IDLE_THREADS 16
+#define MOST_THREADS 1024
 
 #define OPT(t, p, v) { t, offsetof(struct options, p), v }
 
@@ -79,6 +89,10 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("commit=", KEY_COMMIT),
 	FUSE_OPT_KEY("heal_delay=", KEY_HEAL_DELAY),
 	FUSE_OPT_KEY("rebuild_rate=", KEY_REBUILD_RATE),
+	FUSE_OPT_KEY("max_threads=", KEY_MAX_THREADS),
+	FUSE_OPT_KEY("max_idle_threads=", KEY_MAX_IDLE_THREADS),
+	OPT("clone_fd", no_clone_fd, 0),
+	OPT("no_clone_fd", no_clone_fd, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -101,16 +115,16 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_END
 };
 
-/* The number after name= in arg, 0 to max; says what is wrong. */
-static int option_number(const char *arg, const char *unit, unsigned long max, unsigned long *out)
+/* The number after name= in arg, min to max; says what is wrong. */
+static int option_number(const char *arg, const char *unit, unsigned long min, unsigned long max, unsigned long *out)
 {
 	const char *v = strchr(arg, '=') + 1;
 	char *end;
 
 	errno = 0;
 	*out = g_ascii_isdigit(*v) ? strtoul(v, &end, 10) : 0;
-	if (!g_ascii_isdigit(*v) || errno || *end || *out > max) {
-		fprintf(stderr, "dmiofs: %s: want %s, 0 to %lu\n", arg, unit, max);
+	if (!g_ascii_isdigit(*v) || errno || *end || *out < min || *out > max) {
+		fprintf(stderr, "dmiofs: %s: want %s, %lu to %lu\n", arg, unit, min, max);
 		return -1;
 	}
 	return 0;
@@ -145,16 +159,25 @@ static int handle_option(void *data, const char *arg, int key, struct fuse_args 
 	case KEY_DROP:
 		return 0;
 	case KEY_COMMIT:
-		return option_number(arg, "milliseconds", 24 * 3600 * 1000ul, &v) ? -1 : (o->commit_ms = (unsigned int)v, 0);
+		return option_number(arg, "milliseconds", 0, 24 * 3600 * 1000ul, &v) ? -1 : (o->commit_ms = (unsigned int)v, 0);
 	case KEY_HEAL_DELAY:
-		if (option_number(arg, "seconds", 366 * 24 * 3600ul, &v))
+		if (option_number(arg, "seconds", 0, 366 * 24 * 3600ul, &v))
 			return -1;
 		o->heal_delay = v ? (int)v : -1;
 		return 0;
 	case KEY_REBUILD_RATE:
-		if (option_number(arg, "megabytes per second", 1000000ul, &v))
+		if (option_number(arg, "megabytes per second", 0, 1000000ul, &v))
 			return -1;
 		o->rebuild_rate = v * 1000000ull;
+		return 0;
+	case KEY_MAX_THREADS:
+	case KEY_MAX_IDLE_THREADS:
+		if (option_number(arg, "a number of threads", 1, MOST_THREADS, &v))
+			return -1;
+		if (key == KEY_MAX_THREADS)
+			o->max_threads = (unsigned int)v;
+		else
+			o->max_idle_threads = (unsigned int)v;
 		return 0;
 	case FUSE_OPT_KEY_OPT:
 		/* fstab words with a value or a family prefix */
@@ -178,6 +201,9 @@ static void usage(void)
 	       "  -f                 stay in the foreground\n"
 	       "  -d, -o debug       foreground, and print every FUSE request\n"
 	       "  -s                 one thread\n"
+	       "  -o max_threads=N   at most N threads serve requests (default 64)\n"
+	       "  -o max_idle_threads=N  keep at most N of them waiting (default 16)\n"
+	       "  -o no_clone_fd     the threads share one /dev/fuse descriptor (default: one each)\n"
 	       "  -o ro              read-only: nothing is written to the devices\n"
 	       "  -o commit=MS       commit metadata at least every MS milliseconds (default 5000)\n"
 	       "  -o writeback       kernel writeback cache: faster small writes, but a full file\n"
@@ -447,9 +473,9 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 		ret = fuse_session_loop(fs.se);
 	} else {
 		cfg = fuse_loop_cfg_create();
-		fuse_loop_cfg_set_clone_fd(cfg, 1);
-		fuse_loop_cfg_set_idle_threads(cfg, 16);
-		fuse_loop_cfg_set_max_threads(cfg, 64);
+		fuse_loop_cfg_set_clone_fd(cfg, !o->no_clone_fd);
+		fuse_loop_cfg_set_idle_threads(cfg, o->max_idle_threads ? o->max_idle_threads : DEFAULT_MAX_IDLE_THREADS);
+		fuse_loop_cfg_set_max_threads(cfg, o->max_threads ? o->max_threads : DEFAULT_MAX_THREADS);
 		ret = fuse_session_loop_mt(fs.se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}

@@ -42,4 +42,35 @@ check "every extent is on two distinct devices, all three used" sh -c "
 	awk '/^region /{split(\$2,e,\"=\"); split(\$4,d,\"=\"); seen[e[2]\" \"d[2]]++; per[e[2]]++; used[d[2]]=1}
 	     END{for (x in per) if (per[x]!=2) exit 1; for (y in seen) if (seen[y]!=1) exit 1; if (length(used)!=3) exit 1}' '$T/layout3'"
 check "unmount" fs_umount
+# The worker threads: max_threads bounds them under a load that makes the
+# default mount start more (threads the daemon names itself aside).
+workers() { grep -cx dmiofs /proc/"$DAEMON_PID"/task/*/comm 2>/dev/null | awk -F: '{n += $NF} END {print n + 0}'; }
+any_alive() { for p; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+peak_under_load() {
+	peak=0 writers=""
+	for i in 1 2 3 4 5 6 7 8; do
+		dd if=/dev/zero of="$MNT/load$i" bs=4k count=2000 oflag=direct status=none &
+		writers="$writers $!"
+	done
+	while any_alive $writers; do
+		n=$(workers)
+		[ "$n" -gt "$peak" ] && peak=$n
+		sleep 0.02
+	done
+	for p in $writers; do wait "$p"; done
+	echo "$peak"
+}
+check "mount with max_threads=2,max_idle_threads=1,no_clone_fd" fs_mount -o max_threads=2,max_idle_threads=1,no_clone_fd
+rest=$(workers)
+limited=$(peak_under_load)
+diag "unnamed threads at rest $rest, at most $limited under 8 writers"
+check "8 writers find at most 2 worker threads more than at rest" test "$limited" -le $((rest + 2))
+check "what they wrote is there" sh -c "for i in 1 2 3 4 5 6 7 8; do cmp -n 8192000 '$MNT/load'\$i /dev/zero || exit 1; done"
+check "unmount" fs_umount
+check "mount with the default threads" fs_mount
+unlimited=$(peak_under_load)
+diag "at most $unlimited under 8 writers by default"
+check "by default the same load starts more threads" test "$unlimited" -gt "$limited"
+check "unmount" fs_umount
+check "max_threads=0 is refused" sh -c "! '$DMIOFS' -f -o max_threads=0 '$IMAGES' '$MNT' 2>'$T/err' && grep -q 'max_threads=0: want a number of threads, 1 to 1024' '$T/err' && ! grep -q ' $MNT fuse' /proc/mounts"
 done_testing
