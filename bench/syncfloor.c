@@ -2,8 +2,10 @@
  * mirror, for each way of making it durable, with no FUSE and no dmiofs
  * in the way: the floor each commit design can reach on these devices.
  *
- *   cc -O2 -o syncfloor bench/syncfloor.c -laio
- *   syncfloor [-t SECONDS] DEV0 DEV1
+ *   bench/syncfloor [-t SECONDS] DEV0 DEV1
+ *
+ * (built with the rest, not installed; or cc -O2 -o syncfloor
+ * bench/syncfloor.c -laio)
  *
  * DEV0 and DEV1 are image files or block devices of at least 72 MiB; their
  * first 72 MiB are OVERWRITTEN.  Every operation writes 4 KiB of data in
