@@ -36,8 +36,8 @@ struct options {
 	int foreground;
 	int debug;
 	int single_thread;
-	unsigned int max_threads;      /* 0: the default */
-	unsigned int max_idle_threads; /* 0: the default */
+	unsigned int max_threads;
+	unsigned int max_idle_threads;
 	int no_clone_fd;
 	int read_only;
 	int verbose;
@@ -201,8 +201,9 @@ static void usage(void)
 	       "  -f                 stay in the foreground\n"
 	       "  -d, -o debug       foreground, and print every FUSE request\n"
 	       "  -s                 one thread\n"
-	       "  -o max_threads=N   at most N threads serve requests (default 64)\n"
-	       "  -o max_idle_threads=N  keep at most N of them waiting (default 16)\n"
+	       "  -o max_threads=N   at most N threads serve requests (default " G_STRINGIFY(DEFAULT_MAX_THREADS) ")\n"
+	       "  -o max_idle_threads=N  keep at most N of them waiting (default " G_STRINGIFY(
+		       DEFAULT_MAX_IDLE_THREADS) ")\n"
 	       "  -o no_clone_fd     the threads share one /dev/fuse descriptor (default: one each)\n"
 	       "  -o ro              read-only: nothing is written to the devices\n"
 	       "  -o commit=MS       commit metadata at least every MS milliseconds (default 5000)\n"
@@ -474,8 +475,8 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	} else {
 		cfg = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(cfg, !o->no_clone_fd);
-		fuse_loop_cfg_set_idle_threads(cfg, o->max_idle_threads ? o->max_idle_threads : DEFAULT_MAX_IDLE_THREADS);
-		fuse_loop_cfg_set_max_threads(cfg, o->max_threads ? o->max_threads : DEFAULT_MAX_THREADS);
+		fuse_loop_cfg_set_idle_threads(cfg, o->max_idle_threads);
+		fuse_loop_cfg_set_max_threads(cfg, o->max_threads);
 		ret = fuse_session_loop_mt(fs.se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}
@@ -537,7 +538,9 @@ static int bad_usage(struct fuse_args *args, struct options *o, const char *what
 int main(int argc, char **argv)
 {
 	struct fuse_args args;
-	struct options o = { .args = g_ptr_array_new_with_free_func(g_free) };
+	struct options o = { .args = g_ptr_array_new_with_free_func(g_free),
+			     .max_threads = DEFAULT_MAX_THREADS,
+			     .max_idle_threads = DEFAULT_MAX_IDLE_THREADS };
 	int report_fd = -1;
 	int helper_exit = mounthelper_translate(&argc, &argv);
 
