@@ -10,6 +10,7 @@
 #include "apply.h"
 #include "checkpoint.h"
 #include "ioerr.h"
+#include "journal.h"
 
 #define FLUSH_AT (1u << 20)
 
@@ -125,10 +126,10 @@ int checkpoint_write(struct store *st)
 	g_byte_array_remove_range(st->pending, 0, covered);
 	st->ckpt_slot = slot;
 	st->ckpt_seq = h.seq;
-	st->durable_seq = h.seq;
 	st->log_used = 0;
+	st->log_chain = 0;
 	st->checkpoints++;
-	alloc_release(&st->alloc, h.seq);
+	journal_durable(st, h.seq);
 	return 0;
 }
 

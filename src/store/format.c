@@ -221,8 +221,16 @@ void log_header_encode(const struct log_header *h, uint8_t out[LOG_HEADER_BYTES]
 	put_u32(&w, h->flags);
 	put_u32(&w, 0); /* header crc */
 	put_bytes(&w, h->fs_uuid, 16);
+	put_u32(&w, h->prev_crc);
 	put_zeros(&w, (size_t)(w.end - w.p));
 	seal(out, LOG_HEADER_BYTES, LOG_HEADER_CRC_OFFSET);
+}
+
+uint32_t log_header_crc(const uint8_t in[LOG_HEADER_BYTES])
+{
+	struct rbuf r = rbuf_init(in + LOG_HEADER_CRC_OFFSET, 4);
+
+	return get_u32(&r);
 }
 
 int log_header_decode(const uint8_t in[LOG_HEADER_BYTES], const uint8_t fs_uuid[16], struct log_header *h)
@@ -240,6 +248,8 @@ int log_header_decode(const uint8_t in[LOG_HEADER_BYTES], const uint8_t fs_uuid[
 	h->flags = get_u32(&r);
 	crc = get_u32(&r);
 	get_bytes(&r, h->fs_uuid, 16);
+	h->prev_crc = get_u32(&r);
+	h->crc = crc;
 	if (crc_without_field(in, LOG_HEADER_BYTES, LOG_HEADER_CRC_OFFSET) != crc)
 		return -EUCLEAN;
 	return memcmp(h->fs_uuid, fs_uuid, 16) ? -ESTALE : 0;

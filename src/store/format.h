@@ -95,6 +95,15 @@ struct ckpt_header {
  * commit, the replay applies it only if the data its extent records map
  * is on the devices (journal.c).  Older daemons ignore the flag. */
 #define LOG_UNORDERED 0x2
+/* Written with no flush and no FUA (a commit no sync waits for): the
+ * replay applies it only once a later commit vouches that a flush came
+ * after it, or else only if the data its extent records map is on the
+ * devices.  Older daemons ignore the flag. */
+#define LOG_LAZY 0x4
+/* prev_crc holds the header CRC of the commit before it (0 after a
+ * checkpoint): a commit left over from before a crash, that a lost one
+ * had preceded, never continues the log a replay went on with. */
+#define LOG_CHAINED 0x8
 
 struct log_header {
 	uint8_t fs_uuid[16];
@@ -102,6 +111,8 @@ struct log_header {
 	uint32_t payload_bytes;
 	uint32_t payload_crc;
 	uint32_t flags;
+	uint32_t prev_crc; /* LOG_CHAINED */
+	uint32_t crc;      /* decode: the header's own CRC (what the next one chains to) */
 };
 
 uint32_t dmiofs_crc(const void *buf, size_t len);
@@ -120,6 +131,8 @@ int ckpt_header_decode(const uint8_t block[DMIOFS_BLOCK], const uint8_t fs_uuid[
 
 void log_header_encode(const struct log_header *h, uint8_t out[LOG_HEADER_BYTES]);
 int log_header_decode(const uint8_t in[LOG_HEADER_BYTES], const uint8_t fs_uuid[16], struct log_header *h);
+/* The CRC an encoded header carries (the next commit's prev_crc). */
+uint32_t log_header_crc(const uint8_t in[LOG_HEADER_BYTES]);
 
 /* Choose the metadata and chunk sizes for devices whose smallest is
  * min_dev_bytes; meta_bytes 0 picks the default.  -ENOSPC if too small. */

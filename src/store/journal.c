@@ -1,11 +1,25 @@
 /* journal.c - the metadata log: group commit by a committer thread, and
  * replay at mount.
  *
- * A commit is a 64-byte header (magic, seq, payload length and CRC) and
- * the records, padded to 4 KiB, written at the same place of the log ring
- * on every device in one dm-io request with PREFLUSH (so the data it
- * references is durable first) and FUA.  When the ring runs short, the
- * committer writes a checkpoint instead, which frees the ring.
+ * A commit is a 64-byte header (magic, seq, payload length and CRC, the
+ * CRC of the header before it) and the records, padded to 4 KiB, written
+ * at the same place of the log ring on every device in one dm-io request.
+ * When the ring runs short, the committer writes a checkpoint instead,
+ * which frees the ring.
+ *
+ * How a commit goes out depends on who waits for it:
+ *   - lazy (LOG_LAZY): the committer's own commits, of file records only,
+ *     are plain writes with no flush: a stream of writes is not stalled
+ *     by a flush of the devices every commit interval.  Nothing is
+ *     answered for them, no block they free is reused, until a durable
+ *     commit follows: when a sync asks, when the committer finds nothing
+ *     new for a whole interval, or at the latest LAZY_MAX_US or
+ *     LAZY_MAX_BLOCKS after the first.  The replay checks the data of
+ *     lazy commits that no durable one follows;
+ *   - ordered: PREFLUSH (the data it references, and the lazy commits
+ *     before it, are durable first) and FUA;
+ *   - unordered (LOG_UNORDERED): a small commit a sync writes itself, with
+ *     FUA and a flush sent at once (see below).
  *
  * One commit is on its way at a time (st->committing).  The committer
  * thread writes them on its interval, when the log buffer fills, and
@@ -25,6 +39,13 @@
 #define ROUND_UP(x, a) (((x) + (a)-1) / (a) * (a))
 #define DEFAULT_INTERVAL_MS 5000
 #define UNORDERED_MAX_BLOCKS 2048 /* 8 MiB of data */
+/* How far lazy commits may run ahead of the last durable one: what a
+ * mount after a power cut may have to read back (4 GiB of data), how old
+ * the newest data a power cut can take may be (as ext4's writeback), and
+ * how many freed extents wait to be reusable. */
+#define LAZY_MAX_BLOCKS (1u << 20)
+#define LAZY_MAX_US (30 * G_USEC_PER_SEC)
+#define LAZY_MAX_FREES (1u << 18)
 
 struct sync_waiter {
 	struct sync_waiter *next;
@@ -43,6 +64,7 @@ struct commit {
 	size_t total;
 	uint64_t pos;      /* where it goes in the ring */
 	uint64_t skipped;  /* ring bytes a wrap leaves unused before it */
+	uint64_t blocks;   /* data blocks its extent records map */
 	bool wrap;         /* a wrap marker goes at the old position first */
 	uint64_t wrap_pos;
 };
@@ -69,12 +91,12 @@ static uint8_t *log_block(const struct log_header *h, const uint8_t *payload, si
 }
 
 /* Write one commit (or a wrap marker) at the ring position, on every
- * device in one request, with PREFLUSH (the data it references is durable
- * first) and FUA; no lock. */
-static int write_at(struct store *st, uint64_t pos, const uint8_t *buf, size_t total, unsigned long *bits)
+ * device in one request: with PREFLUSH (the data it references is durable
+ * first) and FUA, or for a lazy commit plainly; no lock. */
+static int write_at(struct store *st, uint64_t pos, const uint8_t *buf, size_t total, bool lazy, unsigned long *bits)
 {
 	return devs_write_same(st->meta_client, st->dev, st->ndevices, st->layout.log_offset + pos, buf, total,
-			       DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, bits);
+			       lazy ? 0 : DMIO_REQ_PREFLUSH | DMIO_REQ_FUA, bits);
 }
 
 /* Ring bytes this commit takes, the wrap it may cause included. */
@@ -96,13 +118,17 @@ static bool ring_short(const struct store *st, size_t payload)
 /* Lock held.  Take the pending records as the next commit and say where
  * it goes; the caller has set st->committing.  NULL: no memory (the
  * records stay pending). */
-static struct commit *commit_take(struct store *st, uint32_t flags)
+static struct commit *commit_take(struct store *st, uint32_t flags, uint64_t blocks)
 {
 	struct commit *c = g_new0(struct commit, 1);
 	GByteArray *batch = st->pending;
 
 	c->st = st;
-	c->h = (struct log_header){ .seq = st->next_seq, .payload_bytes = batch->len, .flags = flags };
+	c->blocks = blocks;
+	c->h = (struct log_header){ .seq = st->next_seq,
+				    .payload_bytes = batch->len,
+				    .flags = flags | LOG_CHAINED,
+				    .prev_crc = st->log_chain };
 	memcpy(c->h.fs_uuid, st->sb.fs_uuid, 16);
 	c->h.payload_crc = dmiofs_crc(batch->data, batch->len);
 	c->buf = log_block(&c->h, batch->data, batch->len, &c->total);
@@ -110,6 +136,7 @@ static struct commit *commit_take(struct store *st, uint32_t flags)
 		g_free(c);
 		return NULL;
 	}
+	st->log_chain = log_header_crc(c->buf);
 	c->pos = st->log_pos;
 	if (c->pos + c->total > st->layout.log_bytes) {
 		c->wrap = st->layout.log_bytes - c->pos >= DMIOFS_BLOCK;
@@ -128,7 +155,8 @@ static struct commit *commit_take(struct store *st, uint32_t flags)
 static int commit_done(struct commit *c, int err, unsigned long bits)
 {
 	struct store *st = c->st;
-	uint64_t seq = c->h.seq, end = c->pos + c->total, taken = c->skipped + c->total;
+	uint64_t seq = c->h.seq, end = c->pos + c->total, taken = c->skipped + c->total, blocks = c->blocks;
+	bool lazy = c->h.flags & LOG_LAZY;
 
 	dio_free(c->buf);
 	g_free(c);
@@ -143,22 +171,36 @@ static int commit_done(struct commit *c, int err, unsigned long bits)
 	}
 	st->log_pos = end;
 	st->log_used += taken;
-	st->durable_seq = seq;
 	st->commits++;
-	alloc_release(&st->alloc, seq);
+	if (lazy) {
+		if (!st->lazy_since)
+			st->lazy_since = g_get_monotonic_time();
+		st->lazy_blocks += blocks;
+		return 0;
+	}
+	journal_durable(st, seq);
 	return 0;
 }
 
+void journal_durable(struct store *st, uint64_t seq)
+{
+	st->durable_seq = seq;
+	st->lazy_since = 0;
+	st->lazy_blocks = 0;
+	alloc_release(&st->alloc, seq);
+}
+
 /* Called with the lock held, by the committer, no commit in flight;
- * drops the lock while the devices work. */
-static int commit(struct store *st)
+ * drops the lock while the devices work.  lazy: written with no flush
+ * (commit_may_be_lazy), mapping that many blocks. */
+static int commit(struct store *st, bool lazy, uint64_t blocks)
 {
 	unsigned long bits = 0, wrap_bits = 0;
 	struct commit *c;
 	int err = 0;
 
 	st->committing = true;
-	c = commit_take(st, 0);
+	c = commit_take(st, lazy ? LOG_LAZY : 0, blocks);
 	if (!c) {
 		st->committing = false;
 		return -ENOMEM;
@@ -171,11 +213,11 @@ static int commit(struct store *st)
 
 		memcpy(wrap.fs_uuid, st->sb.fs_uuid, 16);
 		block = log_block(&wrap, NULL, 0, &total);
-		err = block ? write_at(st, c->wrap_pos, block, total, &wrap_bits) : -ENOMEM;
+		err = block ? write_at(st, c->wrap_pos, block, total, lazy, &wrap_bits) : -ENOMEM;
 		dio_free(block);
 	}
 	if (!err)
-		err = write_at(st, c->pos, c->buf, c->total, &bits);
+		err = write_at(st, c->pos, c->buf, c->total, lazy, &bits);
 	g_mutex_lock(&st->lock);
 	return commit_done(c, err, bits | wrap_bits);
 }
@@ -196,30 +238,24 @@ static void commit_written(int err, unsigned long bits, void *ctx)
 	g_mutex_unlock(&st->lock);
 }
 
-/* ---- unordered commits ----------------------------------------------------- */
+/* ---- which way a commit goes ----------------------------------------------- */
 
-/* May the pending records go out as an unordered commit, their write (FUA)
- * and a flush of every device sent at once rather than the flush first
- * (one device round trip per sync instead of two)?  A crash may then
- * leave the commit durable and the data it maps not; the replay tells by
- * the checksums in its extent records (unordered_data_landed) and drops
- * such a last commit, which nobody had been answered for.  So only file
- * records: chunks, stripes, devices and stale copies, which no checksum
- * vouches for, go ordered; and at most UNORDERED_MAX_BLOCKS mapped, the
- * most a mount may have to read back. */
-static bool commit_may_be_unordered(const GByteArray *pending)
+/* Do the pending records describe files only, and how many data blocks do
+ * their extent records map?  Chunks, stripes, devices and stale copies,
+ * which no checksum vouches for, make a commit that must be ordered: the
+ * replay can tell a file commit whose data did not land by the checksums
+ * in its extent records, and leave it out, but not those. */
+static bool file_records_only(const GByteArray *pending, uint64_t *blocks)
 {
 	const uint8_t *pos = pending->data, *end = pending->data + pending->len;
-	uint64_t blocks = 0;
 	struct record rec;
 	int ret;
 
+	*blocks = 0;
 	while ((ret = rec_next(&pos, end, &rec)) > 0) {
 		switch (rec.type) {
 		case REC_EXTENT:
-			blocks += rec.u.extent.nblocks;
-			if (blocks > UNORDERED_MAX_BLOCKS)
-				return false;
+			*blocks += rec.u.extent.nblocks;
 			break;
 		case REC_INODE:
 		case REC_INODE_FREE:
@@ -237,6 +273,35 @@ static bool commit_may_be_unordered(const GByteArray *pending)
 		}
 	}
 	return ret == 0;
+}
+
+/* May the pending records go out as an unordered commit, their write (FUA)
+ * and a flush of every device sent at once rather than the flush first
+ * (one device round trip per sync instead of two)?  A crash may then
+ * leave the commit durable and the data it maps not; the replay tells by
+ * the checksums and drops such a last commit, which nobody had been
+ * answered for.  At most UNORDERED_MAX_BLOCKS mapped, the most a mount
+ * may have to read back on top of the lazy commits before it. */
+static bool commit_may_be_unordered(const GByteArray *pending)
+{
+	uint64_t blocks;
+
+	return file_records_only(pending, &blocks) && blocks <= UNORDERED_MAX_BLOCKS;
+}
+
+/* Lock held, by the committer.  May the pending records go out lazily
+ * (no flush, no FUA; *blocks: what they map)?  Not when someone waits for
+ * them (asked), not when there is nothing new (the commit is then only
+ * there to make the lazy ones before it durable), and not past the
+ * limits of how far lazy commits may run ahead of a durable one. */
+static bool commit_may_be_lazy(const struct store *st, bool asked, uint64_t *blocks)
+{
+	*blocks = 0;
+	if (asked || !st->pending->len || !file_records_only(st->pending, blocks))
+		return false;
+	if (st->lazy_blocks + *blocks > LAZY_MAX_BLOCKS || st->alloc.pending->len > LAZY_MAX_FREES)
+		return false;
+	return !st->lazy_since || g_get_monotonic_time() - st->lazy_since < LAZY_MAX_US;
 }
 
 /* An unordered commit's two requests; the second to finish answers. */
@@ -283,20 +348,22 @@ static int send_unordered(struct store *st, struct commit *c)
  * commit needs neither a checkpoint nor a wrap, write it from here and
  * answer the waiters from the completion of that write, rather than wake
  * the committer thread and have it wait for the devices (two thread
- * switches fewer for every fsync).  False: leave it to the committer. */
+ * switches fewer for every fsync).  With nothing pending but lazy commits
+ * not yet flushed, the commit is empty: its flush is what the sync needs.
+ * False: leave it to the committer. */
 static bool commit_here(struct store *st)
 {
 	struct commit *c;
 	bool unordered;
 	int err;
 
-	if (!st->sync_client || st->committing || st->stopping || st->broken || !st->pending->len ||
-	    ring_short(st, st->pending->len) ||
+	if (!st->sync_client || st->committing || st->stopping || st->broken ||
+	    (!st->pending->len && !st->lazy_since) || ring_short(st, st->pending->len) ||
 	    st->log_pos + commit_bytes(st->pending->len) > st->layout.log_bytes)
 		return false;
 	unordered = commit_may_be_unordered(st->pending);
 	st->committing = true;
-	c = commit_take(st, unordered ? LOG_UNORDERED : 0);
+	c = commit_take(st, unordered ? LOG_UNORDERED : 0, 0);
 	if (!c) {
 		st->committing = false;
 		return false;
@@ -359,6 +426,28 @@ static gint64 wake_at(const struct store *st, gint64 deadline)
 	return deadline;
 }
 
+/* Lock held, no commit on its way: write what is pending (lazily when it
+ * may be), or a checkpoint when the ring runs short; with nothing pending
+ * but lazy commits not flushed, an empty ordered commit flushes them. */
+static void commit_or_checkpoint(struct store *st, bool asked)
+{
+	uint64_t blocks;
+	bool lazy = commit_may_be_lazy(st, asked, &blocks);
+	int err = ring_short(st, st->pending->len) ? checkpoint_write(st) : 1;
+
+	/* A checkpoint that does not fit its slot (the metadata area is
+	 * full): commit into the rest of the ring while it lasts, so that
+	 * deleting files can make room again. */
+	if (err == -ENOSPC && st->log_used + ring_need(st, st->pending->len) <= st->layout.log_bytes) {
+		g_warning("the metadata area is full: no checkpoint fits; delete files to make room");
+		err = 1;
+	}
+	if (err == 1)
+		commit(st, lazy, blocks);
+	else if (err)
+		st->broken = -EIO;
+}
+
 static gpointer committer_main(gpointer data)
 {
 	struct store *st = data;
@@ -367,31 +456,19 @@ static gpointer committer_main(gpointer data)
 	g_mutex_lock(&st->lock);
 	for (;;) {
 		gint64 deadline = g_get_monotonic_time() + interval;
+		bool asked;
 
 		while (!work_waiting(st) && g_cond_wait_until(&st->commit_cond, &st->lock, wake_at(st, deadline)))
 			ioerr_say_held_back(st);
+		asked = st->sync_wanted || st->stopping;
 		st->sync_wanted = false;
 		while (st->committing) /* one commit_here started is still on its way */
 			g_cond_wait(&st->landed_cond, &st->lock);
-		if (st->pending->len && !st->broken) {
-			int err = ring_short(st, st->pending->len) ? checkpoint_write(st) : 1;
-
-			/* A checkpoint that does not fit its slot (the metadata
-			 * area is full): commit into the rest of the ring while it
-			 * lasts, so that deleting files can make room again. */
-			if (err == -ENOSPC &&
-			    st->log_used + ring_need(st, st->pending->len) <= st->layout.log_bytes) {
-				g_warning("the metadata area is full: no checkpoint fits; delete files to make room");
-				err = 1;
-			}
-			if (err == 1)
-				commit(st);
-			else if (err)
-				st->broken = -EIO;
-		}
+		if ((st->pending->len || st->lazy_since) && !st->broken)
+			commit_or_checkpoint(st, asked || st->waiters);
 		wake_waiters(st);
 		ioerr_say_held_back(st);
-		if (st->stopping && (!st->pending->len || st->broken))
+		if (st->stopping && ((!st->pending->len && !st->lazy_since) || st->broken))
 			break;
 	}
 	g_mutex_unlock(&st->lock);
@@ -475,11 +552,24 @@ int store_sync(struct store *st)
 
 /* ---- replay ----------------------------------------------------------------- */
 
-/* The commit with this seq at pos on device d, if d holds it intact: 0
- * and *payload (g_free) and *flags (LOG_WRAP: a wrap marker, no payload)
- * set, or -ENOENT. */
-static int read_commit_on(struct store *st, struct sdev *d, uint64_t pos, uint64_t seq, uint8_t **payload,
-			  size_t *len, uint32_t *flags)
+/* Where the log stands after a commit: the next one's place and seq, the
+ * ring bytes used, and the CRC the next one chains to. */
+struct log_cursor {
+	uint64_t pos, seq, used;
+	uint32_t chain;
+};
+
+/* A commit as read from a device. */
+struct read_commit {
+	uint8_t *payload; /* g_free */
+	size_t len;
+	uint32_t flags;   /* LOG_WRAP: a wrap marker, no payload */
+	uint32_t crc;     /* its header's */
+};
+
+/* The commit after cursor `at` on device d, if d holds it intact and it
+ * chains to the one before: 0 and *rc set, or -ENOENT. */
+static int read_commit_on(struct store *st, struct sdev *d, const struct log_cursor *at, struct read_commit *rc)
 {
 	uint8_t *block = dio_alloc(DMIOFS_BLOCK), *buf = NULL;
 	struct log_header h;
@@ -488,21 +578,26 @@ static int read_commit_on(struct store *st, struct sdev *d, uint64_t pos, uint64
 
 	if (!block)
 		return -ENOMEM;
-	if (dev_read(st->meta_client, d, st->layout.log_offset + pos, block, DMIOFS_BLOCK) ||
-	    log_header_decode(block, st->sb.fs_uuid, &h) || h.seq != seq)
+	if (dev_read(st->meta_client, d, st->layout.log_offset + at->pos, block, DMIOFS_BLOCK) ||
+	    log_header_decode(block, st->sb.fs_uuid, &h) || h.seq != at->seq)
 		goto out;
-	*flags = h.flags;
+	rc->flags = h.flags;
+	rc->crc = h.crc;
 	if (h.flags & LOG_WRAP) {
 		found = 0;
 		goto out;
 	}
-	total = commit_bytes(h.payload_bytes);
-	if (pos + total > st->layout.log_bytes || !(buf = dio_alloc(total)))
+	/* Left over from before a crash, after a commit that was lost: the
+	 * log went on without it. */
+	if ((h.flags & LOG_CHAINED) && h.prev_crc != at->chain)
 		goto out;
-	if (!dev_read(st->meta_client, d, st->layout.log_offset + pos, buf, total) &&
+	total = commit_bytes(h.payload_bytes);
+	if (at->pos + total > st->layout.log_bytes || !(buf = dio_alloc(total)))
+		goto out;
+	if (!dev_read(st->meta_client, d, st->layout.log_offset + at->pos, buf, total) &&
 	    dmiofs_crc(buf + LOG_HEADER_BYTES, h.payload_bytes) == h.payload_crc) {
-		*payload = g_memdup2(buf + LOG_HEADER_BYTES, h.payload_bytes);
-		*len = h.payload_bytes;
+		rc->payload = g_memdup2(buf + LOG_HEADER_BYTES, h.payload_bytes);
+		rc->len = h.payload_bytes;
 		found = 0;
 	}
 out:
@@ -518,34 +613,15 @@ static bool in_line(const struct store *st, uint32_t d)
 
 /* The commit from the first device of the line being loaded that holds
  * it intact (or from `only`). */
-static int read_commit(struct store *st, struct sdev *only, uint64_t pos, uint64_t seq, uint8_t **payload,
-		       size_t *len, uint32_t *flags)
+static int read_commit(struct store *st, struct sdev *only, const struct log_cursor *at, struct read_commit *rc)
 {
 	int found = -ENOENT;
 
 	if (only)
-		return read_commit_on(st, only, pos, seq, payload, len, flags);
+		return read_commit_on(st, only, at, rc);
 	for (uint32_t d = 0; d < st->ndevices && found == -ENOENT; d++)
 		if (in_line(st, d))
-			found = read_commit_on(st, &st->dev[d], pos, seq, payload, len, flags);
-	return found;
-}
-
-/* Where the commit after one that ends at pos goes. */
-static uint64_t next_commit_pos(const struct store *st, uint64_t pos)
-{
-	return pos + DMIOFS_BLOCK > st->layout.log_bytes ? 0 : pos;
-}
-
-/* Is there a commit (or wrap marker) seq at pos? */
-static bool commit_exists(struct store *st, struct sdev *only, uint64_t pos, uint64_t seq)
-{
-	uint8_t *payload = NULL;
-	size_t len = 0;
-	uint32_t flags = 0;
-	bool found = read_commit(st, only, pos, seq, &payload, &len, &flags) == 0;
-
-	g_free(payload);
+			found = read_commit_on(st, &st->dev[d], at, rc);
 	return found;
 }
 
@@ -576,11 +652,11 @@ static bool extent_landed(struct store *st, const struct chunk *c, const struct 
 	return landed && checked;
 }
 
-/* An unordered commit that is the last in the log may have reached the
- * devices without the data it maps (the flush sent with it had not
- * finished): apply it only if every block its extent records map is on
- * every copy.  Nobody was answered for a commit that fails this. */
-static bool unordered_data_landed(struct store *st, const uint8_t *payload, size_t len)
+/* A commit no later one vouches for (a lazy one, or an unordered one that
+ * is the last) may have reached the devices without the data it maps:
+ * apply it only if every block its extent records map is on every copy.
+ * Nobody was answered for a commit that fails this. */
+static bool data_landed(struct store *st, const uint8_t *payload, size_t len)
 {
 	const uint8_t *pos = payload, *end = payload + len;
 	struct record rec;
@@ -593,82 +669,150 @@ static bool unordered_data_landed(struct store *st, const uint8_t *payload, size
 		if (rec.type != REC_EXTENT)
 			continue;
 		c = alloc_chunk(&st->alloc, r->chunk);
-		if (!c || r->nblocks > UNORDERED_MAX_BLOCKS || r->cblock > c->nblocks ||
-		    r->nblocks > c->nblocks - r->cblock || !extent_landed(st, c, r))
+		if (!c || r->cblock > c->nblocks || r->nblocks > c->nblocks - r->cblock || !extent_landed(st, c, r))
 			return false;
 	}
 	return ret == 0;
 }
 
-/* Follow the log from (*pos, *seq) while commits are intact, applying
- * each when apply is set; leaves *pos and *seq after the last one. */
-static int walk_log(struct store *st, struct sdev *only, bool apply, uint64_t *pos, uint64_t *seq, uint64_t *used,
-		    uint64_t *commits)
-{
-	for (;;) {
-		uint8_t *payload = NULL;
-		size_t len = 0;
-		uint32_t flags = 0;
-		int err;
+/* A commit read, not yet applied, and where the log stands after it. */
+struct held {
+	struct read_commit rc;
+	struct log_cursor after;
+};
 
-		if (next_commit_pos(st, *pos) != *pos) { /* too little room left: the writer wrapped */
-			*used += st->layout.log_bytes - *pos;
-			*pos = 0;
-		}
-		err = read_commit(st, only, *pos, *seq, &payload, &len, &flags);
-		if (err == -ENOENT)
-			return 0;
-		if (err)
-			return err;
-		if (flags & LOG_WRAP) {
-			*used += st->layout.log_bytes - *pos;
-			*pos = 0;
-			continue;
-		}
-		if (apply && (flags & LOG_UNORDERED) &&
-		    !commit_exists(st, only, next_commit_pos(st, *pos + commit_bytes(len)), *seq + 1) &&
-		    !unordered_data_landed(st, payload, len)) {
-			g_warning("log commit %llu is left out: the data it maps did not reach the devices before "
-				  "the crash (no sync had been answered for it)",
-				  (unsigned long long)*seq);
-			st->log_left_out = true;
-			g_free(payload);
-			return 0;
-		}
-		err = apply ? store_apply_all(st, payload, len) : 0;
-		g_free(payload);
+static void held_clear(gpointer p)
+{
+	g_free(((struct held *)p)->rc.payload);
+}
+
+/* Apply the first n held commits (or the replay's walk without apply:
+ * count them); *at and *commits follow. */
+static int apply_held(struct store *st, bool apply, GArray *held, guint n, struct log_cursor *at,
+		      uint64_t *commits)
+{
+	int err = 0;
+
+	for (guint i = 0; i < n && !err; i++) {
+		struct held *h = &g_array_index(held, struct held, i);
+
+		err = apply ? store_apply_all(st, h->rc.payload, h->rc.len) : 0;
 		if (err) {
-			g_critical("log commit %llu does not apply: %s", (unsigned long long)*seq, g_strerror(-err));
-			return err;
+			g_critical("log commit %llu does not apply: %s", (unsigned long long)at->seq,
+				   g_strerror(-err));
+			break;
 		}
-		*pos += commit_bytes(len);
-		*used += commit_bytes(len);
-		(*seq)++;
+		*at = h->after;
 		(*commits)++;
 	}
+	g_array_remove_range(held, 0, n);
+	return err;
+}
+
+/* The commits no later one vouched for: each is applied if its data is
+ * on the devices, and the log ends before the first that is not. */
+static int apply_if_landed(struct store *st, GArray *held, struct log_cursor *at, uint64_t *commits)
+{
+	guint n = 0;
+
+	if (held->len)
+		g_message("checking the data of the last %u log commit%s, written after the devices' last flush",
+			  held->len, held->len == 1 ? "" : "s");
+	while (n < held->len) {
+		struct held *h = &g_array_index(held, struct held, n);
+
+		if (!data_landed(st, h->rc.payload, h->rc.len))
+			break;
+		n++;
+	}
+	if (n + 1 == held->len) {
+		g_warning("log commit %llu is left out: the data it maps did not reach the devices before the "
+			  "crash (no sync had been answered for it)",
+			  (unsigned long long)(at->seq + n));
+		st->log_left_out = true;
+	} else if (n < held->len) {
+		g_warning("log commits %llu to %llu are left out: the data they map did not reach the devices "
+			  "before the crash (no sync had been answered for them)",
+			  (unsigned long long)(at->seq + n), (unsigned long long)(at->seq + held->len - 1));
+		st->log_left_out = true;
+	}
+	/* One by one, so each is checked against what the ones before it
+	 * changed (a chunk, a stale copy). */
+	return apply_held(st, true, held, n, at, commits);
+}
+
+/* Follow the log from *at while commits are intact and chained, applying
+ * them when apply is set; leaves *at after the last one applied.  A
+ * commit is held until a later one vouches that its data is durable: an
+ * ordered commit (its PREFLUSH came after every earlier write), or any
+ * commit after an unordered one (which was answered only once its flush
+ * was done).  What no commit vouches for is checked by its data. */
+static int walk_log(struct store *st, struct sdev *only, bool apply, struct log_cursor *at, uint64_t *commits)
+{
+	GArray *held = g_array_new(FALSE, FALSE, sizeof(struct held));
+	struct log_cursor r = *at;
+	int err = 0;
+
+	g_array_set_clear_func(held, held_clear);
+	for (;;) {
+		struct held h = { 0 };
+
+		if (r.pos + DMIOFS_BLOCK > st->layout.log_bytes) { /* too little room left: the writer wrapped */
+			r.used += st->layout.log_bytes - r.pos;
+			r.pos = 0;
+		}
+		err = read_commit(st, only, &r, &h.rc);
+		if (err) {
+			err = err == -ENOENT ? 0 : err;
+			break;
+		}
+		if (h.rc.flags & LOG_WRAP) {
+			r.used += st->layout.log_bytes - r.pos;
+			r.pos = 0;
+			continue;
+		}
+		if (held->len && (g_array_index(held, struct held, held->len - 1).rc.flags & LOG_UNORDERED) &&
+		    (err = apply_held(st, apply, held, held->len, at, commits)))
+			break;
+		r.pos += commit_bytes(h.rc.len);
+		r.used += commit_bytes(h.rc.len);
+		r.seq++;
+		r.chain = h.rc.crc;
+		h.after = r;
+		g_array_append_val(held, h);
+		if (!apply || !(h.rc.flags & (LOG_LAZY | LOG_UNORDERED)))
+			if ((err = apply_held(st, apply, held, held->len, at, commits)))
+				break;
+	}
+	if (!err && held->len)
+		err = apply_if_landed(st, held, at, commits);
+	g_array_free(held, TRUE);
+	return err;
 }
 
 int journal_replay(struct store *st, uint64_t pos, uint64_t seq, uint64_t *commits)
 {
-	uint64_t used = 0;
+	struct log_cursor at = { .pos = pos, .seq = seq };
 	int err;
 
 	*commits = 0;
-	err = walk_log(st, NULL, true, &pos, &seq, &used, commits);
+	err = walk_log(st, NULL, true, &at, commits);
 	if (err)
 		return err;
-	st->log_pos = pos;
-	st->log_used = used;
-	st->next_seq = seq;
-	st->durable_seq = seq - 1;
+	st->log_pos = at.pos;
+	st->log_used = at.used;
+	st->log_chain = at.chain;
+	st->next_seq = at.seq;
+	st->durable_seq = at.seq - 1;
 	return 0;
 }
 
 uint64_t journal_last_seq_on(struct store *st, struct sdev *d, uint64_t pos, uint64_t seq)
 {
-	uint64_t used = 0, commits = 0;
+	struct log_cursor at = { .pos = pos, .seq = seq };
+	uint64_t commits = 0;
 
-	if (walk_log(st, d, false, &pos, &seq, &used, &commits))
+	if (walk_log(st, d, false, &at, &commits))
 		return 0;
-	return seq - 1;
+	return at.seq - 1;
 }

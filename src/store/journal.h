@@ -15,6 +15,9 @@ uint64_t journal_last_seq_on(struct store *st, struct sdev *d, uint64_t pos, uin
 int journal_start(struct store *st);
 /* Commit what is pending and stop the committer. */
 void journal_stop(struct store *st);
+/* Lock held: every commit up to seq (and the data they map) is on
+ * stable storage: answer for it, and let the blocks it freed be reused. */
+void journal_durable(struct store *st, uint64_t seq);
 /* Lock held: ask the committer for a commit now. */
 void journal_kick(struct store *st);
 

@@ -62,6 +62,9 @@ struct store {
 	uint64_t next_seq;     /* the seq the pending records will commit as */
 	uint64_t durable_seq;  /* the newest commit on stable storage */
 	uint64_t log_pos;      /* ring offset of the next commit */
+	uint32_t log_chain;    /* header CRC of the last commit (0 after a checkpoint) */
+	uint64_t lazy_blocks;  /* data blocks mapped by lazy commits not yet flushed, */
+	gint64 lazy_since;     /* and when the first of them landed (0: none) */
 	bool log_left_out;     /* replay left the last commit out (its data had not landed) */
 	uint64_t log_used;     /* ring bytes the newest checkpoint still needs */
 	uint32_t ckpt_slot;    /* slot of the newest checkpoint */

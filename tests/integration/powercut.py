@@ -36,6 +36,9 @@ MAX_FILES = 36
 DIRS = ["a", "b"]
 LATE_DIR = "c"          # made halfway through
 SYNC_CHANCE = 0.5
+# A stretch of operations with no fsync, each after a short pause, so the
+# committer writes commits of its own (lazy: no flush) one after another.
+QUIET_FROM, QUIET_OPS, QUIET_PAUSE = 150, 40, 0.02
 
 
 def content(fid, version, n):
@@ -59,6 +62,7 @@ class Workload:
         self.files = {}  # path -> File
         self.dirs = []
         self.made = 0
+        self.quiet = False
 
     # ---- the journal --------------------------------------------------------
 
@@ -108,7 +112,7 @@ class Workload:
             self.durable(path)
 
     def sync_chance(self):
-        return self.rnd.random() < SYNC_CHANCE
+        return self.rnd.random() < SYNC_CHANCE and not self.quiet
 
     # ---- operations ------------------------------------------------------------------
 
@@ -184,6 +188,9 @@ class Workload:
     def step(self, i):
         if i == OPS // 2:
             self.mkdir(LATE_DIR)
+        self.quiet = QUIET_FROM <= i < QUIET_FROM + QUIET_OPS
+        if self.quiet:
+            time.sleep(QUIET_PAUSE)
         r = self.rnd.random()
         if not self.files or (r < 0.3 and len(self.files) < MAX_FILES):
             self.create()

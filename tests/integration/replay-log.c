@@ -19,6 +19,13 @@
  *                                       completed while that flush was on its
  *                                       way counts as flushed: the log holds
  *                                       completions, not submissions.)
+ *   replay-log LOG --until-some-lost SEQ IMAGE...
+ *                                       the same, but of what a device's
+ *                                       cache may lose, about half is lost
+ *                                       and half kept, chosen by a hash of
+ *                                       the entry and SEQ: caches that
+ *                                       wrote some of their blocks back and
+ *                                       not others, in no particular order.
  *
  * It reads the file format itself, with stdio and ISA-L's CRC32C, so it
  * depends on nothing of libdmio's.  Every entry is checked (magic, header
@@ -387,7 +394,19 @@ static bool may_be_lost(const struct entry *e, const uint64_t *flushed, unsigned
 	       e->dev_id < nimg && e->seq > flushed[e->dev_id];
 }
 
-static int replay_until(struct reader *r, uint64_t until, char **paths, unsigned int nimg, const uint64_t *flushed)
+/* Half of the entries, by a hash of the entry and the cut (splitmix64's
+ * finalizer): the same cut always loses the same ones. */
+static bool picked(uint64_t seq, uint64_t until)
+{
+	uint64_t z = seq * 0x9e3779b97f4a7c15ull ^ until;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return (z ^ (z >> 31)) & 1;
+}
+
+static int replay_until(struct reader *r, uint64_t until, char **paths, unsigned int nimg, const uint64_t *flushed,
+			bool some)
 {
 	struct image *img = calloc(nimg, sizeof(*img));
 	int status = 0, got = 1;
@@ -402,7 +421,7 @@ static int replay_until(struct reader *r, uint64_t until, char **paths, unsigned
 	if (open_images(img, paths, nimg))
 		status = -1;
 	while (!status && r->seq < until && (got = read_entry(r, &e)) == 1) {
-		if (!may_be_lost(&e, flushed, nimg))
+		if (!may_be_lost(&e, flushed, nimg) || (some && picked(e.seq, until)))
 			status = apply(r, &e, img, nimg);
 		free(e.data);
 	}
@@ -426,7 +445,8 @@ static int usage(void)
 	fprintf(stderr, "usage: replay-log LOG --list\n"
 			"       replay-log LOG --dump\n"
 			"       replay-log LOG --until SEQ IMAGE...\n"
-			"       replay-log LOG --until-flushed SEQ IMAGE...\n");
+			"       replay-log LOG --until-flushed SEQ IMAGE...\n"
+			"       replay-log LOG --until-some-lost SEQ IMAGE...\n");
 	return 2;
 }
 
@@ -445,7 +465,9 @@ int main(int argc, char **argv)
 {
 	struct reader r;
 	uint64_t until = 0, *flushed = NULL;
-	bool replay = argc >= 3 && (!strcmp(argv[2], "--until") || !strcmp(argv[2], "--until-flushed"));
+	bool some = argc >= 3 && !strcmp(argv[2], "--until-some-lost");
+	bool lossy = some || (argc >= 3 && !strcmp(argv[2], "--until-flushed"));
+	bool replay = lossy || (argc >= 3 && !strcmp(argv[2], "--until"));
 	int status;
 
 	if (argc < 3)
@@ -461,7 +483,7 @@ int main(int argc, char **argv)
 			fclose(r.f);
 		return 1;
 	}
-	if (replay && !strcmp(argv[2], "--until-flushed")) { /* a first pass finds the flushes */
+	if (lossy) { /* a first pass finds the flushes */
 		flushed = calloc((size_t)(argc - 4), sizeof(*flushed));
 		if (!flushed) {
 			fprintf(stderr, "replay-log: out of memory\n");
@@ -478,7 +500,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (replay)
-		status = replay_until(&r, until, argv + 4, (unsigned int)(argc - 4), flushed);
+		status = replay_until(&r, until, argv + 4, (unsigned int)(argc - 4), flushed, some);
 	else
 		status = list(&r, !strcmp(argv[2], "--dump"));
 	free(flushed);
