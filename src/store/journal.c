@@ -240,11 +240,12 @@ static void commit_written(int err, unsigned long bits, void *ctx)
 
 /* ---- which way a commit goes ----------------------------------------------- */
 
-/* Do the pending records describe files only, and how many data blocks do
- * their extent records map?  Chunks, stripes, devices and stale copies,
- * which no checksum vouches for, make a commit that must be ordered: the
- * replay can tell a file commit whose data did not land by the checksums
- * in its extent records, and leave it out, but not those. */
+/* Do the pending records describe files and new chunks only, and how many
+ * data blocks do their extent records map?  Stripes, devices and stale
+ * copies make a commit that must be ordered: the replay can tell a file
+ * commit whose data did not land by the checksums in its extent records,
+ * and leave it out, but a change of copies is not checked that way.  A
+ * new chunk is: left out with the commit, its space is free again. */
 static bool file_records_only(const GByteArray *pending, uint64_t *blocks)
 {
 	const uint8_t *pos = pending->data, *end = pending->data + pending->len;
@@ -267,6 +268,7 @@ static bool file_records_only(const GByteArray *pending, uint64_t *blocks)
 		case REC_XATTR_DEL:
 		case REC_FILE_ERRORS:
 		case REC_NEXT_INO:
+		case REC_CHUNK:
 			break;
 		default:
 			return false;
@@ -655,24 +657,38 @@ static bool extent_landed(struct store *st, const struct chunk *c, const struct 
 /* A commit no later one vouches for (a lazy one, or an unordered one that
  * is the last) may have reached the devices without the data it maps:
  * apply it only if every block its extent records map is on every copy.
- * Nobody was answered for a commit that fails this. */
+ * Nobody was answered for a commit that fails this.  Its extents may be
+ * in chunks it makes itself (new, so with no stale copy). */
 static bool data_landed(struct store *st, const uint8_t *payload, size_t len)
 {
 	const uint8_t *pos = payload, *end = payload + len;
+	GArray *made = g_array_new(FALSE, TRUE, sizeof(struct chunk));
+	bool landed = true;
 	struct record rec;
 	int ret;
 
-	while ((ret = rec_next(&pos, end, &rec)) > 0) {
+	while (landed && (ret = rec_next(&pos, end, &rec)) > 0) {
 		const struct rec_extent *r = &rec.u.extent;
 		const struct chunk *c;
 
+		if (rec.type == REC_CHUNK) {
+			struct chunk n = { .id = rec.u.chunk.id, .ncopies = MIN(rec.u.chunk.ncopies, DMIOFS_MAX_COPIES),
+					   .nblocks = (uint32_t)(st->layout.chunk_bytes / DMIOFS_BLOCK) };
+
+			memcpy(n.stripes, rec.u.chunk.stripes, sizeof(n.stripes));
+			g_array_append_val(made, n);
+		}
 		if (rec.type != REC_EXTENT)
 			continue;
 		c = alloc_chunk(&st->alloc, r->chunk);
-		if (!c || r->cblock > c->nblocks || r->nblocks > c->nblocks - r->cblock || !extent_landed(st, c, r))
-			return false;
+		for (guint i = 0; !c && i < made->len; i++)
+			if (g_array_index(made, struct chunk, i).id == r->chunk)
+				c = &g_array_index(made, struct chunk, i);
+		landed = c && r->cblock <= c->nblocks && r->nblocks <= c->nblocks - r->cblock &&
+			 extent_landed(st, c, r);
 	}
-	return ret == 0;
+	g_array_free(made, TRUE);
+	return landed && ret == 0;
 }
 
 /* A commit read, not yet applied, and where the log stands after it. */
