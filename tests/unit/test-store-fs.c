@@ -1321,6 +1321,91 @@ static void body_crash_freed_blocks(const char *dir)
 	g_free(p3);
 }
 
+/* The committer's own commits go out with no flush (lazy): the blocks an
+ * overwrite frees wait for a commit that flushes, and after a power cut
+ * a lazy commit counts only if its data is on the devices. */
+static void zero_copies(struct store *st, char *const *images, uint64_t ino, uint32_t nblocks)
+{
+	uint8_t *zeros = g_malloc0((size_t)nblocks * BLK);
+
+	for (uint32_t k = 0; k < 2; k++) {
+		uint32_t dev;
+		uint64_t off;
+		int fd;
+
+		locate(st, ino, 0, k, &dev, &off);
+		fd = open(images[dev], O_WRONLY | O_CLOEXEC);
+		g_assert_cmpint(fd, >=, 0);
+		g_assert_cmpint(pwrite(fd, zeros, (size_t)nblocks * BLK, (off_t)off), ==, (ssize_t)nblocks * BLK);
+		close(fd);
+	}
+	g_free(zeros);
+}
+
+static void body_crash_lazy_commit(const char *dir)
+{
+	struct fs f;
+	uint8_t *p1 = pattern(4 * BLK, 40), *p2 = pattern(4 * BLK, 41);
+	char *copies[2], *lost[2];
+	struct store *cst;
+	uint64_t a;
+
+	fs_new(&f, dir);
+	f.opt.commit_interval_ms = 50;
+	fs_reopen(&f);
+	a = do_mknod(f.st, ROOT_INO, "a", S_IFREG | 0644);
+	write_ok(f.st, a, 0, p1, 4 * BLK);
+	g_assert_cmpint(store_sync(f.st), ==, 0);
+	write_ok(f.st, a, 0, p2, 4 * BLK); /* copy-on-write: the old 4 blocks wait */
+
+	/* The committer writes it lazily; the lock held keeps the commit
+	 * that would flush it (an interval later) from starting. */
+	g_mutex_lock(&f.st->lock);
+	while (!f.st->lazy_since || f.st->committing || f.st->pending->len) {
+		g_mutex_unlock(&f.st->lock);
+		g_usleep(1000);
+		g_mutex_lock(&f.st->lock);
+	}
+	g_assert_cmpuint(f.st->durable_seq, <, f.st->next_seq - 1);
+	g_assert_cmpuint(f.st->alloc.pending_blocks, ==, 4);
+	/* the power goes now: the devices kept everything */
+	copies[0] = copy_image(f.paths[0], dir, "c0.img");
+	copies[1] = copy_image(f.paths[1], dir, "c1.img");
+	g_mutex_unlock(&f.st->lock);
+
+	/* or lost the lazy commit's data, and kept the commit */
+	lost[0] = copy_image(copies[0], dir, "l0.img");
+	lost[1] = copy_image(copies[1], dir, "l1.img");
+	zero_copies(f.st, lost, a, 4);
+
+	cst = mount_paths(copies, 2);
+	g_assert_false(cst->log_left_out);
+	assert_reads(cst, a, 0, p2, 4 * BLK);
+	g_assert_cmpint(store_close(cst), ==, 0);
+
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL); /* it warns that it leaves it out */
+	cst = mount_paths(lost, 2);
+	g_assert_true(cst->log_left_out);
+	assert_reads(cst, a, 0, p1, 4 * BLK);
+	g_assert_cmpint(store_close(cst), ==, 0);
+	/* and the log goes on from there */
+	cst = mount_paths(lost, 2);
+	g_assert_false(cst->log_left_out);
+	assert_reads(cst, a, 0, p1, 4 * BLK);
+	g_assert_cmpint(store_close(cst), ==, 0);
+
+	/* a sync flushes the lazy commit: the old blocks are free again */
+	g_assert_cmpint(store_sync(f.st), ==, 0);
+	g_assert_cmpuint(f.st->alloc.pending_blocks, ==, 0);
+	fs_free(&f);
+	for (int i = 0; i < 2; i++) {
+		g_free(copies[i]);
+		g_free(lost[i]);
+	}
+	g_free(p1);
+	g_free(p2);
+}
+
 /* ---- partial and scattered writes ------------------------------------------------------------------ */
 
 static void body_overwrite(const char *dir)
@@ -1832,6 +1917,7 @@ int main(int argc, char **argv)
 	CASE("crash/synced-changes", body_crash);
 	CASE("crash/log-wrap", body_crash_log_wrap);
 	CASE("crash/freed-blocks-wait-for-commit", body_crash_freed_blocks);
+	CASE("crash/lazy-commit", body_crash_lazy_commit);
 	CASE("write/partial-and-scattered", body_overwrite);
 	CASE("fallocate", body_fallocate);
 	CASE("write/enospc", body_enospc);
