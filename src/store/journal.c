@@ -8,8 +8,8 @@
  * which frees the ring.
  *
  * How a commit goes out depends on who waits for it:
- *   - lazy (LOG_LAZY): the committer's own commits, of file records only,
- *     are plain writes with no flush: a stream of writes is not stalled
+ *   - lazy (LOG_LAZY): the committer's own commits, of file records and
+ *     new chunks only, are plain writes with no flush: a stream of writes is not stalled
  *     by a flush of the devices every commit interval.  Nothing is
  *     answered for them, no block they free is reused, until a durable
  *     commit follows: when a sync asks, when the committer finds nothing
