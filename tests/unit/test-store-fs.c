@@ -1406,6 +1406,100 @@ static void body_crash_lazy_commit(const char *dir)
 	g_free(p2);
 }
 
+/* Lock taken and held once the committer has written everything pending
+ * and nothing is on its way; moved: log_pos must differ from this. */
+static void lock_when_committed(struct store *st, uint64_t moved_from)
+{
+	g_mutex_lock(&st->lock);
+	while (st->committing || st->pending->len || st->log_pos == moved_from) {
+		g_mutex_unlock(&st->lock);
+		g_usleep(1000);
+		g_mutex_lock(&st->lock);
+	}
+}
+
+static void zero_log(char *const *images, uint64_t from, uint64_t to)
+{
+	uint8_t *zeros = g_malloc0(to - from);
+
+	for (int i = 0; i < 2; i++) {
+		int fd = open(images[i], O_WRONLY | O_CLOEXEC);
+
+		g_assert_cmpint(fd, >=, 0);
+		g_assert_cmpint(pwrite(fd, zeros, to - from, (off_t)from), ==, (ssize_t)(to - from));
+		close(fd);
+	}
+	g_free(zeros);
+}
+
+/* A device cache that lost one lazy commit and kept the next: the mount
+ * goes on from the lost one's place, and once a new commit of the same
+ * size is there, the old next one sits where the log expects its
+ * successor, with the right seq.  It chains to the lost commit, not the
+ * new one, so it never counts. */
+static void body_crash_lazy_leftover(const char *dir)
+{
+	struct fs f;
+	uint8_t *p0 = pattern(8 * BLK, 50), *d1 = pattern(BLK, 51), *d2 = pattern(BLK, 52), *d3 = pattern(BLK, 53);
+	char *copies[2], *again[2];
+	uint64_t a, p1, p2, log_offset;
+	struct store *cst;
+
+	fs_new(&f, dir);
+	f.opt.commit_interval_ms = 50;
+	fs_reopen(&f);
+	log_offset = f.st->layout.log_offset;
+	a = do_mknod(f.st, ROOT_INO, "a", S_IFREG | 0644);
+	write_ok(f.st, a, 0, p0, 8 * BLK);
+	/* A checkpoint last: a replay that finds L1 lost then applies
+	 * nothing, so the mount writes no checkpoint (which would take L1's
+	 * seq) and the log goes on with L1's seq at L1's place. */
+	fs_reopen(&f);
+	lock_when_committed(f.st, UINT64_MAX);
+	p1 = f.st->log_pos;
+	g_mutex_unlock(&f.st->lock);
+
+	write_ok(f.st, a, 0, d1, BLK); /* lazy commit L1 at p1 */
+	lock_when_committed(f.st, p1);
+	g_assert_cmpint(f.st->lazy_since, !=, 0);
+	p2 = f.st->log_pos;
+	g_mutex_unlock(&f.st->lock);
+	write_ok(f.st, a, 4 * BLK, d2, BLK); /* lazy commit L2 at p2 */
+	lock_when_committed(f.st, p2);
+	g_assert_cmpint(f.st->lazy_since, !=, 0);
+	copies[0] = copy_image(f.paths[0], dir, "c0.img");
+	copies[1] = copy_image(f.paths[1], dir, "c1.img");
+	g_mutex_unlock(&f.st->lock);
+	zero_log(copies, log_offset + p1, log_offset + p2); /* L1 lost, L2 kept */
+
+	cst = mount_paths(copies, 2);
+	assert_reads(cst, a, 0, p0, 8 * BLK);
+	g_assert_cmpuint(cst->log_pos, ==, p1);
+	write_ok(cst, a, 0, d3, BLK);
+	g_assert_cmpint(store_sync(cst), ==, 0);
+	g_assert_cmpuint(cst->log_pos, ==, p2); /* the old L2 is next in line */
+	g_mutex_lock(&cst->lock);
+	again[0] = copy_image(copies[0], dir, "a0.img");
+	again[1] = copy_image(copies[1], dir, "a1.img");
+	g_mutex_unlock(&cst->lock);
+	g_assert_cmpint(store_close(cst), ==, 0);
+
+	cst = mount_paths(again, 2);
+	assert_reads(cst, a, 0, d3, BLK);
+	assert_reads(cst, a, BLK, p0 + BLK, 7 * BLK); /* not L2's d2 */
+	g_assert_cmpint(store_close(cst), ==, 0);
+
+	fs_free(&f);
+	for (int i = 0; i < 2; i++) {
+		g_free(copies[i]);
+		g_free(again[i]);
+	}
+	g_free(p0);
+	g_free(d1);
+	g_free(d2);
+	g_free(d3);
+}
+
 /* ---- partial and scattered writes ------------------------------------------------------------------ */
 
 static void body_overwrite(const char *dir)
@@ -1918,6 +2012,7 @@ int main(int argc, char **argv)
 	CASE("crash/log-wrap", body_crash_log_wrap);
 	CASE("crash/freed-blocks-wait-for-commit", body_crash_freed_blocks);
 	CASE("crash/lazy-commit", body_crash_lazy_commit);
+	CASE("crash/lazy-leftover", body_crash_lazy_leftover);
 	CASE("write/partial-and-scattered", body_overwrite);
 	CASE("fallocate", body_fallocate);
 	CASE("write/enospc", body_enospc);
