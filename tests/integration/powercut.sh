@@ -137,6 +137,21 @@ ok "$([ "$checked_points" -gt 0 ] && [ "$names" -gt 0 ]; echo $?)" "the flush po
 
 # ---- cuts that take the devices' caches with them ------------------------------------
 
+# lossy_cuts MODE FILE LOSS: a power cut after each entry of FILE, replayed
+# with replay-log MODE (what the devices' caches lose, said as LOSS);
+# counts the cuts whose mount left commits out.
+lossy_cuts() {
+	REPLAY_MODE=$1
+	: >"$T/counts"
+	left_out=0
+	while read -r seq time dev kind; do
+		check "power cut after entry $seq ($kind on device $dev), $3: fsck clean, mounts, fsync'd names intact" \
+			at_flush_point "$seq" "$time"
+		! grep -q "left out: the data" "$T/daemon.err" || left_out=$((left_out + 1))
+	done <"$2"
+	diag "$(wc -l <"$2") cuts with $3 checked ($left_out with commits left out), in $(($(date +%s) - started)) s in all"
+}
+
 # At FUA writes (commits, checkpoint headers, superblocks), evenly spread:
 # the writes after each device's last flush are lost.  A small fsync's
 # commit goes out together with its flush (journal.c, unordered commits),
@@ -145,37 +160,18 @@ ok "$([ "$checked_points" -gt 0 ] && [ "$names" -gt 0 ]; echo $?)" "the flush po
 LOSSY=${POWERCUT_LOSSY_POINTS:-$([ -n "${DMIOFS_SANITIZED:-}" ] && echo 3 || echo 8)}
 grep ' fua$' "$T/points" >"$T/fua-points"
 spread "$T/fua-points" "$LOSSY" >"$T/chosen-lossy"
-REPLAY_MODE=--until-flushed
-: >"$T/counts"
-left_out=0
-while read -r seq time dev kind; do
-	check "power cut after entry $seq ($kind on device $dev), unflushed writes lost: fsck clean, mounts, fsync'd names intact" \
-		at_flush_point "$seq" "$time"
-	! grep -q "left out: the data" "$T/daemon.err" || left_out=$((left_out + 1))
-done <"$T/chosen-lossy"
-diag "$(wc -l <"$T/chosen-lossy") lossy cuts checked ($left_out with a last commit left out), in $(($(date +%s) - started)) s in all"
+lossy_cuts --until-flushed "$T/chosen-lossy" "unflushed writes lost"
 ok "$([ -s "$T/chosen-lossy" ]; echo $?)" "there were FUA writes to cut at"
 
-# ---- cuts where the caches wrote back some blocks and not others ---------------------
-
 # At writes with no FUA (data and lazy commits), evenly spread: of the
-# writes after each device's last
-# flush, about half are lost, chosen by a hash (replay-log
-# --until-some-lost).  The committer's own commits go out with no flush
-# (journal.c, lazy commits), so these cuts hold commits whose data is
-# partly gone, and commits that outlived a lost one before them: the mount
-# must leave them out, and no fsync had returned for them.
+# writes after each device's last flush, about half are lost, chosen by a
+# hash (replay-log --until-some-lost).  The committer's own commits go out
+# with no flush (journal.c, lazy commits), so these cuts hold commits
+# whose data is partly gone, and commits that outlived a lost one before
+# them: the mount must leave them out, and no fsync had returned for them.
 SOME=${POWERCUT_SOME_LOST_POINTS:-$([ -n "${DMIOFS_SANITIZED:-}" ] && echo 4 || echo 12)}
 awk '$4 == "write" && $5 == "-"' "$T/entries" >"$T/plain"
 spread "$T/plain" "$SOME" | cut -d" " -f1-4 >"$T/chosen-some"
-REPLAY_MODE=--until-some-lost
-: >"$T/counts"
-left_out=0
-while read -r seq time dev kind; do
-	check "power cut after entry $seq ($kind on device $dev), some unflushed writes lost: fsck clean, mounts, fsync'd names intact" \
-		at_flush_point "$seq" "$time"
-	! grep -q "left out: the data" "$T/daemon.err" || left_out=$((left_out + 1))
-done <"$T/chosen-some"
-diag "$(wc -l <"$T/chosen-some") cuts with some writes lost checked ($left_out with commits left out), in $(($(date +%s) - started)) s in all"
+lossy_cuts --until-some-lost "$T/chosen-some" "some unflushed writes lost"
 ok "$([ -s "$T/chosen-some" ]; echo $?)" "there were entries to cut at"
 done_testing

@@ -1321,6 +1321,23 @@ static void body_crash_freed_blocks(const char *dir)
 	g_free(p3);
 }
 
+/* The commit interval of the lazy-commit cases: long enough that the
+ * test takes the lock after a lazy commit before the committer, finding
+ * nothing new for a whole interval, flushes it. */
+#define LAZY_TEST_INTERVAL_MS 200
+
+/* Lock taken and held once the committer has written everything pending
+ * and nothing is on its way; moved: log_pos must differ from this. */
+static void lock_when_committed(struct store *st, uint64_t moved_from)
+{
+	g_mutex_lock(&st->lock);
+	while (st->committing || st->pending->len || st->log_pos == moved_from) {
+		g_mutex_unlock(&st->lock);
+		g_usleep(1000);
+		g_mutex_lock(&st->lock);
+	}
+}
+
 /* The committer's own commits go out with no flush (lazy): the blocks an
  * overwrite frees wait for a commit that flushes, and after a power cut
  * a lazy commit counts only if its data is on the devices. */
@@ -1348,24 +1365,23 @@ static void body_crash_lazy_commit(const char *dir)
 	uint8_t *p1 = pattern(4 * BLK, 40), *p2 = pattern(4 * BLK, 41);
 	char *copies[2], *lost[2];
 	struct store *cst;
-	uint64_t a;
+	uint64_t a, synced_at;
 
 	fs_new(&f, dir);
-	f.opt.commit_interval_ms = 50;
+	f.opt.commit_interval_ms = LAZY_TEST_INTERVAL_MS;
 	fs_reopen(&f);
 	a = do_mknod(f.st, ROOT_INO, "a", S_IFREG | 0644);
 	write_ok(f.st, a, 0, p1, 4 * BLK);
 	g_assert_cmpint(store_sync(f.st), ==, 0);
+	lock_when_committed(f.st, UINT64_MAX);
+	synced_at = f.st->log_pos;
+	g_mutex_unlock(&f.st->lock);
 	write_ok(f.st, a, 0, p2, 4 * BLK); /* copy-on-write: the old 4 blocks wait */
 
 	/* The committer writes it lazily; the lock held keeps the commit
 	 * that would flush it (an interval later) from starting. */
-	g_mutex_lock(&f.st->lock);
-	while (!f.st->lazy_since || f.st->committing || f.st->pending->len) {
-		g_mutex_unlock(&f.st->lock);
-		g_usleep(1000);
-		g_mutex_lock(&f.st->lock);
-	}
+	lock_when_committed(f.st, synced_at);
+	g_assert_cmpint(f.st->lazy_since, !=, 0);
 	g_assert_cmpuint(f.st->durable_seq, <, f.st->next_seq - 1);
 	g_assert_cmpuint(f.st->alloc.pending_blocks, ==, 4);
 	/* the power goes now: the devices kept everything */
@@ -1406,18 +1422,6 @@ static void body_crash_lazy_commit(const char *dir)
 	g_free(p2);
 }
 
-/* Lock taken and held once the committer has written everything pending
- * and nothing is on its way; moved: log_pos must differ from this. */
-static void lock_when_committed(struct store *st, uint64_t moved_from)
-{
-	g_mutex_lock(&st->lock);
-	while (st->committing || st->pending->len || st->log_pos == moved_from) {
-		g_mutex_unlock(&st->lock);
-		g_usleep(1000);
-		g_mutex_lock(&st->lock);
-	}
-}
-
 static void zero_log(char *const *images, uint64_t from, uint64_t to)
 {
 	uint8_t *zeros = g_malloc0(to - from);
@@ -1446,7 +1450,7 @@ static void body_crash_lazy_leftover(const char *dir)
 	struct store *cst;
 
 	fs_new(&f, dir);
-	f.opt.commit_interval_ms = 50;
+	f.opt.commit_interval_ms = LAZY_TEST_INTERVAL_MS;
 	fs_reopen(&f);
 	log_offset = f.st->layout.log_offset;
 	a = do_mknod(f.st, ROOT_INO, "a", S_IFREG | 0644);
