@@ -65,7 +65,7 @@ struct store {
 	uint32_t log_chain;    /* header CRC of the last commit (0 after a checkpoint) */
 	uint64_t lazy_blocks;  /* data blocks mapped by lazy commits not yet flushed, */
 	gint64 lazy_since;     /* and when the first of them landed (0: none) */
-	bool log_left_out;     /* replay left the last commit out (its data had not landed) */
+	bool log_left_out;     /* replay left commits out (their data had not landed) */
 	uint64_t log_used;     /* ring bytes the newest checkpoint still needs */
 	uint32_t ckpt_slot;    /* slot of the newest checkpoint */
 	uint64_t ckpt_seq;
