@@ -129,7 +129,7 @@ int checkpoint_write(struct store *st)
 	st->log_used = 0;
 	st->log_chain = 0;
 	st->checkpoints++;
-	journal_durable(st, h.seq);
+	journal_durable(st, h.seq, h.seq);
 	return 0;
 }
 

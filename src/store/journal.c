@@ -19,7 +19,10 @@
  *   - ordered: PREFLUSH (the data it references, and the lazy commits
  *     before it, are durable first) and FUA;
  *   - unordered (LOG_UNORDERED): a small commit a sync writes itself, with
- *     FUA and a flush sent at once (see below).
+ *     FUA and a flush sent at once (see below).  It is answered for once
+ *     both are done, but the replay checks its data, and that of the lazy
+ *     commits before it, until another commit follows: the blocks they
+ *     free wait for that (journal_durable).
  *
  * One commit is on its way at a time (st->committing).  The committer
  * thread writes them on its interval, when the log buffer fills, and
@@ -50,6 +53,7 @@
 struct sync_waiter {
 	struct sync_waiter *next;
 	uint64_t seq;
+	bool frees;        /* waits for seq settled, not only durable */
 	store_sync_fn fn;
 	void *ctx;
 };
@@ -156,7 +160,8 @@ static int commit_done(struct commit *c, int err, unsigned long bits)
 {
 	struct store *st = c->st;
 	uint64_t seq = c->h.seq, end = c->pos + c->total, taken = c->skipped + c->total, blocks = c->blocks;
-	bool lazy = c->h.flags & LOG_LAZY;
+	bool lazy = c->h.flags & LOG_LAZY, unordered = c->h.flags & LOG_UNORDERED;
+	uint64_t settled = seq;
 
 	dio_free(c->buf);
 	g_free(c);
@@ -178,16 +183,45 @@ static int commit_done(struct commit *c, int err, unsigned long bits)
 		st->lazy_blocks += blocks;
 		return 0;
 	}
-	journal_durable(st, seq);
+	/* The replay checks the data of an unordered commit that nothing
+	 * follows, and of the lazy ones before it: it settles only the
+	 * unordered one before it, if any. */
+	if (unordered) {
+		settled = st->last_unordered;
+		st->last_unordered = seq;
+	}
+	journal_durable(st, seq, settled);
 	return 0;
 }
 
-void journal_durable(struct store *st, uint64_t seq)
+/* A block freed by a commit the replay may check, and reused, would make
+ * that commit fail its check (its data would seem not to have landed) and
+ * be left out with everything after it, though it was answered for, and
+ * the blocks the state before it maps would hold other data.  So only
+ * the frees of settled commits are let go. */
+void journal_durable(struct store *st, uint64_t seq, uint64_t settled)
 {
 	st->durable_seq = seq;
+	st->settled_seq = MAX(st->settled_seq, settled);
 	st->lazy_since = 0;
 	st->lazy_blocks = 0;
-	alloc_release(&st->alloc, seq);
+	alloc_release(&st->alloc, st->settled_seq);
+}
+
+/* Lock held: are there freed blocks a durable commit holds back, waiting
+ * for one that settles it? */
+static bool frees_unsettled(const struct store *st)
+{
+	return st->alloc.pending_blocks && st->settled_seq < st->durable_seq;
+}
+
+/* Lock held: does a waiter want frees let go that no commit has settled? */
+static bool settle_asked(const struct store *st)
+{
+	for (const struct sync_waiter *w = st->waiters; w; w = w->next)
+		if (w->frees && w->seq > st->settled_seq)
+			return true;
+	return false;
 }
 
 /* Called with the lock held, by the committer, no commit in flight;
@@ -360,10 +394,11 @@ static bool commit_here(struct store *st)
 	int err;
 
 	if (!st->sync_client || st->committing || st->stopping || st->broken ||
-	    (!st->pending->len && !st->lazy_since) || ring_short(st, st->pending->len) ||
+	    (!st->pending->len && !st->lazy_since && !settle_asked(st)) || ring_short(st, st->pending->len) ||
 	    st->log_pos + commit_bytes(st->pending->len) > st->layout.log_bytes)
 		return false;
-	unordered = commit_may_be_unordered(st->pending);
+	/* An ordered commit settles itself and all before it. */
+	unordered = !settle_asked(st) && commit_may_be_unordered(st->pending);
 	st->committing = true;
 	c = commit_take(st, unordered ? LOG_UNORDERED : 0, 0);
 	if (!c) {
@@ -382,6 +417,11 @@ static bool commit_here(struct store *st)
 	return true;
 }
 
+static bool waiter_met(const struct store *st, const struct sync_waiter *w)
+{
+	return w->seq <= (w->frees ? st->settled_seq : st->durable_seq);
+}
+
 /* Complete the waiters the durable seq covers (lock held; dropped to
  * call them). */
 static void wake_waiters(struct store *st)
@@ -391,7 +431,7 @@ static void wake_waiters(struct store *st)
 	while (*link) {
 		struct sync_waiter *w = *link;
 
-		if (w->seq <= st->durable_seq || st->broken) {
+		if (waiter_met(st, w) || st->broken) {
 			*link = w->next;
 			w->next = done;
 			done = w;
@@ -406,7 +446,7 @@ static void wake_waiters(struct store *st)
 	while (done) {
 		struct sync_waiter *next = done->next;
 
-		done->fn(done->seq <= st->durable_seq ? 0 : -EIO, done->ctx);
+		done->fn(waiter_met(st, done) ? 0 : -EIO, done->ctx);
 		g_free(done);
 		done = next;
 	}
@@ -466,7 +506,7 @@ static gpointer committer_main(gpointer data)
 		st->sync_wanted = false;
 		while (st->committing) /* one commit_here started is still on its way */
 			g_cond_wait(&st->landed_cond, &st->lock);
-		if ((st->pending->len || st->lazy_since) && !st->broken)
+		if ((st->pending->len || st->lazy_since || frees_unsettled(st)) && !st->broken)
 			commit_or_checkpoint(st, asked || st->waiters);
 		wake_waiters(st);
 		ioerr_say_held_back(st);
@@ -503,17 +543,18 @@ void journal_kick(struct store *st)
 	g_cond_signal(&st->commit_cond);
 }
 
-/* Lock held. */
-static void sync_enqueue(struct store *st, store_sync_fn fn, void *ctx, bool *now)
+/* Lock held.  frees: wait for the commits settled, not only durable. */
+static void sync_enqueue(struct store *st, bool frees, store_sync_fn fn, void *ctx, bool *now)
 {
 	uint64_t target = st->pending->len ? st->next_seq : st->next_seq - 1;
 	struct sync_waiter *w;
 
-	*now = target <= st->durable_seq || st->broken;
+	*now = target <= (frees ? st->settled_seq : st->durable_seq) || st->broken;
 	if (*now)
 		return;
 	w = g_new0(struct sync_waiter, 1);
 	w->seq = target;
+	w->frees = frees;
 	w->fn = fn;
 	w->ctx = ctx;
 	w->next = st->waiters;
@@ -522,13 +563,13 @@ static void sync_enqueue(struct store *st, store_sync_fn fn, void *ctx, bool *no
 		journal_kick(st);
 }
 
-void store_sync_async(struct store *st, store_sync_fn fn, void *ctx)
+static void sync_async(struct store *st, bool frees, store_sync_fn fn, void *ctx)
 {
 	bool now;
 	int broken;
 
 	g_mutex_lock(&st->lock);
-	sync_enqueue(st, fn, ctx, &now);
+	sync_enqueue(st, frees, fn, ctx, &now);
 	broken = st->broken;
 	g_mutex_unlock(&st->lock);
 	if (now)
@@ -540,16 +581,31 @@ static void sync_woken(int err, void *ctx)
 	waiter_done(ctx, err);
 }
 
-int store_sync(struct store *st)
+void store_sync_async(struct store *st, store_sync_fn fn, void *ctx)
+{
+	sync_async(st, false, fn, ctx);
+}
+
+static int sync_wait(struct store *st, bool frees)
 {
 	struct waiter w;
 	int err;
 
 	waiter_init(&w);
-	store_sync_async(st, sync_woken, &w);
+	sync_async(st, frees, sync_woken, &w);
 	err = (int)waiter_wait(&w);
 	waiter_clear(&w);
 	return err;
+}
+
+int store_sync(struct store *st)
+{
+	return sync_wait(st, false);
+}
+
+int store_sync_frees(struct store *st)
+{
+	return sync_wait(st, true);
 }
 
 /* ---- replay ----------------------------------------------------------------- */
@@ -819,7 +875,8 @@ int journal_replay(struct store *st, uint64_t pos, uint64_t seq, uint64_t *commi
 	st->log_used = at.used;
 	st->log_chain = at.chain;
 	st->next_seq = at.seq;
-	st->durable_seq = at.seq - 1;
+	st->durable_seq = st->settled_seq = at.seq - 1;
+	st->last_unordered = 0;
 	return 0;
 }
 

@@ -16,8 +16,9 @@ int journal_start(struct store *st);
 /* Commit what is pending and stop the committer. */
 void journal_stop(struct store *st);
 /* Lock held: every commit up to seq (and the data they map) is on
- * stable storage: answer for it, and let the blocks it freed be reused. */
-void journal_durable(struct store *st, uint64_t seq);
+ * stable storage: answer for it.  Up to settled, a replay applies every
+ * commit without checking its data: the blocks they freed may be reused. */
+void journal_durable(struct store *st, uint64_t seq, uint64_t settled);
 /* Lock held: ask the committer for a commit now. */
 void journal_kick(struct store *st);
 
@@ -26,5 +27,8 @@ void journal_kick(struct store *st);
 typedef void (*store_sync_fn)(int err, void *ctx);
 int store_sync(struct store *st);
 void store_sync_async(struct store *st, store_sync_fn fn, void *ctx);
+/* Durability, and every block freed so far reusable: what a writer that
+ * ran out of space waits for (it may take one commit more than a sync). */
+int store_sync_frees(struct store *st);
 
 #endif

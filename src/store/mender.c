@@ -460,7 +460,7 @@ static gpointer mender_main(gpointer data)
 			/* Stale blocks freed since wait for the commit that
 			 * frees them; then they are forgotten. */
 			if (!progress && !m->stopping)
-				store_sync(st);
+				store_sync_frees(st);
 		} else if (scrubbing) {
 			scrub_run(st);
 			progress = true;

@@ -61,6 +61,9 @@ struct store {
 	GByteArray *pending;   /* records applied in memory, not yet committed */
 	uint64_t next_seq;     /* the seq the pending records will commit as */
 	uint64_t durable_seq;  /* the newest commit on stable storage */
+	uint64_t settled_seq;  /* the newest a replay applies without checking its data
+				* (journal_durable): blocks freed up to it are reusable */
+	uint64_t last_unordered; /* the newest unordered commit written */
 	uint64_t log_pos;      /* ring offset of the next commit */
 	uint32_t log_chain;    /* header CRC of the last commit (0 after a checkpoint) */
 	uint64_t lazy_blocks;  /* data blocks mapped by lazy commits not yet flushed, */

@@ -449,7 +449,7 @@ static int allocate_or_wait(struct wop *op)
 		if (!st->alloc.pending_blocks)
 			return -ENOSPC;
 		g_mutex_unlock(&st->lock);
-		store_sync(st);
+		store_sync_frees(st);
 		g_mutex_lock(&st->lock);
 		if (!leaves_kept_back(op))
 			return -ENOSPC;
@@ -468,7 +468,7 @@ static int allocate_or_wait(struct wop *op)
 			g_byte_array_set_size(records, 0);
 		}
 		g_mutex_unlock(&st->lock);
-		store_sync(st);
+		store_sync_frees(st);
 		g_mutex_lock(&st->lock);
 		err = allocate_runs(op, records);
 	}
@@ -703,7 +703,7 @@ static int zero_when_full(struct store *st, struct dinode *in, uint64_t first, u
 	if (err)
 		return err;
 	g_mutex_unlock(&st->lock);
-	err = store_sync(st);
+	err = store_sync_frees(st);
 	if (!err)
 		err = zero_in_block(st, in->ino, off, len, records);
 	g_mutex_lock(&st->lock);
