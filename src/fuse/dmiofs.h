@@ -20,6 +20,7 @@ struct dmiofs {
 	struct fuse_session *se;
 	bool writeback;           /* the kernel's writeback cache */
 	double timeout;           /* attribute and entry cache, seconds */
+	unsigned int max_background; /* asynchronous requests the kernel may have in flight */
 	atomic_uint inflight;     /* requests answered from a completion callback */
 };
 

@@ -38,6 +38,7 @@ struct options {
 	int single_thread;
 	unsigned int max_threads;
 	unsigned int max_idle_threads;
+	unsigned int max_background;
 	int no_clone_fd;
 	int read_only;
 	int verbose;
@@ -58,7 +59,7 @@ struct options {
 };
 
 enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP, KEY_COMMIT, KEY_HEAL_DELAY,
-       KEY_REBUILD_RATE, KEY_MAX_THREADS, KEY_MAX_IDLE_THREADS };
+       KEY_REBUILD_RATE, KEY_MAX_THREADS, KEY_MAX_IDLE_THREADS, KEY_MAX_BACKGROUND };
 
 /* The FUSE worker threads: 64 at most, 16 kept idle, each reading its
  * own clone of /dev/fuse.  Measured best on 2 cores (bench/RESULTS.md);
@@ -66,6 +67,10 @@ enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP, K
 #define DEFAULT_MAX_THREADS 64
 #define DEFAULT_MAX_IDLE_THREADS 16
 #define MOST_THREADS 1024
+/* The kernel's limit of asynchronous requests (reads, direct I/O) in
+ * flight to the daemon; libfuse takes at most 65535. */
+#define MOST_BACKGROUND 65535
+#define DEFAULT_MAX_BACKGROUND 12
 
 #define OPT(t, p, v) { t, offsetof(struct options, p), v }
 
@@ -91,6 +96,7 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("rebuild_rate=", KEY_REBUILD_RATE),
 	FUSE_OPT_KEY("max_threads=", KEY_MAX_THREADS),
 	FUSE_OPT_KEY("max_idle_threads=", KEY_MAX_IDLE_THREADS),
+	FUSE_OPT_KEY("max_background=", KEY_MAX_BACKGROUND),
 	OPT("clone_fd", no_clone_fd, 0),
 	OPT("no_clone_fd", no_clone_fd, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -179,6 +185,11 @@ static int handle_option(void *data, const char *arg, int key, struct fuse_args 
 		else
 			o->max_idle_threads = (unsigned int)v;
 		return 0;
+	case KEY_MAX_BACKGROUND:
+		if (option_number(arg, "a number of requests", 1, MOST_BACKGROUND, &v))
+			return -1;
+		o->max_background = (unsigned int)v;
+		return 0;
 	case FUSE_OPT_KEY_OPT:
 		/* fstab words with a value or a family prefix */
 		if (g_str_has_prefix(arg, "x-systemd.") || g_str_has_prefix(arg, "x-mount.") ||
@@ -204,6 +215,8 @@ static void usage(void)
 	       "  -o max_threads=N   at most N threads serve requests (default " G_STRINGIFY(DEFAULT_MAX_THREADS) ")\n"
 	       "  -o max_idle_threads=N  keep at most N of them waiting (default " G_STRINGIFY(
 		       DEFAULT_MAX_IDLE_THREADS) ")\n"
+	       "  -o max_background=N  at most N asynchronous requests (reads, direct I/O) in flight\n"
+	       "                     from the kernel (default " G_STRINGIFY(DEFAULT_MAX_BACKGROUND) ")\n"
 	       "  -o no_clone_fd     the threads share one /dev/fuse descriptor (default: one each)\n"
 	       "  -o ro              read-only: nothing is written to the devices\n"
 	       "  -o commit=MS       commit metadata at least every MS milliseconds (default 5000)\n"
@@ -415,7 +428,9 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	 * mtime and st_blocks then, which drift from what is stored.  Without
 	 * it every write reaches the store before it returns, and ENOSPC is
 	 * reported to the writer. */
-	struct dmiofs fs = { .writeback = o->writeback && !o->no_writeback && !o->read_only, .timeout = 86400.0 };
+	struct dmiofs fs = { .writeback = o->writeback && !o->no_writeback && !o->read_only,
+			     .timeout = 86400.0,
+			     .max_background = o->max_background };
 	GString *why = g_string_new(NULL);
 	char **paths = devices_of(o->args, why);
 	struct fuse_loop_config *cfg;
@@ -540,6 +555,7 @@ int main(int argc, char **argv)
 	struct fuse_args args;
 	struct options o = { .args = g_ptr_array_new_with_free_func(g_free),
 			     .max_threads = DEFAULT_MAX_THREADS,
+			     .max_background = DEFAULT_MAX_BACKGROUND,
 			     .max_idle_threads = DEFAULT_MAX_IDLE_THREADS };
 	int report_fd = -1;
 	int helper_exit = mounthelper_translate(&argc, &argv);

@@ -92,9 +92,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		fs->writeback = false;
 	/* Whole-megabyte requests: one dm-io request per chunk run. */
 	conn->max_write = 1u << 20;
-	/* The kernel's default of 12 background requests stays: 128 was
-	 * tried, to let a queue of 32 direct requests through, and gained
-	 * nothing measurable. */
+	/* Asynchronous requests (readahead, direct I/O from io_submit) the
+	 * kernel keeps in flight; past it, the submitter waits. */
+	conn->max_background = fs->max_background;
 	conn->max_readahead = 1u << 20;
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 	/* Without it the kernel sends O_TRUNC as a SETATTR that also clears

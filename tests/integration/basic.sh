@@ -75,5 +75,35 @@ unlimited=$(peak_under_load)
 diag "at most $unlimited under 8 writers by default"
 check "by default the same load starts more threads" test "$unlimited" -gt "$limited"
 check "unmount" fs_umount
+# max_background reaches the kernel: the FUSE control file system shows
+# each connection's limit (mounted here if it is not).
+CONNS=/sys/fs/fuse/connections
+CTL_MOUNTED=""
+if [ -d "$CONNS" ] && ! grep -q " $CONNS fusectl" /proc/mounts && mount -t fusectl fusectl "$CONNS" 2>/dev/null; then
+	CTL_MOUNTED=yes
+fi
+check "mount with max_background=40" fs_mount -o max_background=40
+conn_limit() {
+	cat "$CONNS/$(mountpoint -d "$MNT" | cut -d: -f2)/max_background"
+}
+deep_fio() {
+	rm -f "$MNT/big" "$MNT"/load* # room
+	fio --name=bg --filename="$MNT/bg" --size=16M --rw=randrw --bs=4k --ioengine=libaio --direct=1 \
+		--iodepth=32 --verify=crc32c --randseed=7 --output="$T/bg.out"
+	fio_output_clean "$T/bg.out" $?
+}
+if grep -q " $CONNS fusectl" /proc/mounts; then
+	check "the kernel takes 40 background requests" test "$(conn_limit)" = 40
+else
+	ok 0 "the kernel takes 40 background requests # SKIP no FUSE control file system"
+fi
+if command -v fio >/dev/null; then
+	check "fio's queue of 32 direct random reads and writes verifies" deep_fio
+else
+	ok 0 "fio's queue of 32 direct random reads and writes verifies # SKIP no fio"
+fi
+check "unmount" fs_umount
+[ -z "$CTL_MOUNTED" ] || umount "$CONNS"
+check "max_background=0 is refused" sh -c "! '$DMIOFS' -f -o max_background=0 '$IMAGES' '$MNT' 2>'$T/err' && grep -q 'max_background=0: want a number of requests, 1 to 65535' '$T/err' && ! grep -q ' $MNT fuse' /proc/mounts"
 check "max_threads=0 is refused" sh -c "! '$DMIOFS' -f -o max_threads=0 '$IMAGES' '$MNT' 2>'$T/err' && grep -q 'max_threads=0: want a number of threads, 1 to 1024' '$T/err' && ! grep -q ' $MNT fuse' /proc/mounts"
 done_testing
