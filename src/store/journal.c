@@ -506,7 +506,7 @@ static gpointer committer_main(gpointer data)
 		st->sync_wanted = false;
 		while (st->committing) /* one commit_here started is still on its way */
 			g_cond_wait(&st->landed_cond, &st->lock);
-		if ((st->pending->len || st->lazy_since || frees_unsettled(st)) && !st->broken)
+		if ((st->pending->len || st->lazy_since || frees_unsettled(st) || settle_asked(st)) && !st->broken)
 			commit_or_checkpoint(st, asked || st->waiters);
 		wake_waiters(st);
 		ioerr_say_held_back(st);
