@@ -94,8 +94,12 @@ deep_fio() {
 }
 if grep -q " $CONNS fusectl" /proc/mounts; then
 	check "the kernel takes 40 background requests" test "$(conn_limit)" = 40
+	fs_umount
+	fs_mount
+	check "by default, 64" test "$(conn_limit)" = 64
 else
 	ok 0 "the kernel takes 40 background requests # SKIP no FUSE control file system"
+	ok 0 "by default, 64 # SKIP no FUSE control file system"
 fi
 if command -v fio >/dev/null; then
 	check "fio's queue of 32 direct random reads and writes verifies" deep_fio
