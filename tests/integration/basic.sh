@@ -88,8 +88,9 @@ conn_limit() {
 }
 deep_fio() {
 	rm -f "$MNT/big" "$MNT"/load* # room
-	fio --name=bg --filename="$MNT/bg" --size=16M --rw=randrw --bs=4k --ioengine=libaio --direct=1 \
-		--iodepth=32 --verify=crc32c --randseed=7 --output="$T/bg.out"
+	# from $T: fio leaves its verify state in the current folder
+	(cd "$T" && fio --name=bg --filename="$MNT/bg" --size=16M --rw=randrw --bs=4k --ioengine=libaio \
+		--direct=1 --iodepth=32 --verify=crc32c --randseed=7 --output="$T/bg.out")
 	fio_output_clean "$T/bg.out" $?
 }
 if grep -q " $CONNS fusectl" /proc/mounts; then
