@@ -422,8 +422,8 @@ static bool waiter_met(const struct store *st, const struct sync_waiter *w)
 	return w->seq <= (w->frees ? st->settled_seq : st->durable_seq);
 }
 
-/* Complete the waiters the durable seq covers (lock held; dropped to
- * call them). */
+/* Complete the waiters the durable seq covers, or the settled one for
+ * those that wait for frees (lock held; dropped to call them). */
 static void wake_waiters(struct store *st)
 {
 	struct sync_waiter **link = &st->waiters, *done = NULL;
