@@ -608,6 +608,20 @@ int store_sync_frees(struct store *st)
 	return sync_wait(st, true);
 }
 
+int journal_settle_replay(struct store *st)
+{
+	bool unsettled;
+
+	g_mutex_lock(&st->lock);
+	unsettled = st->settled_seq < st->durable_seq;
+	g_mutex_unlock(&st->lock);
+	if (!unsettled)
+		return 0;
+	g_message("settling the %llu log commit%s whose data the replay checked, with an ordered commit",
+		  (unsigned long long)st->replay_checked, st->replay_checked == 1 ? "" : "s");
+	return sync_wait(st, true);
+}
+
 /* ---- replay ----------------------------------------------------------------- */
 
 /* Where the log stands after a commit: the next one's place and seq, the
@@ -808,6 +822,7 @@ static int apply_if_landed(struct store *st, GArray *held, struct log_cursor *at
 			  (unsigned long long)(at->seq + n), (unsigned long long)(at->seq + held->len - 1));
 		st->log_left_out = true;
 	}
+	st->replay_checked = n;
 	/* One by one, so each is checked against what the ones before it
 	 * changed (a chunk, a stale copy). */
 	return apply_held(st, true, held, n, at, commits);
@@ -868,6 +883,7 @@ int journal_replay(struct store *st, uint64_t pos, uint64_t seq, uint64_t *commi
 	int err;
 
 	*commits = 0;
+	st->replay_checked = 0;
 	err = walk_log(st, NULL, true, &at, commits);
 	if (err)
 		return err;
@@ -875,7 +891,13 @@ int journal_replay(struct store *st, uint64_t pos, uint64_t seq, uint64_t *commi
 	st->log_used = at.used;
 	st->log_chain = at.chain;
 	st->next_seq = at.seq;
-	st->durable_seq = st->settled_seq = at.seq - 1;
+	/* The commits applied after their data was checked are durable but
+	 * not settled: the blocks they freed are free in memory already (the
+	 * allocator is rebuilt from the extents), and reused before a commit
+	 * settles them they would fail the next replay's check
+	 * (store_settle_replay). */
+	st->durable_seq = at.seq - 1;
+	st->settled_seq = at.seq - 1 - st->replay_checked;
 	st->last_unordered = 0;
 	return 0;
 }

@@ -13,6 +13,11 @@ int journal_replay(struct store *st, uint64_t from_pos, uint64_t from_seq, uint6
  * the commit after its newest checkpoint (seq at pos): d's generation. */
 uint64_t journal_last_seq_on(struct store *st, struct sdev *d, uint64_t pos, uint64_t seq);
 int journal_start(struct store *st);
+/* After journal_start at mount: when the replay applied commits only
+ * once their data checked and no checkpoint followed (the metadata area
+ * was full), write an ordered commit that settles them, before anything
+ * may reuse the blocks they freed. */
+int journal_settle_replay(struct store *st);
 /* Commit what is pending and stop the committer. */
 void journal_stop(struct store *st);
 /* Lock held: every commit up to seq (and the data they map) is on

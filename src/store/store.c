@@ -209,7 +209,7 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 		 * If it does not fit (a full metadata area), the log still
 		 * holds everything: mount anyway, so files can be deleted. */
 		if (dirty)
-			err = checkpoint_write(st);
+			err = st->opt.no_mount_checkpoint ? -ENOSPC : checkpoint_write(st);
 		if (err == -ENOSPC) {
 			g_warning("the metadata area is full: mounting without a checkpoint; delete files to make room");
 			err = 0;
@@ -226,9 +226,13 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	}
 	if (!st->opt.read_only) {
 		journal_start(st);
-		err = st->opt.no_background ? 0 : mender_start(st);
-		if (err) {
+		err = journal_settle_replay(st);
+		if (err)
+			g_string_append_printf(why, "cannot write the log commit that settles the replayed ones: %s",
+					       g_strerror(-err));
+		else if (!st->opt.no_background && (err = mender_start(st)))
 			g_string_append_printf(why, "cannot start the background worker: %s", g_strerror(-err));
+		if (err) {
 			journal_stop(st);
 			store_free(st);
 			return err;

@@ -33,6 +33,8 @@ struct store_options {
 	uint64_t rebuild_rate; /* bytes/s for catch-up and rebuilds (0: the default) */
 	struct events *events; /* where events go besides the log (events.h); may be NULL */
 	struct dmio_write_log *write_log; /* record every write to it (tests: power cuts) */
+	bool no_mount_checkpoint; /* tests: mount as if the checkpoint after a replay did
+				   * not fit (a full metadata area) */
 	int heal_delay;        /* seconds a device is away before its copies are made elsewhere
 			        * (0: the default, 60; -1: at once) */
 };
@@ -69,6 +71,9 @@ struct store {
 	uint64_t lazy_blocks;  /* data blocks mapped by lazy commits not yet flushed, */
 	gint64 lazy_since;     /* and when the first of them landed (0: none) */
 	bool log_left_out;     /* replay left commits out (their data had not landed) */
+	uint64_t replay_checked; /* commits the replay applied only once their data
+				  * checked: until a commit settles them, a later
+				  * replay checks them again */
 	uint64_t log_used;     /* ring bytes the newest checkpoint still needs */
 	uint32_t ckpt_slot;    /* slot of the newest checkpoint */
 	uint64_t ckpt_seq;

@@ -1504,6 +1504,72 @@ static void body_crash_lazy_leftover(const char *dir)
 	g_free(d3);
 }
 
+/* Two lazy commits, the second freeing the first's blocks, and a power
+ * cut: the mount checks their data and applies them.  When no checkpoint
+ * follows (a full metadata area), the blocks they freed are free in
+ * memory at once; reused before a commit settles the two, the next
+ * replay would check them again, find the first's blocks rewritten and
+ * leave both out, going back to a state whose blocks are reused too.  So
+ * the mount writes an ordered commit first: a power cut right after it
+ * finds nothing left to check. */
+static void body_crash_full_meta_mount(const char *dir)
+{
+	struct fs f;
+	uint8_t *p1 = pattern(4 * BLK, 70), *p2 = pattern(4 * BLK, 71), *p3 = pattern(4 * BLK, 72);
+	struct store_options opts = OPTS;
+	char *copies[2], *again[2];
+	uint64_t a, at;
+	struct store *cst;
+
+	fs_new(&f, dir);
+	f.opt.commit_interval_ms = LAZY_TEST_INTERVAL_MS;
+	a = do_mknod(f.st, ROOT_INO, "a", S_IFREG | 0644);
+	write_ok(f.st, a, 0, p1, 4 * BLK);
+	fs_reopen(&f); /* a checkpoint: the log starts empty */
+	lock_when_committed(f.st, UINT64_MAX);
+	at = f.st->log_pos;
+	g_mutex_unlock(&f.st->lock);
+	write_ok(f.st, a, 0, p2, 4 * BLK); /* lazy commit L1 */
+	lock_when_committed(f.st, at);
+	at = f.st->log_pos;
+	g_mutex_unlock(&f.st->lock);
+	write_ok(f.st, a, 0, p3, 4 * BLK); /* lazy commit L2 frees L1's blocks */
+	lock_when_committed(f.st, at);
+	g_assert_cmpint(f.st->lazy_since, !=, 0); /* neither is flushed yet */
+	/* the power goes: the devices kept everything */
+	copies[0] = copy_image(f.paths[0], dir, "c0.img");
+	copies[1] = copy_image(f.paths[1], dir, "c1.img");
+	g_mutex_unlock(&f.st->lock);
+	fs_free(&f);
+
+	opts.no_mount_checkpoint = true;
+	g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL); /* it warns that the area is full */
+	cst = mount_opts(copies, 2, &opts);
+	g_assert_false(cst->log_left_out);
+	g_assert_cmpuint(cst->replay_checked, ==, 2);
+	g_mutex_lock(&cst->lock);
+	g_assert_cmpuint(cst->settled_seq, ==, cst->durable_seq);
+	/* the power goes again, right after the mount */
+	again[0] = copy_image(copies[0], dir, "a0.img");
+	again[1] = copy_image(copies[1], dir, "a1.img");
+	g_mutex_unlock(&cst->lock);
+	assert_reads(cst, a, 0, p3, 4 * BLK);
+	g_assert_cmpint(store_close(cst), ==, 0);
+
+	opts.read_only = true; /* replays, writes nothing */
+	cst = mount_opts(again, 2, &opts);
+	g_assert_cmpuint(cst->replay_checked, ==, 0); /* the ordered commit vouches for L1 and L2 */
+	assert_reads(cst, a, 0, p3, 4 * BLK);
+	g_assert_cmpint(store_close(cst), ==, 0);
+	for (int i = 0; i < 2; i++) {
+		g_free(copies[i]);
+		g_free(again[i]);
+	}
+	g_free(p1);
+	g_free(p2);
+	g_free(p3);
+}
+
 /* Where copy 0 of blocks [0, n) of ino lie, as (device, offset) pairs. */
 static void locate_all(struct store *st, uint64_t ino, uint32_t n, uint32_t *dev, uint64_t *off)
 {
@@ -2113,6 +2179,7 @@ int main(int argc, char **argv)
 	CASE("crash/lazy-commit", body_crash_lazy_commit);
 	CASE("crash/lazy-leftover", body_crash_lazy_leftover);
 	CASE("crash/unordered-after-lazy", body_crash_unordered_after_lazy);
+	CASE("crash/full-meta-mount", body_crash_full_meta_mount);
 	CASE("write/partial-and-scattered", body_overwrite);
 	CASE("fallocate", body_fallocate);
 	CASE("write/enospc", body_enospc);
