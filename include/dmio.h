@@ -141,6 +141,12 @@ struct dm_io_client;
 struct dm_io_client *dm_io_client_create(unsigned int num_pages);
 int dm_io_client_resize(unsigned int num_pages, struct dm_io_client *client);
 void dm_io_client_destroy(struct dm_io_client *client);
+/* libdmio's own: the client's completion thread also calls fn whenever fd
+ * is readable, so that work arriving on fd (a FUSE session's requests)
+ * is served by the thread that reaps its I/O; fn returns non-zero to stop
+ * watching.  fd -1 stops, waiting for a running fn to return. */
+typedef int (*dm_io_watch_fn)(void *context);
+int dm_io_client_watch(struct dm_io_client *client, int fd, dm_io_watch_fn fn, void *context);
 
 enum dm_io_mem_type {
 	DM_IO_PAGE_LIST, /* ptr.pl, starting offset bytes into the first page */

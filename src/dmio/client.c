@@ -334,20 +334,51 @@ static void run_due_delays(struct dm_io_client *client)
 
 /* ---- the completion thread ---------------------------------------------- */
 
-static void wait_for_events(struct dm_io_client *client)
+/* Call the watcher, unless it stopped meanwhile; it stops for good when
+ * it says so. */
+static void serve_watched(struct dm_io_client *client, int fd)
+{
+	pthread_mutex_lock(&client->watch_lock);
+	if (client->watch_fd == fd && client->watch_fn(client->watch_ctx))
+		client->watch_fd = -1;
+	pthread_mutex_unlock(&client->watch_lock);
+}
+
+/* Sleep until the ring or a wake-up has news, the first injected delay
+ * is due, or the watched descriptor is readable (which is served here).
+ * False when only the watched descriptor woke it: nothing to reap. */
+static bool wait_for_events(struct dm_io_client *client)
 {
 	struct dmio_piece *next = g_queue_peek_head(&client->delayed);
+	struct pollfd pfd[2] = { { .fd = client->efd, .events = POLLIN }, { .fd = -1, .events = POLLIN } };
+	int timeout = -1, n;
 	uint64_t count;
 
+	pthread_mutex_lock(&client->watch_lock);
+	pfd[1].fd = client->watch_fd;
+	pthread_mutex_unlock(&client->watch_lock);
 	if (next) {
 		gint64 wait_us = next->due_us - g_get_monotonic_time();
-		struct pollfd pfd = { .fd = client->efd, .events = POLLIN };
 
-		if (wait_us <= 0 || poll(&pfd, 1, (int)((wait_us + 999) / 1000)) <= 0)
-			return;
+		if (wait_us <= 0)
+			return true;
+		timeout = (int)((wait_us + 999) / 1000);
 	}
+	if (!next && pfd[1].fd < 0) { /* the common case: one blocking read */
+		while (read(client->efd, &count, sizeof(count)) < 0 && errno == EINTR)
+			;
+		return true;
+	}
+	n = poll(pfd, pfd[1].fd < 0 ? 1 : 2, timeout);
+	if (n <= 0)
+		return true; /* a delay is due (or a signal): look at everything */
+	if (pfd[1].revents)
+		serve_watched(client, pfd[1].fd);
+	if (!(pfd[0].revents & POLLIN))
+		return false;
 	while (read(client->efd, &count, sizeof(count)) < 0 && errno == EINTR)
 		;
+	return true;
 }
 
 static void reap_ring(struct dm_io_client *client)
@@ -383,7 +414,8 @@ static void *completion_main(void *arg)
 
 	completion_client = client;
 	while (!finished(client)) {
-		wait_for_events(client);
+		if (!wait_for_events(client))
+			continue;
 		reap_ring(client);
 		drain_done(client);
 		run_due_delays(client);
@@ -405,6 +437,7 @@ static void client_free(struct dm_io_client *client)
 		close(client->efd);
 	pthread_cond_destroy(&client->idle);
 	pthread_cond_destroy(&client->io_freed);
+	pthread_mutex_destroy(&client->watch_lock);
 	pthread_mutex_destroy(&client->lock);
 	free(client);
 }
@@ -425,6 +458,8 @@ DMIO_EXPORT struct dm_io_client *dm_io_client_create(unsigned int num_pages)
 	pool_init(&client->pages, DMIO_PAGE_SIZE, DMIO_PAGE_SIZE);
 	pool_init(&client->ios, sizeof(struct dmio_io), 64);
 	g_queue_init(&client->delayed);
+	pthread_mutex_init(&client->watch_lock, NULL);
+	client->watch_fd = -1;
 	client->efd = eventfd(0, EFD_CLOEXEC);
 	err = client->efd < 0 ? -errno : size_pools(client, num_pages);
 	if (!err) {
@@ -455,6 +490,26 @@ DMIO_EXPORT int dm_io_client_resize(unsigned int num_pages, struct dm_io_client 
 	err = size_pools(client, num_pages);
 	client_wake(client); /* parked requests may fit now */
 	return err;
+}
+
+DMIO_EXPORT int dm_io_client_watch(struct dm_io_client *client, int fd, dm_io_watch_fn fn, void *context)
+{
+	bool own_thread;
+
+	if (!client || (fd >= 0 && !fn))
+		return -EINVAL;
+	/* From the completion thread (fn itself, or a callback) the lock may
+	 * be ours already, and no fn can be running elsewhere. */
+	own_thread = client_on_completion_thread(client);
+	if (!own_thread)
+		pthread_mutex_lock(&client->watch_lock);
+	client->watch_fn = fd >= 0 ? fn : NULL;
+	client->watch_ctx = fd >= 0 ? context : NULL;
+	client->watch_fd = fd >= 0 ? fd : -1;
+	if (!own_thread)
+		pthread_mutex_unlock(&client->watch_lock);
+	client_wake(client); /* poll the new descriptor, or stop polling the old */
+	return 0;
 }
 
 DMIO_EXPORT void dm_io_client_destroy(struct dm_io_client *client)

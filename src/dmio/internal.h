@@ -200,6 +200,12 @@ struct dm_io_client {
 	pthread_t thread;
 	GThreadPool *worker;      /* discard, write-zeroes, fallback flushes */
 	GQueue delayed;           /* completion thread only: sorted by due_us */
+	/* A descriptor the completion thread serves too (dm_io_client_watch):
+	 * changed under watch_lock, which is held while fn runs. */
+	pthread_mutex_t watch_lock;
+	int watch_fd;
+	dm_io_watch_fn watch_fn;
+	void *watch_ctx;
 };
 
 /* client.c */

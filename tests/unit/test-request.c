@@ -1082,6 +1082,87 @@ static void test_async_chain_from_callback(struct fixture *f, gconstpointer data
 	g_free(raw);
 }
 
+/* A watched descriptor is served by the client's completion thread: each
+ * byte written to the pipe is read there, and a 'w' submits a write from
+ * there, whose callback runs on the same thread; a 'q' stops the watch.
+ * Unwatching (fd -1) returns with no call of fn running or to come. */
+struct watch {
+	struct dm_io_client *client;
+	struct io_region where;
+	char *buf;
+	int fd;
+	gint calls, on_thread, submitted;
+	struct probe written;
+	struct tu_waiter stopped;
+};
+
+static int watch_fn(void *context)
+{
+	struct watch *w = context;
+	char c;
+
+	g_atomic_int_inc(&w->calls);
+	if (client_on_completion_thread(w->client))
+		g_atomic_int_inc(&w->on_thread);
+	g_assert_cmpint(read(w->fd, &c, 1), ==, 1);
+	if (c == 'w') {
+		g_assert_cmpint(tu_io_async(w->client, DMIO_WRITE, 0, tu_kmem(w->buf), 1, &w->where, probe_notify,
+					    &w->written),
+				==, 0);
+		g_atomic_int_inc(&w->submitted);
+	}
+	if (c == 'q') {
+		tu_waiter_notify(0, &w->stopped);
+		return 1;
+	}
+	return 0;
+}
+
+static void test_client_watch(struct fixture *f, gconstpointer data)
+{
+	struct watch w = { .client = f->client, .where = { f->d.bdev[0], 64, 8 } };
+	int p[2];
+
+	(void)data;
+	g_assert_cmpint(pipe(p), ==, 0);
+	w.fd = p[0];
+	w.buf = tu_aligned(4096);
+	tu_pattern(w.buf, 4096, 77);
+	probe_init(&w.written, f->client);
+	tu_waiter_init(&w.stopped);
+	g_assert_cmpint(dm_io_client_watch(NULL, p[0], watch_fn, &w), ==, -EINVAL);
+	g_assert_cmpint(dm_io_client_watch(f->client, p[0], NULL, &w), ==, -EINVAL);
+	g_assert_cmpint(dm_io_client_watch(f->client, p[0], watch_fn, &w), ==, 0);
+
+	g_assert_cmpint(write(p[1], "w", 1), ==, 1);
+	tu_waiter_wait(&w.written.w, 1);
+	g_assert_cmpuint(w.written.w.bits, ==, 0);
+	g_assert_cmpint(g_atomic_int_get(&w.written.on_thread), ==, 1);
+	tu_assert_image_holds(f->d.path[0], 64 * 512, w.buf, 4096);
+
+	g_assert_cmpint(write(p[1], "q", 1), ==, 1);
+	tu_waiter_wait(&w.stopped, 1);
+	g_assert_cmpint(write(p[1], "x", 1), ==, 1); /* stopped: nobody reads it */
+	g_usleep(50 * 1000);
+	g_assert_cmpint(g_atomic_int_get(&w.calls), ==, 2);
+
+	/* watch again, then stop from outside: fn is not called after that */
+	g_assert_cmpint(dm_io_client_watch(f->client, p[0], watch_fn, &w), ==, 0);
+	while (g_atomic_int_get(&w.calls) < 3) /* the 'x' waiting in the pipe */
+		g_usleep(1000);
+	g_assert_cmpint(dm_io_client_watch(f->client, -1, NULL, NULL), ==, 0);
+	g_assert_cmpint(write(p[1], "w", 1), ==, 1);
+	g_usleep(50 * 1000);
+	g_assert_cmpint(g_atomic_int_get(&w.calls), ==, 3);
+	g_assert_cmpint(g_atomic_int_get(&w.on_thread), ==, 3);
+	g_assert_cmpint(g_atomic_int_get(&w.submitted), ==, 1);
+	close(p[0]);
+	close(p[1]);
+	tu_waiter_clear(&w.written.w);
+	tu_waiter_clear(&w.stopped);
+	free(w.buf);
+}
+
 /* Destroying a client from its own callback is refused (it would wait for
  * itself) and logged; resizing from there works; the client lives on. */
 struct self_destroy {
@@ -1660,6 +1741,7 @@ int main(int argc, char **argv)
 	ADD("callback/after-last-piece", test_callback_after_last_piece);
 	ADD("callback/sync-is-edeadlk", test_sync_from_callback);
 	ADD("callback/async-chain", test_async_chain_from_callback);
+	ADD("client/watch", test_client_watch);
 	ADD("callback/destroy-refused", test_destroy_from_callback);
 	ADD("callback/burst-beyond-pool", test_burst_from_callback);
 	ADD("pool/exhaustion", test_pool_exhaustion);
