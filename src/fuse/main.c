@@ -27,6 +27,7 @@
 #include "control.h"
 #include "daemonlog.h"
 #include "dmiofs.h"
+#include "evloop.h"
 #include "mounthelper.h"
 
 struct options {
@@ -40,6 +41,7 @@ struct options {
 	unsigned int max_idle_threads;
 	unsigned int max_background;
 	int no_clone_fd;
+	int no_event_loop;
 	int read_only;
 	int verbose;
 	int writeback;
@@ -101,6 +103,8 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("max_background=", KEY_MAX_BACKGROUND),
 	OPT("clone_fd", no_clone_fd, 0),
 	OPT("no_clone_fd", no_clone_fd, 1),
+	OPT("event_loop", no_event_loop, 0),
+	OPT("no_event_loop", no_event_loop, 1),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -214,12 +218,17 @@ static void usage(void)
 	       "  -f                 stay in the foreground\n"
 	       "  -d, -o debug       foreground, and print every FUSE request\n"
 	       "  -s                 one thread\n"
-	       "  -o max_threads=N   at most N threads serve requests (default " G_STRINGIFY(DEFAULT_MAX_THREADS) ")\n"
-	       "  -o max_idle_threads=N  keep at most N of them waiting (default " G_STRINGIFY(
+	       "  -o event_loop      reads, writes and most other requests are served by the thread\n"
+	       "                     that reaps the data's I/O (the default)\n"
+	       "  -o no_event_loop   libfuse's worker threads serve every request instead\n"
+	       "  -o max_threads=N   at most N threads serve the requests the event loop hands\n"
+	       "                     on, or all of them (default " G_STRINGIFY(DEFAULT_MAX_THREADS) ")\n"
+	       "  -o max_idle_threads=N  no_event_loop: keep at most N of them waiting (default " G_STRINGIFY(
 		       DEFAULT_MAX_IDLE_THREADS) ")\n"
 	       "  -o max_background=N  at most N asynchronous requests (reads, direct I/O) in flight\n"
 	       "                     from the kernel (default " G_STRINGIFY(DEFAULT_MAX_BACKGROUND) ")\n"
-	       "  -o no_clone_fd     the threads share one /dev/fuse descriptor (default: one each)\n"
+	       "  -o no_clone_fd     no_event_loop: the threads share one /dev/fuse descriptor\n"
+	       "                     (default: one each)\n"
 	       "  -o ro              read-only: nothing is written to the devices\n"
 	       "  -o commit=MS       commit metadata at least every MS milliseconds (default 5000)\n"
 	       "  -o writeback       kernel writeback cache: faster small writes, but a full file\n"
@@ -489,6 +498,12 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	}
 	if (o->single_thread) {
 		ret = fuse_session_loop(fs.se);
+	} else if (!o->no_event_loop) {
+		ret = evloop_run(&fs, o->max_threads);
+		if (ret < 0) {
+			g_warning("cannot serve the FUSE session: %s", g_strerror(-ret));
+			ret = -1;
+		}
 	} else {
 		cfg = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(cfg, !o->no_clone_fd);

@@ -21,6 +21,12 @@ void data_read(struct store *st, uint64_t ino, uint64_t off, size_t size, data_r
 void data_write(struct store *st, uint64_t ino, uint64_t off, const struct iovec *iov, int iovcnt,
 		data_write_fn fn, void *ctx);
 
+/* Let the thread that reaps file data's I/O also serve fd: it calls fn
+ * whenever fd is readable (dm_io_client_watch(3)).  fn may start reads
+ * and writes and anything that only touches memory, never the synchronous
+ * calls below: they wait for that very thread.  fd -1 stops. */
+int data_serve_fd(struct store *st, int fd, dm_io_watch_fn fn, void *ctx);
+
 /* Synchronous, for the metadata side. */
 int data_truncate(struct store *st, uint64_t ino, uint64_t size);
 int data_fallocate(struct store *st, uint64_t ino, int mode, uint64_t off, uint64_t len);

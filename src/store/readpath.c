@@ -532,3 +532,8 @@ void data_read(struct store *st, uint64_t ino, uint64_t off, size_t size, data_r
 	op->plan->ctx = op;
 	rplan_start(op->plan);
 }
+
+int data_serve_fd(struct store *st, int fd, dm_io_watch_fn fn, void *ctx)
+{
+	return dm_io_client_watch(st->client, fd, fn, ctx);
+}

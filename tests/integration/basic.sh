@@ -42,8 +42,9 @@ check "every extent is on two distinct devices, all three used" sh -c "
 	awk '/^region /{split(\$2,e,\"=\"); split(\$4,d,\"=\"); seen[e[2]\" \"d[2]]++; per[e[2]]++; used[d[2]]=1}
 	     END{for (x in per) if (per[x]!=2) exit 1; for (y in seen) if (seen[y]!=1) exit 1; if (length(used)!=3) exit 1}' '$T/layout3'"
 check "unmount" fs_umount
-# The worker threads: max_threads bounds them under a load that makes the
-# default mount start more (threads the daemon names itself aside).  As
+# libfuse's worker threads (-o no_event_loop): max_threads bounds them
+# under a load that makes the default start more (threads the daemon and
+# GLib's pools name themselves aside).  As
 # many may stay idle as may work: libfuse counts a worker that ends for
 # being idle one too many before its thread is gone, so with fewer a
 # count can catch one ending and its replacement at once.
@@ -63,17 +64,28 @@ peak_under_load() {
 	for p in $writers; do wait "$p"; done
 	echo "$peak"
 }
-check "mount with max_threads=2,max_idle_threads=2,no_clone_fd" fs_mount -o max_threads=2,max_idle_threads=2,no_clone_fd
+check "mount with no_event_loop,max_threads=2,max_idle_threads=2,no_clone_fd" \
+	fs_mount -o no_event_loop,max_threads=2,max_idle_threads=2,no_clone_fd
 rest=$(workers)
 limited=$(peak_under_load)
 diag "unnamed threads at rest $rest, at most $limited under 8 writers"
 check "8 writers find at most 2 worker threads more than at rest" test "$limited" -le $((rest + 2))
 check "what they wrote is there" sh -c "for i in 1 2 3 4 5 6 7 8; do cmp -n 8192000 '$MNT/load'\$i /dev/zero || exit 1; done"
 check "unmount" fs_umount
-check "mount with the default threads" fs_mount
+check "mount with no_event_loop and the default threads" fs_mount -o no_event_loop
 unlimited=$(peak_under_load)
 diag "at most $unlimited under 8 writers by default"
 check "by default the same load starts more threads" test "$unlimited" -gt "$limited"
+check "unmount" fs_umount
+# The event loop (the default): the thread that reaps the data's I/O
+# reads the writes from /dev/fuse and answers them, so the same load
+# starts no worker thread at all.
+check "mount with the event loop" fs_mount
+rest=$(workers)
+peak=$(peak_under_load)
+diag "unnamed threads at rest $rest, at most $peak under 8 writers"
+check "8 writers start no worker thread" test "$peak" -le "$rest"
+check "what they wrote is there" sh -c "for i in 1 2 3 4 5 6 7 8; do cmp -n 8192000 '$MNT/load'\$i /dev/zero || exit 1; done"
 check "unmount" fs_umount
 # max_background reaches the kernel: the FUSE control file system shows
 # each connection's limit (mounted here if it is not).
