@@ -278,8 +278,9 @@ def render_md(info, jobs):
                 info.get("loadavg_start", "?"), info.get("loadavg_end", "?")))
     L.append("- image folder: %s, %s" % (info.get("image_dir"), info.get("image_fs")))
     L.append("- command: `%s` (in %s)" % (info.get("command"), info.get("cwd")))
-    L.append("- dmiofs: %s, binaries from %s (%s); %s"
+    L.append("- dmiofs: %s, binaries from %s (%s)%s; %s"
              % (info.get("dmiofs_version", "?"), info.get("binaries_from"), info.get("dmiofs"),
+                ", mounted with -o " + info["dmiofs_options"] if info.get("dmiofs_options") else "",
                 info.get("fio_version")))
     L.append("- images of %d MiB (5: two raw, two dmiofs, one ext4), each allocated and written once; "
              "every file system target works on one file of %d MiB laid down once, and raw on the "
