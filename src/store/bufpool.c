@@ -6,15 +6,15 @@
 
 #define SMALL_BYTES (64u * 1024 + 2 * 4096) /* a 64 KiB request, misaligned */
 
-void bufpool_init(struct bufpool *p, size_t size, unsigned int max_free)
+void bufpool_init(struct bufpool *p, size_t size, unsigned int max_large, unsigned int max_small)
 {
 	memset(p, 0, sizeof(*p));
 	g_mutex_init(&p->lock);
 	p->size = size;
 	p->large.size = size;
-	p->large.max_free = max_free;
+	p->large.max_free = max_large;
 	p->small.size = SMALL_BYTES < size ? SMALL_BYTES : size;
-	p->small.max_free = 8 * max_free;
+	p->small.max_free = max_small;
 }
 
 void bufpool_destroy(struct bufpool *p)

@@ -19,9 +19,9 @@ struct bufpool {
 	size_t size;         /* the largest pooled request */
 };
 
-/* Pool requests up to size bytes; keep at most max_free large buffers
- * (and eight times as many small ones) when idle. */
-void bufpool_init(struct bufpool *p, size_t size, unsigned int max_free);
+/* Pool requests up to size bytes; keep at most max_large buffers of that
+ * size and max_small small ones when idle. */
+void bufpool_init(struct bufpool *p, size_t size, unsigned int max_large, unsigned int max_small);
 void bufpool_destroy(struct bufpool *p);
 /* At least len bytes, 4 KiB aligned; NULL when out of memory. */
 void *bufpool_get(struct bufpool *p, size_t len);

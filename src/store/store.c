@@ -188,11 +188,11 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	if (opt)
 		st->opt = *opt;
 	st->pending = g_byte_array_new();
-	/* Keep as many 1 MiB buffers as requests the kernel may have in
-	 * flight (max_background, 64 by default): with 8, the event loop's
+	/* Keep as many buffers as requests the kernel may have in flight
+	 * (max_background, 64 by default): with 8 of 1 MiB, the event loop's
 	 * 16-deep 1 MiB reads allocated and faulted in a fresh buffer for
 	 * every other request and read at a quarter of the rate. */
-	bufpool_init(&st->buffers, (1u << 20) + 2 * DMIOFS_BLOCK, 64);
+	bufpool_init(&st->buffers, (1u << 20) + 2 * DMIOFS_BLOCK, 64, 64);
 	st->starter = g_thread_pool_new(range_run_started, NULL, 4, FALSE, NULL);
 	st->client = dm_io_client_create(CLIENT_PAGES);
 	st->meta_client = dm_io_client_create(256);
