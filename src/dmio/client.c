@@ -339,8 +339,11 @@ static void run_due_delays(struct dm_io_client *client)
 static void serve_watched(struct dm_io_client *client, int fd)
 {
 	pthread_mutex_lock(&client->watch_lock);
+	client->plugged = true;
 	if (client->watch_fd == fd && client->watch_fn(client->watch_ctx))
 		client->watch_fd = -1;
+	client->plugged = false;
+	io_unplug(client);
 	pthread_mutex_unlock(&client->watch_lock);
 }
 

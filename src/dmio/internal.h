@@ -185,6 +185,8 @@ struct dmio_io {
 	struct io_region where[DM_IO_MAX_REGIONS];
 };
 
+#define DMIO_PLUG_MAX 128 /* iocbs a plugged completion thread holds back */
+
 struct dm_io_client {
 	pthread_mutex_t lock;
 	pthread_cond_t io_freed;  /* a request object came back */
@@ -206,6 +208,12 @@ struct dm_io_client {
 	int watch_fd;
 	dm_io_watch_fn watch_fn;
 	void *watch_ctx;
+	/* While the watcher runs, the pieces it starts wait here and go to
+	 * io_submit together when it returns (completion thread only): one
+	 * system call and one doorbell for a batch of requests. */
+	bool plugged;
+	unsigned int nplug;
+	struct iocb *plug[DMIO_PLUG_MAX];
 };
 
 /* client.c */
@@ -231,6 +239,8 @@ void piece_complete(struct dmio_piece *piece);
 
 /* request.c */
 void io_pump(struct dmio_io *io, bool from_waitq);
+/* Completion thread: submit what a plug held back. */
+void io_unplug(struct dm_io_client *client);
 void io_piece_done(struct dmio_io *io);
 
 /* writelog.c: append a piece that completed on its device to the device's

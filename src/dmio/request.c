@@ -316,6 +316,26 @@ static void submit_batch(struct dm_io_client *client, struct iocb **batch, unsig
 	*count = 0;
 }
 
+void io_unplug(struct dm_io_client *client)
+{
+	submit_batch(client, client->plug, &client->nplug);
+}
+
+/* The batch goes to io_submit now, or, on a plugged completion thread,
+ * joins the plug (which goes first when it has no room). */
+static void submit_or_plug(struct dm_io_client *client, struct iocb **batch, unsigned int *count)
+{
+	if (!client->plugged || !client_on_completion_thread(client)) {
+		submit_batch(client, batch, count);
+		return;
+	}
+	if (client->nplug + *count > DMIO_PLUG_MAX)
+		io_unplug(client);
+	memcpy(client->plug + client->nplug, batch, *count * sizeof(*batch));
+	client->nplug += *count;
+	*count = 0;
+}
+
 void io_pump(struct dmio_io *io, bool from_waitq)
 {
 	struct dm_io_client *client = io->client;
@@ -337,6 +357,8 @@ void io_pump(struct dmio_io *io, bool from_waitq)
 			need_pages = true;
 		}
 		if (!piece) {
+			if (client->plugged && client_on_completion_thread(client))
+				io_unplug(client); /* what it holds comes back sooner */
 			submit_batch(client, batch, &nbatch);
 			if (client_wait_for_resources(client, io, from_waitq, need_pages))
 				return; /* the completion thread resumes it */
@@ -358,7 +380,7 @@ void io_pump(struct dmio_io *io, bool from_waitq)
 	 * callback.  Completing here instead would let callbacks that resubmit
 	 * nest ever deeper on the submitter's stack. */
 	atomic_fetch_sub(&io->pending, 1);
-	submit_batch(client, batch, &nbatch);
+	submit_or_plug(client, batch, &nbatch);
 }
 
 /* ---- synchronous waiting ------------------------------------------------- */
