@@ -321,11 +321,17 @@ void io_unplug(struct dm_io_client *client)
 	submit_batch(client, client->plug, &client->nplug);
 }
 
+/* Is this the completion thread, running a watcher, so holding back? */
+static bool plugging(const struct dm_io_client *client)
+{
+	return client->plugged && client_on_completion_thread(client);
+}
+
 /* The batch goes to io_submit now, or, on a plugged completion thread,
  * joins the plug (which goes first when it has no room). */
 static void submit_or_plug(struct dm_io_client *client, struct iocb **batch, unsigned int *count)
 {
-	if (!client->plugged || !client_on_completion_thread(client)) {
+	if (!plugging(client)) {
 		submit_batch(client, batch, count);
 		return;
 	}
@@ -357,7 +363,7 @@ void io_pump(struct dmio_io *io, bool from_waitq)
 			need_pages = true;
 		}
 		if (!piece) {
-			if (client->plugged && client_on_completion_thread(client))
+			if (plugging(client))
 				io_unplug(client); /* what it holds comes back sooner */
 			submit_batch(client, batch, &nbatch);
 			if (client_wait_for_resources(client, io, from_waitq, need_pages))

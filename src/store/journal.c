@@ -895,7 +895,7 @@ int journal_replay(struct store *st, uint64_t pos, uint64_t seq, uint64_t *commi
 	 * not settled: the blocks they freed are free in memory already (the
 	 * allocator is rebuilt from the extents), and reused before a commit
 	 * settles them they would fail the next replay's check
-	 * (store_settle_replay). */
+	 * (journal_settle_replay). */
 	st->durable_seq = at.seq - 1;
 	st->settled_seq = at.seq - 1 - st->replay_checked;
 	st->last_unordered = 0;
