@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -334,6 +335,39 @@ static void run_due_delays(struct dm_io_client *client)
 
 /* ---- the completion thread ---------------------------------------------- */
 
+/* Watch new_fd instead of the one watched now (-1: none), under
+ * watch_lock or on the completion thread.  The descriptor joins the
+ * client's epoll set with EPOLLEXCLUSIVE: when several clients watch one
+ * descriptor, each event wakes one of those waiting, not all of them. */
+static int watch_replace(struct dm_io_client *client, int new_fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (client->watch_fd >= 0)
+		epoll_ctl(client->epfd, EPOLL_CTL_DEL, client->watch_fd, NULL); /* may be closed: no matter */
+	client->watch_fd = -1;
+	if (new_fd < 0)
+		return 0;
+	if (client->epfd < 0) {
+		client->epfd = epoll_create1(EPOLL_CLOEXEC);
+		ev.data.fd = client->efd;
+		if (client->epfd < 0 || epoll_ctl(client->epfd, EPOLL_CTL_ADD, client->efd, &ev) < 0) {
+			int err = -errno;
+
+			if (client->epfd >= 0)
+				close(client->epfd);
+			client->epfd = -1;
+			return err;
+		}
+	}
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.fd = new_fd;
+	if (epoll_ctl(client->epfd, EPOLL_CTL_ADD, new_fd, &ev) < 0)
+		return -errno;
+	client->watch_fd = new_fd;
+	return 0;
+}
+
 /* Call the watcher, unless it stopped meanwhile; it stops for good when
  * it says so. */
 static void serve_watched(struct dm_io_client *client, int fd)
@@ -341,7 +375,7 @@ static void serve_watched(struct dm_io_client *client, int fd)
 	pthread_mutex_lock(&client->watch_lock);
 	client->plugged = true;
 	if (client->watch_fd == fd && client->watch_fn(client->watch_ctx))
-		client->watch_fd = -1;
+		watch_replace(client, -1);
 	client->plugged = false;
 	io_unplug(client);
 	pthread_mutex_unlock(&client->watch_lock);
@@ -353,12 +387,13 @@ static void serve_watched(struct dm_io_client *client, int fd)
 static bool wait_for_events(struct dm_io_client *client)
 {
 	struct dmio_piece *next = g_queue_peek_head(&client->delayed);
-	struct pollfd pfd[2] = { { .fd = client->efd, .events = POLLIN }, { .fd = -1, .events = POLLIN } };
-	int timeout = -1, n;
+	struct epoll_event ev[2];
+	int timeout = -1, n, watched;
+	bool news = false;
 	uint64_t count;
 
 	pthread_mutex_lock(&client->watch_lock);
-	pfd[1].fd = client->watch_fd;
+	watched = client->watch_fd;
 	pthread_mutex_unlock(&client->watch_lock);
 	if (next) {
 		gint64 wait_us = next->due_us - g_get_monotonic_time();
@@ -367,21 +402,29 @@ static bool wait_for_events(struct dm_io_client *client)
 			return true;
 		timeout = (int)((wait_us + 999) / 1000);
 	}
-	if (!next && pfd[1].fd < 0) { /* the common case: one blocking read */
+	if (watched < 0) {
+		struct pollfd pfd = { .fd = client->efd, .events = POLLIN };
+
+		if (next && poll(&pfd, 1, timeout) <= 0)
+			return true; /* a delay is due (or a signal): look at everything */
+		/* the common case: one blocking read */
 		while (read(client->efd, &count, sizeof(count)) < 0 && errno == EINTR)
 			;
 		return true;
 	}
-	n = poll(pfd, pfd[1].fd < 0 ? 1 : 2, timeout);
+	n = epoll_wait(client->epfd, ev, 2, timeout);
 	if (n <= 0)
 		return true; /* a delay is due (or a signal): look at everything */
-	if (pfd[1].revents)
-		serve_watched(client, pfd[1].fd);
-	if (!(pfd[0].revents & POLLIN))
-		return false;
-	while (read(client->efd, &count, sizeof(count)) < 0 && errno == EINTR)
-		;
-	return true;
+	for (int i = 0; i < n; i++) {
+		if (ev[i].data.fd != client->efd) {
+			serve_watched(client, ev[i].data.fd);
+			continue;
+		}
+		news = true;
+		while (read(client->efd, &count, sizeof(count)) < 0 && errno == EINTR)
+			;
+	}
+	return news;
 }
 
 static void reap_ring(struct dm_io_client *client)
@@ -436,6 +479,8 @@ static void client_free(struct dm_io_client *client)
 
 	if (leaked)
 		dmio_log(DMIO_LOG_ERR, "client destroyed with %u objects still in use", leaked);
+	if (client->epfd >= 0)
+		close(client->epfd);
 	if (client->efd >= 0)
 		close(client->efd);
 	pthread_cond_destroy(&client->idle);
@@ -463,6 +508,7 @@ DMIO_EXPORT struct dm_io_client *dm_io_client_create(unsigned int num_pages)
 	g_queue_init(&client->delayed);
 	pthread_mutex_init(&client->watch_lock, NULL);
 	client->watch_fd = -1;
+	client->epfd = -1;
 	client->efd = eventfd(0, EFD_CLOEXEC);
 	err = client->efd < 0 ? -errno : size_pools(client, num_pages);
 	if (!err) {
@@ -498,6 +544,7 @@ DMIO_EXPORT int dm_io_client_resize(unsigned int num_pages, struct dm_io_client 
 DMIO_EXPORT int dm_io_client_watch(struct dm_io_client *client, int fd, dm_io_watch_fn fn, void *context)
 {
 	bool own_thread;
+	int err;
 
 	if (!client || (fd >= 0 && !fn))
 		return -EINVAL;
@@ -506,13 +553,13 @@ DMIO_EXPORT int dm_io_client_watch(struct dm_io_client *client, int fd, dm_io_wa
 	own_thread = client_on_completion_thread(client);
 	if (!own_thread)
 		pthread_mutex_lock(&client->watch_lock);
-	client->watch_fn = fd >= 0 ? fn : NULL;
-	client->watch_ctx = fd >= 0 ? context : NULL;
-	client->watch_fd = fd >= 0 ? fd : -1;
+	err = watch_replace(client, fd);
+	client->watch_fn = client->watch_fd >= 0 ? fn : NULL;
+	client->watch_ctx = client->watch_fd >= 0 ? context : NULL;
 	if (!own_thread)
 		pthread_mutex_unlock(&client->watch_lock);
-	client_wake(client); /* poll the new descriptor, or stop polling the old */
-	return 0;
+	client_wake(client); /* wait on the new descriptor, or stop waiting on the old */
+	return err;
 }
 
 DMIO_EXPORT void dm_io_client_destroy(struct dm_io_client *client)

@@ -206,6 +206,7 @@ struct dm_io_client {
 	 * changed under watch_lock, which is held while fn runs. */
 	pthread_mutex_t watch_lock;
 	int watch_fd;
+	int epfd; /* efd and watch_fd, once a descriptor was watched; else -1 */
 	dm_io_watch_fn watch_fn;
 	void *watch_ctx;
 	/* While the watcher runs, the pieces it starts wait here and go to

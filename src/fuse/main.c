@@ -42,6 +42,7 @@ struct options {
 	unsigned int max_background;
 	int no_clone_fd;
 	int no_event_loop;
+	unsigned int event_loops;
 	int read_only;
 	int verbose;
 	int writeback;
@@ -61,7 +62,8 @@ struct options {
 };
 
 enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP, KEY_COMMIT, KEY_HEAL_DELAY,
-       KEY_REBUILD_RATE, KEY_MAX_THREADS, KEY_MAX_IDLE_THREADS, KEY_MAX_BACKGROUND };
+       KEY_REBUILD_RATE, KEY_MAX_THREADS, KEY_MAX_IDLE_THREADS, KEY_MAX_BACKGROUND,
+       KEY_EVENT_LOOPS };
 
 /* The FUSE worker threads: 64 at most, 16 kept idle, each reading its
  * own clone of /dev/fuse.  Measured best on 2 cores (bench/RESULTS.md);
@@ -75,6 +77,11 @@ enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP, K
  * more 4 KiB random reads and writes on 2 cores (bench/RESULTS.md). */
 #define MOST_BACKGROUND 65535
 #define DEFAULT_MAX_BACKGROUND 64
+/* One event loop: on 2 cores a second one, on a core of its own with a
+ * data client of its own, gained nothing for 4 KiB random I/O from four
+ * jobs and cost 10-20 % in metadata from four threads (bench/RESULTS.md):
+ * the cores are busy with the kernel's side of FUSE, not the loop. */
+#define DEFAULT_EVENT_LOOPS 1
 
 #define OPT(t, p, v) { t, offsetof(struct options, p), v }
 
@@ -101,6 +108,7 @@ static const struct fuse_opt option_spec[] = {
 	FUSE_OPT_KEY("max_threads=", KEY_MAX_THREADS),
 	FUSE_OPT_KEY("max_idle_threads=", KEY_MAX_IDLE_THREADS),
 	FUSE_OPT_KEY("max_background=", KEY_MAX_BACKGROUND),
+	FUSE_OPT_KEY("event_loops=", KEY_EVENT_LOOPS),
 	OPT("clone_fd", no_clone_fd, 0),
 	OPT("no_clone_fd", no_clone_fd, 1),
 	OPT("event_loop", no_event_loop, 0),
@@ -196,6 +204,11 @@ static int handle_option(void *data, const char *arg, int key, struct fuse_args 
 			return -1;
 		o->max_background = (unsigned int)v;
 		return 0;
+	case KEY_EVENT_LOOPS:
+		if (option_number(arg, "a number of event loops", 1, STORE_MAX_LANES, &v))
+			return -1;
+		o->event_loops = (unsigned int)v;
+		return 0;
 	case FUSE_OPT_KEY_OPT:
 		/* fstab words with a value or a family prefix */
 		if (g_str_has_prefix(arg, "x-systemd.") || g_str_has_prefix(arg, "x-mount.") ||
@@ -220,6 +233,8 @@ static void usage(void)
 	       "  -s                 one thread\n"
 	       "  -o event_loop      reads, writes and most other requests are served by the thread\n"
 	       "                     that reaps the data's I/O (the default)\n"
+	       "  -o event_loops=N   N event loops, each with a data client and a thread of its\n"
+	       "                     own, take the requests in turn (default " G_STRINGIFY(DEFAULT_EVENT_LOOPS) ", at most " G_STRINGIFY(STORE_MAX_LANES) ")\n"
 	       "  -o no_event_loop   libfuse's worker threads serve every request instead\n"
 	       "  -o max_threads=N   at most N threads serve the requests the event loop hands\n"
 	       "                     on, or all of them (default " G_STRINGIFY(DEFAULT_MAX_THREADS) ")\n"
@@ -499,7 +514,7 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 	if (o->single_thread) {
 		ret = fuse_session_loop(fs.se);
 	} else if (!o->no_event_loop) {
-		ret = evloop_run(&fs, o->max_threads);
+		ret = evloop_run(&fs, o->event_loops, o->max_threads);
 		if (ret < 0) {
 			g_warning("cannot serve the FUSE session: %s", g_strerror(-ret));
 			ret = -1;
@@ -573,6 +588,7 @@ int main(int argc, char **argv)
 	struct options o = { .args = g_ptr_array_new_with_free_func(g_free),
 			     .max_threads = DEFAULT_MAX_THREADS,
 			     .max_background = DEFAULT_MAX_BACKGROUND,
+			     .event_loops = DEFAULT_EVENT_LOOPS,
 			     .max_idle_threads = DEFAULT_MAX_IDLE_THREADS };
 	int report_fd = -1;
 	int helper_exit = mounthelper_translate(&argc, &argv);

@@ -21,11 +21,18 @@ void data_read(struct store *st, uint64_t ino, uint64_t off, size_t size, data_r
 void data_write(struct store *st, uint64_t ino, uint64_t off, const struct iovec *iov, int iovcnt,
 		data_write_fn fn, void *ctx);
 
-/* Let the thread that reaps file data's I/O also serve fd: it calls fn
- * whenever fd is readable (dm_io_client_watch(3)).  fn may start reads
- * and writes and anything that only touches memory, never the synchronous
- * calls below: they wait for that very thread.  fd -1 stops. */
-int data_serve_fd(struct store *st, int fd, dm_io_watch_fn fn, void *ctx);
+/* Let the thread that reaps lane's file data I/O also serve fd: it calls
+ * fn whenever fd is readable (dm_io_client_watch(3)).  Lane 0 is the
+ * store's data client; each other lane (below STORE_MAX_LANES) gets a
+ * client of its own, so its reads and writes complete on its own thread.
+ * fn may start reads and writes and anything that only touches memory,
+ * never the synchronous calls below: they wait for the lanes' threads.
+ * fd -1 stops the lane. */
+int data_serve_fd(struct store *st, unsigned int lane, int fd, dm_io_watch_fn fn, void *ctx);
+
+/* The client for file data started on this thread: its lane's on a lane's
+ * thread, the store's data client elsewhere. */
+struct dm_io_client *data_client(struct store *st);
 
 /* Synchronous, for the metadata side. */
 int data_truncate(struct store *st, uint64_t ino, uint64_t size);

@@ -188,7 +188,7 @@ static void repair_start(struct range_op *op)
 		.bi_op = DMIO_WRITE,
 		.mem = { .type = DM_IO_VMA, .ptr.vma = rp->data },
 		.notify = { repair_written, rp },
-		.client = st->client,
+		.client = data_client(st),
 	};
 	struct dinode *in;
 	bool still;
@@ -355,7 +355,7 @@ static void run_issue(struct rrun *r)
 		.bi_op = DMIO_READ,
 		.mem = { .type = DM_IO_VMA, .ptr.vma = r->dst },
 		.notify = { run_read_done, r },
-		.client = st->client,
+		.client = data_client(st),
 	};
 	struct io_region where;
 	int k = choose_copy(st, r), err;
@@ -533,7 +533,37 @@ void data_read(struct store *st, uint64_t ino, uint64_t off, size_t size, data_r
 	rplan_start(op->plan);
 }
 
-int data_serve_fd(struct store *st, int fd, dm_io_watch_fn fn, void *ctx)
+/* The lane whose watcher runs on this thread, once it has run. */
+static __thread const struct data_lane *this_lane;
+
+struct dm_io_client *data_client(struct store *st)
 {
-	return dm_io_client_watch(st->client, fd, fn, ctx);
+	return this_lane && this_lane->st == st ? this_lane->client : st->client;
+}
+
+static int serve_lane(void *ctx)
+{
+	const struct data_lane *lane = ctx;
+
+	this_lane = lane;
+	return lane->fn(lane->ctx);
+}
+
+int data_serve_fd(struct store *st, unsigned int lane, int fd, dm_io_watch_fn fn, void *ctx)
+{
+	struct data_lane *l;
+
+	if (lane >= STORE_MAX_LANES)
+		return -EINVAL;
+	l = &st->lanes[lane];
+	if (fd < 0)
+		return l->client ? dm_io_client_watch(l->client, -1, NULL, NULL) : 0;
+	if (!l->client)
+		l->client = lane ? dm_io_client_create(STORE_CLIENT_PAGES) : st->client;
+	if (!l->client)
+		return -errno;
+	l->st = st;
+	l->fn = fn;
+	l->ctx = ctx;
+	return dm_io_client_watch(l->client, fd, serve_lane, l);
 }

@@ -13,7 +13,6 @@
 #include "rangelock.h"
 #include "store.h"
 
-#define CLIENT_PAGES 1024 /* 4 MiB of bounce pages for the store's own I/O */
 
 static void free_after_commit(void *ctx, uint32_t chunk, uint32_t cblock, uint32_t n)
 {
@@ -159,6 +158,9 @@ static void store_free(struct store *st)
 	alloc_destroy(&st->alloc);
 	if (st->pending)
 		g_byte_array_free(st->pending, TRUE);
+	for (unsigned int i = 1; i < STORE_MAX_LANES; i++)
+		if (st->lanes[i].client)
+			dm_io_client_destroy(st->lanes[i].client);
 	if (st->client)
 		dm_io_client_destroy(st->client);
 	if (st->meta_client)
@@ -194,7 +196,7 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	 * every other request and read at a quarter of the rate. */
 	bufpool_init(&st->buffers, (1u << 20) + 2 * DMIOFS_BLOCK, 64, 64);
 	st->starter = g_thread_pool_new(range_run_started, NULL, 4, FALSE, NULL);
-	st->client = dm_io_client_create(CLIENT_PAGES);
+	st->client = dm_io_client_create(STORE_CLIENT_PAGES);
 	st->meta_client = dm_io_client_create(256);
 	st->sync_client = dm_io_client_create(16);
 	if (!st->client || !st->meta_client || !st->sync_client) {

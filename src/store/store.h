@@ -43,9 +43,22 @@ struct sync_waiter;
 struct mender;
 struct events;
 
+/* An event loop's lane: a data client whose completion thread also
+ * serves a descriptor, and whose reads and writes started on that thread
+ * go through it (data_client), so each loop reaps what it started. */
+#define STORE_MAX_LANES 8
+#define STORE_CLIENT_PAGES 1024 /* 4 MiB of bounce pages for a data client's own I/O */
+struct data_lane {
+	struct store *st;
+	struct dm_io_client *client; /* lane 0: st->client; the others their own */
+	dm_io_watch_fn fn;
+	void *ctx;
+};
+
 struct store {
 	GMutex lock; /* metadata, allocator, log buffer, device states */
-	struct dm_io_client *client;      /* file data */
+	struct dm_io_client *client;      /* file data (and lane 0's) */
+	struct data_lane lanes[STORE_MAX_LANES]; /* the event loops' (data_serve_fd) */
 	struct dm_io_client *meta_client; /* superblocks, checkpoints, the log: never behind data */
 	struct dm_io_client *sync_client; /* log commits started by a sync (journal.c); its
 					   * completions take the lock, so nothing else uses it */

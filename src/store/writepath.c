@@ -291,7 +291,7 @@ static void issue_run(struct wop *op, struct wrun *run)
 		.bi_op = DMIO_WRITE,
 		.mem = { .type = DM_IO_BVEC, .ptr.bvec = bv },
 		.notify = { run_written, run },
-		.client = st->client,
+		.client = data_client(st),
 	};
 
 	run->nregions = 0;

@@ -87,6 +87,30 @@ diag "unnamed threads at rest $rest, at most $peak under 8 writers"
 check "8 writers start no worker thread" test "$peak" -le "$rest"
 check "what they wrote is there" sh -c "for i in 1 2 3 4 5 6 7 8; do cmp -n 8192000 '$MNT/load'\$i /dev/zero || exit 1; done"
 check "unmount" fs_umount
+# Three event loops: two more threads, each a data client's, and the
+# requests of four jobs verify whichever loop serves them.
+check "mount with event_loops=3" fs_mount -o event_loops=3
+# (the loops start once the mount is reported done: wait for them)
+workers_reach() {
+	i=0
+	while [ "$(workers)" -ne "$1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	diag "unnamed threads at rest: $rest with one loop, $(workers) with three"
+	test "$(workers)" -eq "$1"
+}
+check "event_loops=3 runs two threads more than one loop" workers_reach $((rest + 2))
+loops_fio() {
+	rm -f "$MNT"/load*
+	(cd "$T" && fio --name=loops --directory="$MNT" --size=8M --numjobs=4 --rw=randrw --bs=4k --ioengine=libaio \
+		--direct=1 --iodepth=16 --verify=crc32c --randseed=11 --output="$T/loops.out")
+	fio_output_clean "$T/loops.out" $?
+}
+if command -v fio >/dev/null; then
+	check "four fio jobs' direct random reads and writes verify" loops_fio
+else
+	ok 0 "four fio jobs' direct random reads and writes verify # SKIP no fio"
+fi
+check "unmount" fs_umount
+check "event_loops=9 is refused" sh -c "! '$DMIOFS' -f -o event_loops=9 '$IMAGES' '$MNT' 2>'$T/err' && grep -q 'event_loops=9: want a number of event loops, 1 to 8' '$T/err' && ! grep -q ' $MNT fuse' /proc/mounts"
 # max_background reaches the kernel: the FUSE control file system shows
 # each connection's limit (mounted here if it is not).
 CONNS=/sys/fs/fuse/connections

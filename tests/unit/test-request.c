@@ -1163,6 +1163,107 @@ static void test_client_watch(struct fixture *f, gconstpointer data)
 	free(w.buf);
 }
 
+/* Two clients watch one descriptor: each byte is read by one of them,
+ * and when both are idle only one wakes for it (EPOLLEXCLUSIVE): the
+ * other's thread sleeps on.  A client that stops watching is not called
+ * again and the other goes on alone. */
+struct shared_watch {
+	struct dm_io_client *client[2];
+	int fd;
+	gint calls[2], bytes[2], tid[2];
+};
+
+struct shared_watcher {
+	struct shared_watch *sw;
+	int which;
+};
+
+static int shared_watch_fn(void *context)
+{
+	struct shared_watcher *me = context;
+	struct shared_watch *sw = me->sw;
+	char c;
+
+	g_atomic_int_inc(&sw->calls[me->which]);
+	g_assert_true(client_on_completion_thread(sw->client[me->which]));
+	g_atomic_int_set(&sw->tid[me->which], (gint)gettid());
+	if (read(sw->fd, &c, 1) == 1)
+		g_atomic_int_inc(&sw->bytes[me->which]);
+	return 0;
+}
+
+static int shared_bytes(struct shared_watch *sw)
+{
+	return g_atomic_int_get(&sw->bytes[0]) + g_atomic_int_get(&sw->bytes[1]);
+}
+
+/* Write one byte and wait until one of the watchers has read it. */
+static void shared_feed_one(struct shared_watch *sw, int wfd)
+{
+	int before = shared_bytes(sw);
+
+	g_assert_cmpint(write(wfd, "b", 1), ==, 1);
+	while (shared_bytes(sw) == before)
+		g_usleep(100);
+}
+
+/* How often a thread of this process went to sleep. */
+static long thread_sleeps(int tid)
+{
+	char *path = g_strdup_printf("/proc/self/task/%d/status", tid), *text = NULL, *at;
+	long n = -1;
+
+	if (g_file_get_contents(path, &text, NULL, NULL) && (at = strstr(text, "voluntary_ctxt_switches:")))
+		n = strtol(at + strlen("voluntary_ctxt_switches:"), NULL, 10);
+	g_free(text);
+	g_free(path);
+	return n;
+}
+
+static void test_client_watch_shared(struct fixture *f, gconstpointer data)
+{
+	enum { BYTES = 200 };
+	struct shared_watch sw = { .client = { f->client, dm_io_client_create(0) } };
+	struct shared_watcher w0 = { &sw, 0 }, w1 = { &sw, 1 };
+	int p[2], calls1;
+	long sleeps1;
+
+	(void)data;
+	g_assert_nonnull(sw.client[1]);
+	g_assert_cmpint(pipe2(p, O_NONBLOCK), ==, 0);
+	sw.fd = p[0];
+	/* Each thread makes itself known, alone; then client 0 watches
+	 * first, so the kernel offers it each byte first. */
+	g_assert_cmpint(dm_io_client_watch(sw.client[1], p[0], shared_watch_fn, &w1), ==, 0);
+	shared_feed_one(&sw, p[1]);
+	g_assert_cmpint(dm_io_client_watch(sw.client[1], -1, NULL, NULL), ==, 0);
+	g_assert_cmpint(dm_io_client_watch(sw.client[0], p[0], shared_watch_fn, &w0), ==, 0);
+	shared_feed_one(&sw, p[1]);
+	g_assert_cmpint(dm_io_client_watch(sw.client[1], p[0], shared_watch_fn, &w1), ==, 0);
+	g_assert_cmpint(g_atomic_int_get(&sw.bytes[0]), ==, 1);
+	g_assert_cmpint(g_atomic_int_get(&sw.bytes[1]), ==, 1);
+
+	sleeps1 = thread_sleeps(g_atomic_int_get(&sw.tid[1]));
+	g_assert_cmpint(sleeps1, >=, 0);
+	for (int i = 0; i < BYTES; i++)
+		shared_feed_one(&sw, p[1]);
+	g_assert_cmpint(shared_bytes(&sw), ==, BYTES + 2);
+	/* Woken for every byte, client 1's thread would sleep again as
+	 * often; exclusive, it wakes only when client 0 is busy. */
+	g_assert_cmpint(thread_sleeps(g_atomic_int_get(&sw.tid[1])) - sleeps1, <, BYTES / 2);
+
+	g_assert_cmpint(dm_io_client_watch(sw.client[0], -1, NULL, NULL), ==, 0);
+	calls1 = g_atomic_int_get(&sw.calls[0]);
+	for (int i = 0; i < 10; i++)
+		shared_feed_one(&sw, p[1]);
+	g_assert_cmpint(g_atomic_int_get(&sw.calls[0]), ==, calls1);
+	g_assert_cmpint(shared_bytes(&sw), ==, BYTES + 12);
+	g_assert_cmpint(dm_io_client_watch(sw.client[1], -1, NULL, NULL), ==, 0);
+	dm_io_client_destroy(sw.client[1]);
+	close(p[0]);
+	close(p[1]);
+}
+
 /* Destroying a client from its own callback is refused (it would wait for
  * itself) and logged; resizing from there works; the client lives on. */
 struct self_destroy {
@@ -1742,6 +1843,7 @@ int main(int argc, char **argv)
 	ADD("callback/sync-is-edeadlk", test_sync_from_callback);
 	ADD("callback/async-chain", test_async_chain_from_callback);
 	ADD("client/watch", test_client_watch);
+	ADD("client/watch-shared", test_client_watch_shared);
 	ADD("callback/destroy-refused", test_destroy_from_callback);
 	ADD("callback/burst-beyond-pool", test_burst_from_callback);
 	ADD("pool/exhaustion", test_pool_exhaustion);
