@@ -1,13 +1,14 @@
 #!/bin/bash
 # bench/profile.sh - where the dmiofs daemon spends its time, as a flame graph.
 #
-#   bench/profile.sh [--job NAME] [--seconds S] [--out DIR] [--keep]
+#   bench/profile.sh [--job NAME] [--jobs N] [--seconds S] [--out DIR] [--keep]
 #
 # As root.  Makes two 1 GiB image files in a fresh folder under /var/tmp
 # (fallocate'd, then written once with dd oflag=direct: no unwritten
 # extents), mkfs.dmiofs --force, mounts them with dmiofs -f, lays a 400 MiB
 # file down (bench/fio/layout.fio) and runs the benchmark's job
-# bench/fio/job-NAME.fio on it (default randwrite; 1 job).  In the middle of
+# bench/fio/job-NAME.fio on it (default randwrite) with N fio jobs (default
+# 1; the output's names then end in -N).  In the middle of
 # the job, perf record samples the daemon (all its threads) for S seconds
 # (default 3) at 999 Hz with DWARF call graphs; then bench/flamegraph.py
 # turns `perf script` into, in DIR:
@@ -39,27 +40,31 @@ IMG_SIZE=$((1024 * MiB)) FSIZE=$((400 * MiB)) NUMJOBS=1
 
 say() { printf '%s: %s\n' "$ME" "$*" >&2; }
 die() { say "$*"; exit 1; }
-usage() { echo "usage: $ME [--job NAME] [--seconds S] [--out DIR] [--keep]"; }
+usage() { echo "usage: $ME [--job NAME] [--jobs N] [--seconds S] [--out DIR] [--keep]"; }
 
 JOB=randwrite SECS=3 OUT="" KEEP=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--keep) KEEP=1; shift; continue ;;
 	-h | --help) usage; echo "(the comment at the top of $0 says more)"; exit 0 ;;
-	--job=* | --seconds=* | --out=*) opt=${1%%=*} val=${1#*=}; shift ;;
-	--job | --seconds | --out)
+	--job=* | --jobs=* | --seconds=* | --out=*) opt=${1%%=*} val=${1#*=}; shift ;;
+	--job | --jobs | --seconds | --out)
 		[ $# -ge 2 ] || { usage >&2; exit 2; }
 		opt=$1 val=$2; shift 2 ;;
 	*) say "unknown argument '$1'"; usage >&2; exit 2 ;;
 	esac
 	case $opt in
 	--job) JOB=$val ;;
+	--jobs) NUMJOBS=$val ;;
 	--seconds) SECS=$val ;;
 	--out) OUT=$val ;;
 	esac
 done
 case $SECS in '' | *[!0-9]* | 0) die "--seconds: want whole seconds, not '$SECS'" ;; esac
+case $NUMJOBS in [1-9] | 1[0-6]) ;; *) die "--jobs: want 1 to 16 fio jobs, not '$NUMJOBS'" ;; esac
 JOBFILE=$BENCH/fio/job-$JOB.fio
+NAME=$JOB
+[ "$NUMJOBS" = 1 ] || NAME=$JOB-$NUMJOBS
 if [ ! -r "$JOBFILE" ]; then
 	jobs=""
 	for f in "$BENCH"/fio/job-*.fio; do f=${f##*/job-}; jobs="$jobs ${f%.fio}"; done
@@ -181,10 +186,10 @@ sync "$MNT"
 # ---- the job, and perf in the middle of it ---------------------------------------------
 say "job-$JOB.fio for ${RUNTIME}s; perf records the daemon from ${PAD}s to $((PAD + SECS))s"
 FILE=$MNT/f SIZE=$((FSIZE / NUMJOBS)) RUNTIME=$RUNTIME NUMJOBS=$NUMJOBS \
-	fio --output="$OUT/$JOB-fio.txt" "$JOBFILE" </dev/null &
+	fio --output="$OUT/$NAME-fio.txt" "$JOBFILE" </dev/null &
 FIOPID=$!
 sleep "$PAD"
-kill -0 "$FIOPID" 2>/dev/null || { cat "$OUT/$JOB-fio.txt" >&2; die "fio ended early"; }
+kill -0 "$FIOPID" 2>/dev/null || { cat "$OUT/$NAME-fio.txt" >&2; die "fio ended early"; }
 cpu_ticks() { sed 's/.*) //' "/proc/$DPID/stat" | awk '{print $12 + $13}'; }
 t0=$(cpu_ticks)
 perf record -q -F 999 --call-graph dwarf,16384 -p "$DPID" -o "$PERFDATA" -- sleep "$SECS" \
@@ -193,7 +198,7 @@ PERFPID=$!
 wait "$PERFPID" || { cat "$W/perf-record.out" >&2; die "perf record failed"; }
 PERFPID=""
 t1=$(cpu_ticks)
-wait "$FIOPID" || { cat "$OUT/$JOB-fio.txt" >&2; die "fio job-$JOB.fio failed"; }
+wait "$FIOPID" || { cat "$OUT/$NAME-fio.txt" >&2; die "fio job-$JOB.fio failed"; }
 FIOPID=""
 grep -v '^\[ perf record' "$W/perf-record.out" >&2 || true
 sync "$MNT"
@@ -202,30 +207,30 @@ sync "$MNT"
 say "perf script and the flame graph (DWARF unwinding takes a while)"
 perf script -i "$PERFDATA" >"$W/perf.txt" 2>"$W/perf-script.err" ||
 	{ cat "$W/perf-script.err" >&2; die "perf script failed"; }
-result=$(grep -E '^ *(read|write|trim): *IOPS=' "$OUT/$JOB-fio.txt" | sed 's/^ *//') || true
+result=$(grep -E '^ *(read|write|trim): *IOPS=' "$OUT/$NAME-fio.txt" | sed 's/^ *//') || true
 brief=$(awk '{ sub(/ *\(.*/, ""); printf "%s%s", (NR > 1 ? "; " : ""), $0 }' <<<"$result")
-title="dmiofs, job-$JOB.fio, $NUMJOBS job: ${brief:-?} (perf ${SECS}s at 999 Hz)"
-"$PY" "$BENCH/flamegraph.py" --title "$title" --top 25 "$W/perf.txt" >"$OUT/$JOB.svg" 2>"$W/top.md"
-"$PY" "$BENCH/flamegraph.py" --folded "$W/perf.txt" >"$OUT/$JOB.folded"
+title="dmiofs, job-$JOB.fio, $NUMJOBS job(s): ${brief:-?} (perf ${SECS}s at 999 Hz)"
+"$PY" "$BENCH/flamegraph.py" --title "$title" --top 25 "$W/perf.txt" >"$OUT/$NAME.svg" 2>"$W/top.md"
+"$PY" "$BENCH/flamegraph.py" --folded "$W/perf.txt" >"$OUT/$NAME.folded"
 {
 	echo "# dmiofs: job-$JOB.fio"
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs; dmiofs from $FROM."
-	echo "fio: $NUMJOBS job on a $((FSIZE / MiB)) MiB file for ${RUNTIME}s; perf record -F 999"
+	echo "fio: $NUMJOBS job(s) on a $((FSIZE / MiB)) MiB file for ${RUNTIME}s; perf record -F 999"
 	echo "--call-graph dwarf,16384 of the daemon for the middle ${SECS}s, in which it used"
 	awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="$SECS" \
 		'BEGIN { printf "%.2f CPU seconds (%.0f %% of one CPU; about %d samples at 999 Hz).\n", t / hz, 100 * t / hz / s, 999 * t / hz }'
 	echo
 	echo '```'
-	echo "${result:-(no result line; see $JOB-fio.txt)}"
+	echo "${result:-(no result line; see $NAME-fio.txt)}"
 	echo '```'
 	echo
 	cat "$W/top.md"
-} >"$OUT/$JOB-top.md"
-cat "$OUT/$JOB-top.md"
+} >"$OUT/$NAME-top.md"
+cat "$OUT/$NAME-top.md"
 echo
-say "flame graph: $OUT/$JOB.svg"
-say "top functions: $OUT/$JOB-top.md; folded stacks: $OUT/$JOB.folded; fio: $OUT/$JOB-fio.txt"
+say "flame graph: $OUT/$NAME.svg"
+say "top functions: $OUT/$NAME-top.md; folded stacks: $OUT/$NAME.folded; fio: $OUT/$NAME-fio.txt"
 [ "$KEEP" = 1 ] && say "perf data: $PERFDATA"
 exit 0
 }
