@@ -13,7 +13,6 @@
 #include "rangelock.h"
 #include "store.h"
 
-
 static void free_after_commit(void *ctx, uint32_t chunk, uint32_t cblock, uint32_t n)
 {
 	struct store *st = ctx;
