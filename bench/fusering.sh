@@ -47,14 +47,13 @@ done
 [ -w "$PARAM" ] || die "$PARAM is missing: this kernel has no FUSE over io_uring (Linux 6.14+, CONFIG_FUSE_IO_URING)"
 
 W=$(mktemp -d /var/tmp/dmiofs-fusering.XXXXXX)
-MNT=$W/mnt SERVER="" WAS=$(cat "$PARAM")
+MNT=$W/mnt WAS=$(cat "$PARAM")
 mkdir "$MNT"
 cleanup() {
 	set +e
 	if awk -v m="$MNT" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; then
 		umount "$MNT" || umount -l "$MNT"
 	fi
-	[ -n "$SERVER" ] && wait "$SERVER" 2>/dev/null
 	if [ "$WAS" != "$(cat "$PARAM")" ]; then
 		echo "$WAS" >"$PARAM" && say "enable_uring is $WAS again"
 	fi
@@ -70,21 +69,23 @@ if [ "$WAS" != Y ]; then
 	say "enable_uring was $WAS: Y for this run"
 fi
 
-# one MODE JOBS: mount, fio, unmount; prints the IOPS
+# one MODE JOBS: mount, fio, unmount; prints the IOPS.  It runs in a
+# command substitution: on a failure the main shell's clean-up unmounts,
+# and the server ends with its mount.
 one() {
+	local server i
 	"$W/fusering" "$MNT" "$1" 2>"$W/server.err" &
-	SERVER=$!
+	server=$!
 	for ((i = 0; i < 200; i++)); do
 		awk -v m="$MNT" '$2 == m { f = 1 } END { exit !f }' /proc/mounts && break
-		kill -0 "$SERVER" 2>/dev/null || { cat "$W/server.err" >&2; die "fusering $1 did not mount"; }
+		kill -0 "$server" 2>/dev/null || { cat "$W/server.err" >&2; die "fusering $1 did not mount"; }
 		sleep 0.05
 	done
 	fio --name=r --filename="$MNT/f" --size=1g --rw=randread --bs=4k --direct=1 --ioengine=libaio \
 		--iodepth=32 --numjobs="$2" --group_reporting --time_based --runtime="$SECS" --norandommap \
 		--output-format=json >"$W/fio.json" || die "fio failed on fusering $1"
 	umount "$MNT"
-	wait "$SERVER" || { cat "$W/server.err" >&2; die "fusering $1 failed"; }
-	SERVER=""
+	wait "$server" || { cat "$W/server.err" >&2; die "fusering $1 failed"; }
 	python3 -c "import json, sys; print('%.0f' % json.load(open(sys.argv[1]))['jobs'][0]['read']['iops'])" "$W/fio.json"
 }
 
