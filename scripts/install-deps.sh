@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config
-libglib2.0-dev libjson-glib-dev libfuse3-dev fuse3 libaio-dev libblkid-dev libisal-dev
+libglib2.0-dev libjson-glib-dev libfuse3-dev fuse3 libaio-dev libblkid-dev libisal-dev libnbd-dev nbdkit
 fio gnuplot-nox attr util-linux python3"
 
 missing=""

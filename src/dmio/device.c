@@ -1,10 +1,11 @@
-/* device.c - opening block devices and image files for libdmio.
+/* device.c - opening block devices, image files and NBD exports for libdmio.
  *
  * Block devices are opened exclusively (O_EXCL) with O_DIRECT; their size,
  * logical block size and request-size limit come from the kernel.  Image
  * files are locked with flock() against a second user and opened with
  * O_DIRECT where their file system allows it; where it does not, they fall
- * back to buffered I/O and say so once, here. */
+ * back to buffered I/O and say so once, here.  A URI names an NBD export,
+ * which remote.c opens. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -120,6 +121,7 @@ static int open_image(struct block_device *bdev, const char *path, int access, b
 
 static void bdev_free(struct block_device *bdev)
 {
+	remote_close(bdev);
 	if (bdev->fd >= 0)
 		close(bdev->fd);
 	fault_set_destroy(&bdev->faults);
@@ -136,14 +138,17 @@ DMIO_EXPORT struct block_device *dmio_bdev_open(const char *path, int flags)
 	struct stat st;
 	int err;
 
+	bool remote;
+
 	if (!path || (access != O_RDWR && access != O_RDONLY) ||
 	    (flags & ~(O_ACCMODE | DMIO_OPEN_BUFFERED | O_CLOEXEC))) {
 		errno = EINVAL;
 		return NULL;
 	}
-	if (stat(path, &st))
+	remote = remote_is_uri(path);
+	if (!remote && stat(path, &st))
 		return NULL;
-	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+	if (!remote && !S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
 		errno = S_ISDIR(st.st_mode) ? EISDIR : ENOTBLK;
 		return NULL;
 	}
@@ -157,8 +162,12 @@ DMIO_EXPORT struct block_device *dmio_bdev_open(const char *path, int flags)
 	bdev->access = access;
 	fault_set_init(&bdev->faults);
 	pthread_mutex_init(&bdev->log_lock, NULL);
-	err = S_ISBLK(st.st_mode) ? open_blockdev(bdev, path, access, buffered)
-				  : open_image(bdev, path, access, buffered);
+	if (remote)
+		err = remote_open(bdev, path, access);
+	else if (S_ISBLK(st.st_mode))
+		err = open_blockdev(bdev, path, access, buffered);
+	else
+		err = open_image(bdev, path, access, buffered);
 	if (!err && (bdev->lbs > DMIO_PAGE_SIZE || (bdev->lbs & (bdev->lbs - 1)))) {
 		dmio_log(DMIO_LOG_ERR, "%s: logical block size %u is not supported (at most %u)", path, bdev->lbs,
 			 DMIO_PAGE_SIZE);
@@ -208,6 +217,11 @@ DMIO_EXPORT int dmio_bdev_is_direct(const struct block_device *bdev)
 DMIO_EXPORT int dmio_bdev_is_blockdev(const struct block_device *bdev)
 {
 	return bdev->blockdev;
+}
+
+DMIO_EXPORT int dmio_bdev_is_remote(const struct block_device *bdev)
+{
+	return bdev->remote != NULL;
 }
 
 DMIO_EXPORT unsigned int dmio_bdev_max_io_sectors(const struct block_device *bdev)

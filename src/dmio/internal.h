@@ -105,8 +105,11 @@ void fault_check(struct fault_set *set, unsigned int op, sector_t sector, sector
 
 /* ---- devices (device.c) ------------------------------------------------- */
 
+struct remote;
+
 struct block_device {
-	int fd;
+	int fd;              /* -1 for a remote device */
+	struct remote *remote; /* an NBD export (remote.c), or NULL */
 	int access;          /* O_RDWR or O_RDONLY */
 	char *path;
 	bool direct;
@@ -133,6 +136,22 @@ struct block_device {
 /* request.c: dmio_bdev_close from a callback drops its own request's hold */
 void io_release_own_device(struct block_device *bdev);
 
+/* ---- remote devices: NBD exports through libnbd (remote.c) -------------- */
+
+struct dmio_piece;
+
+bool remote_is_uri(const char *path);
+/* Connect to the export a URI names and fill in bdev's size and limits. */
+int remote_open(struct block_device *bdev, const char *uri, int access);
+/* Once no piece names the device any more. */
+void remote_close(struct block_device *bdev);
+/* Send a piece as NBD commands; it completes through the client's done
+ * queue like a worker job. */
+void remote_submit(struct dmio_piece *piece);
+/* A finished piece that needs one more command (a flush standing in for
+ * FUA the server lacks): true when it was sent, and the piece is not done. */
+bool remote_continue(struct dmio_piece *piece);
+
 /* ---- requests, pieces and clients --------------------------------------- */
 
 enum piece_op { PIECE_READ, PIECE_WRITE, PIECE_FLUSH, PIECE_DISCARD, PIECE_ZEROES };
@@ -157,6 +176,8 @@ struct dmio_piece {
 	long res;        /* bytes transferred or -errno */
 	struct fault_verdict fault;
 	gint64 due_us;   /* when a delayed piece completes */
+	atomic_uint remote_left; /* NBD commands of the piece not yet answered */
+	atomic_int remote_err;   /* the first of their errors, -errno */
 	unsigned int nbounce;   /* iov[] are this many bounce pages */
 	struct mem_cursor user; /* the caller's memory behind a bounce piece */
 	unsigned int niov;

@@ -206,6 +206,8 @@ void piece_complete(struct dmio_piece *piece)
 		client_delay_piece(client, piece);
 		return;
 	}
+	if (bdev->remote && piece->on_device && remote_continue(piece))
+		return;
 	if (piece->on_device)
 		atomic_fetch_sub(&bdev->inflight, 1);
 	/* Recorded here, before the request can complete: whoever waits for

@@ -268,8 +268,9 @@ static void account(struct dmio_piece *piece)
 	}
 }
 
-/* Decide where the piece goes: nowhere (an injected result), to the worker
- * (operations libaio cannot carry), or into the batch for io_submit.
+/* Decide where the piece goes: nowhere (an injected result), to its NBD
+ * server, to the worker (operations libaio cannot carry), or into the batch
+ * for io_submit.
  * Returns true when it joined the batch. */
 static bool route_piece(struct dm_io_client *client, struct dmio_piece *piece)
 {
@@ -282,6 +283,10 @@ static bool route_piece(struct dm_io_client *client, struct dmio_piece *piece)
 		return false;
 	}
 	account(piece);
+	if (piece->bdev->remote) {
+		remote_submit(piece);
+		return false;
+	}
 	if (piece->op == PIECE_DISCARD || piece->op == PIECE_ZEROES) {
 		client_run_worker(client, piece);
 		return false;

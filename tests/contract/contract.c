@@ -1,17 +1,26 @@
 /* contract.c - an outside program, written only against the seed contract
  * of <dmio.h> and built with `pkg-config --cflags --libs dmio`, that checks
- * the behaviours the contract promises on image files.  Output is TAP.
- * Usage: contract DIR   (image files are created in DIR and removed) */
+ * the behaviours the contract promises on image files, or on NBD exports
+ * of them.  Output is TAP.
+ * Usage: contract DIR [nbd]   (image files are created in DIR and removed;
+ * with nbd, each is served by an nbdkit file plugin on a unix socket in
+ * DIR, and the devices are those exports) */
 #include <dmio.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define IMG_BYTES (32u << 20)
 #define NDEV 3
@@ -19,6 +28,7 @@
 static int test_no, failures;
 static char paths[NDEV][4096];
 static struct block_device *dev[NDEV];
+static pid_t server[NDEV];
 
 static void ok(int cond, const char *what)
 {
@@ -374,9 +384,33 @@ static void check_write_log(const char *dir)
 	free(buf);
 }
 
+/* Serve image d with nbdkit on a unix socket; write the export's URI to
+ * uri once the server listens (it writes its pid file then). */
+static int serve(const char *dir, int d, char *uri, size_t uri_len)
+{
+	char sock[4200], pidfile[4200];
+	char *argv[] = { "nbdkit", "-f", "--exit-with-parent", "-U", sock, "-P", pidfile, "file", paths[d], NULL };
+	struct timespec tick = { 0, 5000000 };
+
+	snprintf(sock, sizeof(sock), "%s/contract-%d-%d.sock", dir, (int)getpid(), d);
+	snprintf(pidfile, sizeof(pidfile), "%s/contract-%d-%d.pid", dir, (int)getpid(), d);
+	if (posix_spawnp(&server[d], "nbdkit", NULL, NULL, argv, environ))
+		return -1;
+	for (int i = 0; i < 4000 && access(pidfile, F_OK); i++) {
+		if (waitpid(server[d], NULL, WNOHANG) != 0)
+			return -1;
+		nanosleep(&tick, NULL);
+	}
+	unlink(pidfile);
+	snprintf(uri, uri_len, "nbd+unix:///?socket=%s", sock);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "/tmp";
+	int nbd = argc > 2 && !strcmp(argv[2], "nbd");
+	char uri[4300];
 
 	for (int i = 0; i < NDEV; i++) {
 		int fd;
@@ -388,12 +422,18 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		close(fd);
-		dev[i] = dmio_bdev_open(paths[i], O_RDWR);
+		if (nbd && serve(dir, i, uri, sizeof(uri))) {
+			printf("Bail out! cannot start nbdkit for %s (apt-get install nbdkit)\n", paths[i]);
+			return 1;
+		}
+		dev[i] = dmio_bdev_open(nbd ? uri : paths[i], O_RDWR);
 		if (!dev[i]) {
-			printf("Bail out! dmio_bdev_open %s: %s\n", paths[i], strerror(errno));
+			printf("Bail out! dmio_bdev_open %s: %s\n", nbd ? uri : paths[i], strerror(errno));
 			return 1;
 		}
 	}
+	if (nbd)
+		ok(dmio_bdev_is_remote(dev[0]) && dmio_bdev_is_remote(dev[NDEV - 1]), "the devices are NBD exports");
 	ok(dm_io_get(512) == 0, "dm_io_get reserves pages");
 	check_fan_out_write();
 	check_page_list_offset();
@@ -409,6 +449,10 @@ int main(int argc, char **argv)
 	dm_io_put(512);
 	for (int i = 0; i < NDEV; i++) {
 		dmio_bdev_close(dev[i]);
+		if (server[i] > 0) {
+			kill(server[i], SIGTERM);
+			waitpid(server[i], NULL, 0);
+		}
 		unlink(paths[i]);
 	}
 	ok(1, "devices closed");

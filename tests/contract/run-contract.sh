@@ -15,7 +15,7 @@ if [ -z "${DMIO_INSTALLED_PKGCONFIG:-}" ]; then
 Name: dmio
 Description: libdmio from the build tree
 Version: 0
-Requires.private: glib-2.0
+Requires.private: glib-2.0 libnbd
 Libs: -L$libs -ldmio -Wl,-rpath,$libs
 Cflags: -I$top_srcdir/include
 PC
@@ -37,4 +37,4 @@ echo "# compiled with: $flags"
 if [ -n "${DMIO_INSTALLED_PKGCONFIG:-}" ]; then
 	export LD_LIBRARY_PATH="${DMIO_INSTALLED_LIBDIR:-}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
-exec "$work/contract" "$work"
+exec "$work/contract" "$work" "$@"

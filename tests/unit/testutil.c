@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -304,4 +306,54 @@ void tu_waiter_wait(struct tu_waiter *w, unsigned int calls)
 			break;
 	g_assert_cmpuint(w->calls, >=, calls);
 	g_mutex_unlock(&w->lock);
+}
+
+/* ---- nbdkit servers ------------------------------------------------------- */
+
+void tu_nbd_start(struct tu_nbd *s, const char *dir, const char *name, const char *const *plugin_args)
+{
+	char *sock_name = g_strdup_printf("%s.sock", name), *pid_name = g_strdup_printf("%s.pid", name);
+	char *pidfile = g_build_filename(dir, pid_name, NULL);
+	GPtrArray *argv = g_ptr_array_new();
+	GError *error = NULL;
+	gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+
+	s->socket = g_build_filename(dir, sock_name, NULL);
+	s->uri = g_strdup_printf("nbd+unix:///?socket=%s", s->socket);
+	unlink(pidfile);
+	g_ptr_array_add(argv, "nbdkit");
+	g_ptr_array_add(argv, "-f");
+	g_ptr_array_add(argv, "--exit-with-parent");
+	g_ptr_array_add(argv, "-U");
+	g_ptr_array_add(argv, s->socket);
+	g_ptr_array_add(argv, "-P");
+	g_ptr_array_add(argv, pidfile);
+	for (unsigned int i = 0; plugin_args[i]; i++)
+		g_ptr_array_add(argv, (char *)plugin_args[i]);
+	g_ptr_array_add(argv, NULL);
+	if (!g_spawn_async(NULL, (char **)argv->pdata, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD, NULL,
+			   NULL, &s->pid, &error))
+		g_error("cannot start nbdkit (apt-get install nbdkit): %s", error->message);
+	/* nbdkit writes its pid file once the socket listens. */
+	while (!g_file_test(pidfile, G_FILE_TEST_EXISTS)) {
+		g_assert_cmpint(waitpid(s->pid, NULL, WNOHANG), ==, 0); /* it did not die */
+		g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+		g_usleep(5000);
+	}
+	g_ptr_array_free(argv, TRUE);
+	g_free(pidfile);
+	g_free(pid_name);
+	g_free(sock_name);
+}
+
+void tu_nbd_stop(struct tu_nbd *s, int sig)
+{
+	if (s->pid > 0) {
+		kill(s->pid, sig);
+		waitpid(s->pid, NULL, 0);
+		s->pid = 0;
+	}
+	g_free(s->socket);
+	g_free(s->uri);
+	s->socket = s->uri = NULL;
 }

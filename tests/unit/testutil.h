@@ -70,6 +70,19 @@ void tu_add_guarded(const char *path, tu_body_fn body, unsigned int timeout_s);
 /* The same for bodies that need no folder. */
 void tu_add_guarded_nodir(const char *path, void (*body)(void), unsigned int timeout_s);
 
+/* An nbdkit server on a unix socket in dir, serving `plugin_args` (a
+ * plugin and its parameters, optionally preceded by --filter=... and -r),
+ * ready when tu_nbd_start returns; it dies with the process that started
+ * it. */
+struct tu_nbd {
+	GPid pid;
+	char *socket;
+	char *uri; /* nbd+unix:///?socket=... */
+};
+void tu_nbd_start(struct tu_nbd *s, const char *dir, const char *name, const char *const *plugin_args);
+/* Stop it: SIGTERM, or SIGKILL (a server that dies mid-flight). */
+void tu_nbd_stop(struct tu_nbd *s, int sig);
+
 /* Counts asynchronous completions and remembers the last error bits. */
 struct tu_waiter {
 	GMutex lock;

@@ -1,0 +1,414 @@
+/* remote.c - devices that are NBD exports, opened through libnbd.
+ *
+ * A URI names the export (nbd://host[:port]/export, nbd+unix:///export?
+ * socket=PATH, and their TLS forms nbds:// and nbds+unix://).  The server
+ * says how big the export is, its block sizes, and what it can do (flush,
+ * FUA, trim, write-zeroes, several connections); that decides how pieces
+ * are sent.  libnbd takes one buffer per command, so a piece becomes one
+ * NBD command per memory segment (or per REMOTE_CHUNK of a trim or
+ * write-zeroes), and completes when the last of them is answered, through
+ * the client's done queue like a worker job.  Region error bits, fault
+ * injection and the write log work on a remote device as on a local one:
+ * they sit above this file.
+ *
+ * libnbd runs no thread of its own.  Commands are sent by the thread that
+ * submits them (the handle's lock serialises senders); each device has one
+ * driver thread that polls its connections and hands libnbd what the
+ * sockets have to say, which is where replies arrive.  The driver is woken
+ * only when a command could not go out whole.  A connection that drops
+ * fails the commands in flight on it; later ones fail when sent. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libnbd.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define REMOTE_MAX_CONNS 4           /* connections when the server allows multi-conn */
+#define REMOTE_MAX_REQUEST (1u << 20) /* largest read or write command, unless the server says less */
+#define REMOTE_CHUNK (1u << 30)      /* largest trim or write-zeroes command */
+#define ZERO_BUF_BYTES (1u << 20)    /* write-zeroes by writing, for servers without it */
+
+struct remote {
+	struct nbd_handle *conn[REMOTE_MAX_CONNS];
+	unsigned int nconns;
+	atomic_uint next_conn; /* round robin over the connections, per piece */
+	bool can_flush, can_fua, can_trim, can_zero;
+	int wake_fd;           /* eventfd: a command waits to go out, or stop */
+	atomic_bool stopping;
+	bool driver_started;
+	pthread_t driver;
+};
+
+static const char *const uri_schemes[] = {
+	"nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://", "nbds+vsock://",
+};
+
+bool remote_is_uri(const char *path)
+{
+	for (size_t i = 0; i < G_N_ELEMENTS(uri_schemes); i++)
+		if (g_str_has_prefix(path, uri_schemes[i]))
+			return true;
+	return false;
+}
+
+/* ---- connecting ----------------------------------------------------------- */
+
+static int connect_one(const char *uri, struct nbd_handle **out)
+{
+	struct nbd_handle *h = nbd_create();
+	int err;
+
+	if (!h)
+		return -ENOMEM;
+	/* nbd_connect_uri refuses to fall back to plain text when the URI
+	 * asks for TLS (nbds://), and reads no local files unless the URI's
+	 * tls-psk-file or tls-certificates name them. */
+	if (nbd_connect_uri(h, uri) == 0) {
+		*out = h;
+		return 0;
+	}
+	err = nbd_get_errno();
+	dmio_log(DMIO_LOG_ERR, "%s: %s", uri, nbd_get_error());
+	nbd_close(h);
+	return -(err ? err : EIO);
+}
+
+static bool is_power_of_two(int64_t x)
+{
+	return x > 0 && !(x & (x - 1));
+}
+
+/* Size, block sizes and limits as the first connection's server gives them. */
+static int learn_export(struct block_device *bdev, struct remote *r, const char *uri, int access)
+{
+	struct nbd_handle *h = r->conn[0];
+	int64_t size = nbd_get_size(h);
+	int64_t min_block = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+	int64_t max_block = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+	uint64_t max_request = REMOTE_MAX_REQUEST;
+
+	if (size < 0 || min_block < 0 || max_block < 0) {
+		dmio_log(DMIO_LOG_ERR, "%s: %s", uri, nbd_get_error());
+		return -EIO;
+	}
+	if (access == O_RDWR && nbd_is_read_only(h) == 1) {
+		dmio_log(DMIO_LOG_ERR, "%s: the server exports it read-only", uri);
+		return -EROFS;
+	}
+	if (min_block > DMIO_PAGE_SIZE || (min_block && !is_power_of_two(min_block))) {
+		dmio_log(DMIO_LOG_ERR, "%s: the server's minimum block size %lld is not supported (at most %u)", uri,
+			 (long long)min_block, DMIO_PAGE_SIZE);
+		return -EINVAL;
+	}
+	bdev->sectors = (uint64_t)size >> DMIO_SECTOR_SHIFT;
+	bdev->lbs = min_block > DMIO_SECTOR_SIZE ? (unsigned int)min_block : DMIO_SECTOR_SIZE;
+	/* Sockets take any address; only the lengths of the commands a piece
+	 * is cut into must be whole blocks of the server's. */
+	bdev->mem_align = min_block > 1 ? (unsigned int)min_block : 1;
+	if (max_block > 0 && (uint64_t)max_block < max_request)
+		max_request = (uint64_t)max_block & ~(uint64_t)(bdev->lbs - 1);
+	if (max_request < bdev->lbs) {
+		dmio_log(DMIO_LOG_ERR, "%s: the server's maximum block size %lld is below its minimum", uri,
+			 (long long)max_block);
+		return -EINVAL;
+	}
+	atomic_store(&bdev->max_io_sectors, (unsigned int)(max_request >> DMIO_SECTOR_SHIFT));
+	r->can_flush = nbd_can_flush(h) == 1;
+	r->can_fua = nbd_can_fua(h) == 1;
+	r->can_trim = nbd_can_trim(h) == 1;
+	r->can_zero = nbd_can_zero(h) == 1;
+	return 0;
+}
+
+/* More connections, when the server says they see each other's writes
+ * (multi-conn).  One that fails, or sees another size, is left out. */
+static void connect_more(struct block_device *bdev, struct remote *r, const char *uri)
+{
+	if (nbd_can_multi_conn(r->conn[0]) != 1)
+		return;
+	while (r->nconns < REMOTE_MAX_CONNS) {
+		struct nbd_handle *h;
+
+		if (connect_one(uri, &h))
+			return;
+		if (nbd_get_size(h) != nbd_get_size(r->conn[0])) {
+			dmio_log(DMIO_LOG_WARNING, "%s: a second connection sees another size; using one", uri);
+			nbd_close(h);
+			return;
+		}
+		r->conn[r->nconns++] = h;
+	}
+	(void)bdev;
+}
+
+/* ---- the driver thread ------------------------------------------------------ */
+
+static void wake_driver(struct remote *r)
+{
+	uint64_t one = 1;
+
+	/* A failed write means the counter is already non-zero. */
+	if (write(r->wake_fd, &one, sizeof(one)) < 0)
+		return;
+}
+
+static short poll_events(struct nbd_handle *h)
+{
+	unsigned int dir = nbd_aio_get_direction(h);
+
+	return (short)(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
+		       ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
+}
+
+/* Tell libnbd what a socket has to say.  A connection that fails here is
+ * dead: libnbd fails its commands in flight, and says why once. */
+static void serve_connection(struct nbd_handle *h, short revents, const char *path)
+{
+	int ret = 0;
+
+	if (revents & (POLLIN | POLLHUP | POLLERR))
+		ret = nbd_aio_notify_read(h);
+	else if (revents & POLLOUT)
+		ret = nbd_aio_notify_write(h);
+	if (ret < 0)
+		dmio_log(DMIO_LOG_ERR, "%s: connection lost: %s", path, nbd_get_error());
+}
+
+static void *driver_main(void *arg)
+{
+	struct block_device *bdev = arg;
+	struct remote *r = bdev->remote;
+	struct pollfd pfd[REMOTE_MAX_CONNS + 1];
+	unsigned int n = r->nconns;
+
+	while (!atomic_load(&r->stopping)) {
+		uint64_t count;
+
+		for (unsigned int i = 0; i < n; i++) {
+			pfd[i].fd = nbd_aio_get_fd(r->conn[i]); /* -1 once dead: poll skips it */
+			pfd[i].events = pfd[i].fd >= 0 ? poll_events(r->conn[i]) : 0;
+			pfd[i].revents = 0;
+		}
+		pfd[n] = (struct pollfd){ .fd = r->wake_fd, .events = POLLIN };
+		if (poll(pfd, n + 1, -1) < 0)
+			continue; /* EINTR */
+		if ((pfd[n].revents & POLLIN) && read(r->wake_fd, &count, sizeof(count)) < 0)
+			count = 0; /* nothing was pending after all */
+		for (unsigned int i = 0; i < n; i++)
+			if (pfd[i].revents)
+				serve_connection(r->conn[i], pfd[i].revents, bdev->path);
+	}
+	return NULL;
+}
+
+/* ---- open and close ---------------------------------------------------------- */
+
+int remote_open(struct block_device *bdev, const char *uri, int access)
+{
+	struct remote *r = calloc(1, sizeof(*r));
+	int err;
+
+	if (!r)
+		return -ENOMEM;
+	r->wake_fd = -1;
+	bdev->remote = r; /* remote_close cleans up whatever was made */
+	err = connect_one(uri, &r->conn[0]);
+	if (err)
+		return err;
+	r->nconns = 1;
+	err = learn_export(bdev, r, uri, access);
+	if (err)
+		return err;
+	connect_more(bdev, r, uri);
+	r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->wake_fd < 0)
+		return -errno;
+	err = -pthread_create(&r->driver, NULL, driver_main, bdev);
+	r->driver_started = !err;
+	return err;
+}
+
+void remote_close(struct block_device *bdev)
+{
+	struct remote *r = bdev->remote;
+
+	if (!r)
+		return;
+	if (r->driver_started) {
+		atomic_store(&r->stopping, true);
+		wake_driver(r);
+		pthread_join(r->driver, NULL);
+	}
+	for (unsigned int i = 0; i < r->nconns; i++) {
+		/* Say goodbye (NBD_CMD_DISC) where the connection still lives;
+		 * nothing is in flight, dmio_bdev_close waited for that. */
+		if (nbd_aio_is_ready(r->conn[i]) == 1)
+			nbd_shutdown(r->conn[i], 0);
+		nbd_close(r->conn[i]);
+	}
+	if (r->wake_fd >= 0)
+		close(r->wake_fd);
+	free(r);
+	bdev->remote = NULL;
+}
+
+/* ---- sending a piece ---------------------------------------------------------- */
+
+/* One command of a piece is answered (or could not be sent): the last one
+ * finishes the piece. */
+static void piece_command_done(struct dmio_piece *piece, int err)
+{
+	int none = 0;
+
+	if (err)
+		atomic_compare_exchange_strong(&piece->remote_err, &none, err);
+	if (atomic_fetch_sub(&piece->remote_left, 1) != 1)
+		return;
+	err = atomic_load(&piece->remote_err);
+	piece->res = err ? err : (long)piece->bytes;
+	client_push_done(piece->io->client, piece);
+}
+
+/* libnbd's completion callback, run with the handle's lock held: it must
+ * not call libnbd on that handle, and does not. */
+static int command_answered(void *user_data, int *error)
+{
+	piece_command_done(user_data, *error ? -*error : 0);
+	return 1; /* retire the command: nobody asks for it again */
+}
+
+/* Result of an nbd_aio_* call: a command that could not be sent is done. */
+static void command_sent(struct dmio_piece *piece, int64_t cookie)
+{
+	if (cookie < 0) {
+		int err = nbd_get_errno();
+
+		piece_command_done(piece, err ? -err : -EIO);
+	}
+}
+
+static unsigned int commands_for(const struct dmio_piece *piece, const struct remote *r)
+{
+	switch (piece->op) {
+	case PIECE_READ:
+	case PIECE_WRITE:
+		return piece->niov;
+	case PIECE_FLUSH:
+		return 1;
+	case PIECE_DISCARD:
+		return r->can_trim ? (unsigned int)((piece->bytes + REMOTE_CHUNK - 1) / REMOTE_CHUNK) : 0;
+	default:
+		return (unsigned int)((piece->bytes + (r->can_zero ? REMOTE_CHUNK : ZERO_BUF_BYTES) - 1) /
+				      (r->can_zero ? REMOTE_CHUNK : ZERO_BUF_BYTES));
+	}
+}
+
+static void send_data(struct nbd_handle *h, struct dmio_piece *piece, bool fua)
+{
+	nbd_completion_callback cb = { .callback = command_answered, .user_data = piece };
+	uint64_t offset = piece->offset;
+
+	for (unsigned int i = 0; i < piece->niov; i++) {
+		void *base = piece->iov[i].iov_base;
+		size_t len = piece->iov[i].iov_len;
+
+		if (piece->op == PIECE_READ)
+			command_sent(piece, nbd_aio_pread(h, base, len, offset, cb, 0));
+		else
+			command_sent(piece, nbd_aio_pwrite(h, base, len, offset, cb, fua ? LIBNBD_CMD_FLAG_FUA : 0));
+		offset += len;
+	}
+}
+
+/* Trim or write-zeroes, in chunks the protocol's 32-bit lengths can carry;
+ * write-zeroes by writing zeroes where the server cannot do it. */
+static void send_ranged(struct nbd_handle *h, struct remote *r, struct dmio_piece *piece)
+{
+	static const char zeroes[ZERO_BUF_BYTES];
+	nbd_completion_callback cb = { .callback = command_answered, .user_data = piece };
+	bool zero = piece->op == PIECE_ZEROES;
+	uint64_t chunk = zero && !r->can_zero ? ZERO_BUF_BYTES : REMOTE_CHUNK;
+	uint32_t fua = piece->fua && r->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
+
+	if (!zero && !r->can_trim)
+		return; /* a discard leaves the content undefined: nothing to do */
+	for (uint64_t done = 0; done < piece->bytes; done += chunk) {
+		uint64_t len = piece->bytes - done < chunk ? piece->bytes - done : chunk;
+		uint64_t offset = piece->offset + done;
+
+		if (!zero)
+			command_sent(piece, nbd_aio_trim(h, len, offset, cb, 0));
+		else if (r->can_zero)
+			command_sent(piece, nbd_aio_zero(h, len, offset, cb, fua));
+		else
+			command_sent(piece, nbd_aio_pwrite(h, zeroes, len, offset, cb, fua));
+	}
+}
+
+static void send_flush(struct nbd_handle *h, struct remote *r, struct dmio_piece *piece)
+{
+	nbd_completion_callback cb = { .callback = command_answered, .user_data = piece };
+
+	/* A server without a flush has no cache to flush. */
+	if (r->can_flush)
+		command_sent(piece, nbd_aio_flush(h, cb, 0));
+	else
+		piece_command_done(piece, 0);
+}
+
+static struct nbd_handle *pick_connection(struct remote *r)
+{
+	return r->conn[atomic_fetch_add(&r->next_conn, 1) % r->nconns];
+}
+
+void remote_submit(struct dmio_piece *piece)
+{
+	struct remote *r = piece->bdev->remote;
+	struct nbd_handle *h = pick_connection(r);
+
+	atomic_store(&piece->remote_err, 0);
+	/* One more than the commands: the sender's guard, so the piece
+	 * cannot finish while its commands are still being sent. */
+	atomic_store(&piece->remote_left, commands_for(piece, r) + 1);
+	switch (piece->op) {
+	case PIECE_READ:
+	case PIECE_WRITE:
+		send_data(h, piece, piece->fua && r->can_fua);
+		break;
+	case PIECE_FLUSH:
+		send_flush(h, r, piece);
+		break;
+	default:
+		send_ranged(h, r, piece);
+		break;
+	}
+	if (nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE)
+		wake_driver(r); /* the socket was full: the driver sends the rest */
+	piece_command_done(piece, 0);
+}
+
+bool remote_continue(struct dmio_piece *piece)
+{
+	struct remote *r = piece->bdev->remote;
+	struct nbd_handle *h;
+
+	/* FUA the server lacks: the write, then a flush, once. */
+	if (!piece->fua || r->can_fua || !r->can_flush || piece->op == PIECE_FLUSH || piece->op == PIECE_READ ||
+	    piece->res != (long)piece->bytes)
+		return false;
+	piece->fua = false;
+	atomic_store(&piece->remote_err, 0);
+	atomic_store(&piece->remote_left, 2);
+	h = pick_connection(r);
+	send_flush(h, r, piece);
+	if (nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE)
+		wake_driver(r);
+	piece_command_done(piece, 0);
+	return true;
+}
