@@ -59,6 +59,8 @@ unsigned int dmio_bdev_logical_block_size(const struct block_device *bdev);
 int dmio_bdev_is_direct(const struct block_device *bdev);
 int dmio_bdev_is_blockdev(const struct block_device *bdev);
 int dmio_bdev_is_remote(const struct block_device *bdev);
+/* Does path name an NBD export (a URI dmio_bdev_open takes)? */
+int dmio_bdev_path_is_remote(const char *path);
 unsigned int dmio_bdev_max_io_sectors(const struct block_device *bdev);
 int dmio_bdev_set_max_io_sectors(struct block_device *bdev, unsigned int sectors);
 

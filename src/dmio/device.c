@@ -219,6 +219,11 @@ DMIO_EXPORT int dmio_bdev_is_blockdev(const struct block_device *bdev)
 	return bdev->blockdev;
 }
 
+DMIO_EXPORT int dmio_bdev_path_is_remote(const char *path)
+{
+	return path && remote_is_uri(path);
+}
+
 DMIO_EXPORT int dmio_bdev_is_remote(const struct block_device *bdev)
 {
 	return bdev->remote != NULL;

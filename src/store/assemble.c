@@ -22,6 +22,7 @@
 #include "apply.h"
 #include "assemble.h"
 #include "checkpoint.h"
+#include "devlist.h"
 #include "events.h"
 #include "journal.h"
 #include "mounts.h"
@@ -94,8 +95,16 @@ static bool given_twice(const char *const *paths, uint32_t n, GString *why)
 	for (uint32_t i = 1; i < n; i++) {
 		struct stat a, b;
 
-		if (stat(paths[i], &a))
-			continue; /* opening it says why it cannot be opened */
+		if (stat(paths[i], &a)) {
+			/* opening it says why it cannot be opened; an NBD URI
+			 * has no inode: its text names it */
+			for (uint32_t j = 0; j < i; j++)
+				if (dmio_bdev_path_is_remote(paths[i]) && !strcmp(paths[i], paths[j])) {
+					g_string_printf(why, "%s: given twice; %s", paths[i], once);
+					return true;
+				}
+			continue;
+		}
 		for (uint32_t j = 0; j < i; j++) {
 			if (stat(paths[j], &b))
 				continue;
@@ -368,7 +377,7 @@ static void name_the_missing(struct store *st, const struct given *g, uint32_t n
 			nmissing++;
 		}
 	if (nabsent == 1 && nmissing == 1)
-		st->dev[missing].path = g_canonicalize_filename(absent, NULL);
+		st->dev[missing].path = devlist_canonical(absent);
 }
 
 /* Devices are taken in one order whatever the order given (by what they

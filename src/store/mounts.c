@@ -11,6 +11,7 @@
 
 #include <glib.h>
 
+#include "devlist.h"
 #include "mounts.h"
 
 static bool same_file(const struct stat *a, const char *path)
@@ -54,7 +55,7 @@ static gchar **devices_of_mount(const char *src, const char *mnt)
 		gchar **paths;
 
 		g_strdelimit(devs, ";", ','); /* that version swapped commas out */
-		paths = g_strsplit(devs, ":", -1);
+		paths = devlist_split(devs);
 		g_free(devs);
 		g_ptr_array_free(out, TRUE);
 		return paths;

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devlist.h"
+#include "rawdev.h"
 #include "scan.h"
 
 #define SYS_BLOCK "/sys/class/block"
@@ -36,44 +38,39 @@ static uint64_t sys_block_bytes(const char *name)
 }
 
 /* The newer valid superblock of the device (primary or backup), as
- * mounting would choose it: 0, or -ENODATA when it holds none. */
+ * mounting would choose it: 0, or -ENODATA when it holds none.  bytes:
+ * the device's size, or 0 to ask the device. */
 static int read_superblock(const char *path, uint64_t bytes, struct superblock *out)
 {
 	uint8_t block[DMIOFS_BLOCK];
 	struct superblock sb;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	int found = -ENODATA;
+	struct rawdev dev;
+	int found = -ENODATA, err = rawdev_open(&dev, path, false);
 
-	if (fd < 0)
-		return -errno;
-	if (pread(fd, block, sizeof(block), 0) == (ssize_t)sizeof(block) && !sb_decode(block, &sb)) {
+	if (err)
+		return err;
+	if (!bytes)
+		bytes = dev.bytes;
+	if (!rawdev_pread(&dev, block, sizeof(block), 0) && !sb_decode(block, &sb)) {
 		*out = sb;
 		found = 0;
 	}
 	/* The backup counts only when it is this device's: the last block of
 	 * a whole disk is the backup of a member partition ending there, and
 	 * the disk is no member (its dev_bytes would be the partition's). */
-	if (bytes >= 2 * DMIOFS_BLOCK &&
-	    pread(fd, block, sizeof(block), (off_t)sb_backup_offset(bytes)) == (ssize_t)sizeof(block) &&
+	if (bytes >= 2 * DMIOFS_BLOCK && !rawdev_pread(&dev, block, sizeof(block), sb_backup_offset(bytes)) &&
 	    !sb_decode(block, &sb) && sb.dev_bytes == (bytes & ~(uint64_t)(DMIOFS_BLOCK - 1)) &&
 	    (found || sb.generation > out->generation)) {
 		*out = sb;
 		found = 0;
 	}
-	close(fd);
+	rawdev_close(&dev);
 	return found;
 }
 
 int scan_device(const char *path, struct superblock *out)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	off_t bytes;
-
-	if (fd < 0)
-		return -errno;
-	bytes = lseek(fd, 0, SEEK_END);
-	close(fd);
-	return read_superblock(path, bytes > 0 ? (uint64_t)bytes : 0, out);
+	return read_superblock(path, 0, out);
 }
 
 /* loop2 before loop10: the order people read. */
@@ -260,10 +257,10 @@ char **scan_resolve_source(const char *source, bool alone, GString *why)
 		return out;
 	}
 	if (!alone || strchr(source, ':') || stat(source, &st) || !S_ISBLK(st.st_mode))
-		return g_strsplit(source, ":", -1);
+		return devlist_split(source);
 	all = scan_members();
 	m = member_at(all, source);
-	out = m ? whole_file_system(all, source, m) : g_strsplit(source, ":", -1);
+	out = m ? whole_file_system(all, source, m) : devlist_split(source);
 	g_ptr_array_free(all, TRUE);
 	return out;
 }
@@ -281,7 +278,7 @@ char **scan_resolve_sources(char *const *sources, int n, GString *why)
 		}
 		for (char **p = found; *p; p++)
 			if (**p) /* "a::b" and "a:" name nothing more */
-				g_ptr_array_add(paths, g_canonicalize_filename(*p, NULL));
+				g_ptr_array_add(paths, devlist_canonical(*p));
 		g_strfreev(found);
 	}
 	g_ptr_array_set_free_func(paths, NULL);

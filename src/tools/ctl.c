@@ -33,6 +33,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "../store/devlist.h"
 #include "../store/mounts.h"
 #include "channel.h"
 #include "mountctl.h"
@@ -635,7 +636,7 @@ static int add_devices(const char *mnt, int argc, char **argv)
 
 	opt.wait = FALSE;
 	for (int i = 0; i < argc && !ret; i++) {
-		char **devs = g_strsplit(argv[i], ":", -1);
+		char **devs = devlist_split(argv[i]);
 
 		for (char **d = devs; *d && !ret; d++)
 			if (**d)

@@ -20,6 +20,7 @@
 #include <glib.h>
 
 #include "config.h"
+#include "../store/devlist.h"
 #include "../store/format.h"
 #include "dmio.h"
 #include "../store/mkfs.h"
@@ -62,14 +63,15 @@ static int G_GNUC_PRINTF(1, 2) usage_error(const char *fmt, ...)
 
 /* The devices: each argument names one, or several joined by ':', the way
  * dmiofs takes them (dmiofs A:B MNT), so both ways and a mix of them
- * work; a path that holds ':' cannot be given.  NULL, with the argument
+ * work; a path that holds ':' cannot be given, an NBD URI can
+ * (devlist_split).  NULL, with the argument
  * named, when one has an empty name in it ("a::b", "a:"). */
 static char **device_list(int argc, char **argv, uint32_t *n, const char **bad)
 {
 	GPtrArray *paths = g_ptr_array_new_with_free_func(g_free);
 
 	for (int i = 0; i < argc; i++) {
-		char **parts = g_strsplit(argv[i], ":", -1);
+		char **parts = devlist_split(argv[i]);
 
 		for (char **p = parts; *p; p++) {
 			if (!**p) {
@@ -139,18 +141,21 @@ static int vet_devices(char **paths, uint32_t n, gboolean force)
 		struct stat st;
 		char *key, *what;
 
-		if (stat(paths[i], &st)) {
+		if (dmio_bdev_path_is_remote(paths[i])) {
+			key = g_strdup_printf("u%s", paths[i]); /* an export: its URI names it */
+		} else if (stat(paths[i], &st)) {
 			fprintf(stderr, "mkfs.dmiofs: %s: %s\n", paths[i], g_strerror(errno));
 			bad++;
 			continue;
-		}
-		if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
-			fprintf(stderr, "mkfs.dmiofs: %s: not a block device or a regular file\n", paths[i]);
+		} else if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+			fprintf(stderr, "mkfs.dmiofs: %s: not a block device, a regular file or an NBD URI\n", paths[i]);
 			bad++;
 			continue;
+		} else {
+			key = S_ISBLK(st.st_mode) ? g_strdup_printf("b%lu", (unsigned long)st.st_rdev)
+						  : g_strdup_printf("f%lu:%lu", (unsigned long)st.st_dev,
+								    (unsigned long)st.st_ino);
 		}
-		key = S_ISBLK(st.st_mode) ? g_strdup_printf("b%lu", (unsigned long)st.st_rdev)
-					  : g_strdup_printf("f%lu:%lu", (unsigned long)st.st_dev, (unsigned long)st.st_ino);
 		if (g_hash_table_contains(seen, key)) {
 			fprintf(stderr, "mkfs.dmiofs: %s: the same device as %s; every copy needs its own device\n",
 				paths[i], (char *)g_hash_table_lookup(seen, key));
@@ -301,7 +306,11 @@ static int check_room(char **paths, uint32_t n)
 static int preallocate_one(const char *path)
 {
 	struct stat st;
-	int fd = open(path, O_RDWR | O_CLOEXEC), err = 0;
+	int fd, err = 0;
+
+	if (dmio_bdev_path_is_remote(path))
+		return 0; /* the server's storage is the server's */
+	fd = open(path, O_RDWR | O_CLOEXEC);
 
 	if (fd < 0 || fstat(fd, &st))
 		err = -errno;

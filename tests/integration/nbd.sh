@@ -1,0 +1,183 @@
+#!/bin/sh
+# A mirror with one leg on an NBD server: nbdkit serving an image file on a
+# unix socket in the test's folder, and on loopback TCP.
+#
+#   - mkfs.dmiofs and dmiofs take a local image and an NBD URI joined by
+#     ':' in one argument (the URI's own colons do not split it); status
+#     names the export;
+#   - files written, and fio verifying, read back right;
+#   - the server killed under fio (kill -9): fio sees no error, the export
+#     is failed, the file system degraded; the server back and the file
+#     system mounted again: the export is caught up, healthy;
+#   - unmounted: fsck.dmiofs is clean over the same list, and each side
+#     alone (the local image, the export) holds every file;
+#   - mkfs.dmiofs refuses an export holding another file system, and
+#     --force wipes it;
+#   - an nbd://127.0.0.1:PORT/ URI with a port, after a local device.
+. "$(dirname "$0")/lib.sh"
+require_fuse
+command -v nbdkit >/dev/null || skip_all "no nbdkit (Debian package nbdkit)"
+command -v fio >/dev/null || skip_all "no fio"
+
+SERVER_PID=""
+cleanup_all() {
+	[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
+	it_cleanup
+}
+trap cleanup_all EXIT
+
+# serve IMAGE [nbdkit options...]: nbdkit's file plugin over IMAGE on the
+# unix socket $T/r.sock; returns once the server listens (its pid file).
+serve() {
+	img=$1
+	shift
+	rm -f "$T/r.sock" "$T/r.pid"
+	nbdkit -f -U "$T/r.sock" -P "$T/r.pid" "$@" file "$img" 2>"$T/nbdkit.err" &
+	SERVER_PID=$!
+	for _ in $(seq 1 400); do
+		[ -s "$T/r.pid" ] && return 0
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	sed 's/^/#   /' "$T/nbdkit.err"
+	return 1
+}
+
+stop_server() {
+	kill "-${1:-TERM}" "$SERVER_PID" 2>/dev/null
+	wait "$SERVER_PID" 2>/dev/null
+	SERVER_PID=""
+}
+
+# every_device_healthy: no device is failed, missing or being caught up
+# (60 s at most).  The errors the server's death left in the counters
+# stay, so the file system itself may say ERRORS.
+every_device_healthy() {
+	for _ in $(seq 1 600); do
+		"$CTL" status "$MNT" >"$T/status" 2>&1
+		if head -n 1 "$T/status" | grep -Eq ': (healthy|ERRORS)' &&
+			! grep -Eq 'failed|missing|returning|catch-up' "$T/status"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	cat "$T/status"
+	return 1
+}
+
+# write_files: three files of random bytes; their sums in $T/sums.
+write_files() {
+	for f in a b c; do
+		head -c $((3 * 1048576 + 4097)) /dev/urandom >"$MNT/$f" || return 1
+	done
+	(cd "$MNT" && md5sum a b c) >"$T/sums"
+}
+
+files_intact() {
+	(cd "$MNT" && md5sum -c --quiet "$T/sums")
+}
+
+fio_verify() {
+	fio --name=verify --filename="$MNT/fio.dat" --size=24M --rw=randwrite --bs=4k --direct=1 \
+		--ioengine=libaio --iodepth=8 --verify=crc32c --do_verify=1 --randseed=4242 --loops="${1:-1}" \
+		--output="$T/fio.out"
+	fio_output_clean "$T/fio.out" $?
+}
+
+truncate -s 256M "$T/local.img" "$T/remote.img"
+must "nbdkit serves an image on a unix socket" serve "$T/remote.img"
+URI="nbd+unix:///?socket=$T/r.sock"
+IMAGES="$T/local.img:$URI"
+
+must "mkfs.dmiofs takes a local image and an NBD URI in one argument" "$MKFS" -q "$IMAGES"
+must "dmiofs mounts them" fs_mount
+check "status names the export, healthy" sh -c "\"$CTL\" status \"$MNT\" | grep -q 'healthy .*nbd+unix:///?socket=$T/r.sock'"
+check "the devices xattr names the export" sh -c "getfattr --only-values -n user.dmio.devices \"$MNT\" | grep -q 'path=$URI'"
+write_files
+check "three files read back right" files_intact
+check "fio verifies random writes on the mirror" fio_verify
+
+# ---- the server dies under fio ------------------------------------------------------
+touch "$T/before-fio"
+sleep 0.01 # a later write gets a later mtime, even on coarse clocks
+fio_verify 4 >"$T/fio-kill.res" 2>&1 &
+FIO_PID=$!
+# Kill the server once fio's writes reach the export's image.
+for _ in $(seq 1 600); do
+	[ -n "$(find "$T/remote.img" -newer "$T/before-fio")" ] && break
+	sleep 0.05
+done
+stop_server KILL
+wait "$FIO_PID"
+ok $? "fio sees no error when the server dies under it"
+sed 's/^/#   /' "$T/fio-kill.res"
+check "the export is failed and the file system degraded" sh -c "\"$CTL\" status \"$MNT\" | head -n 1 | grep -q DEGRADED && \"$CTL\" status \"$MNT\" | grep -q 'failed .*nbd+unix'"
+check "files still read back right" files_intact
+must "unmount degraded" fs_umount
+
+must "the server comes back" serve "$T/remote.img"
+must "dmiofs mounts the same list again" fs_mount
+check "the export is caught up and healthy" every_device_healthy
+check "files read back right after the catch-up" files_intact
+check "fio's file verifies after the catch-up" sh -c "fio --name=verify --filename=\"$MNT/fio.dat\" --size=24M --rw=randwrite --bs=4k --direct=1 --ioengine=libaio --verify=crc32c --verify_only=1 --randseed=4242 --output=\"$T/fio2.out\" >/dev/null && ! grep -Eiq 'verify failed|bad magic|crc32c: verify' \"$T/fio2.out\""
+must "unmount" fs_umount
+check "fsck.dmiofs is clean over the same list" "$FSCK" "$IMAGES"
+
+IMAGES="$T/local.img"
+must "the local image alone mounts read-only" fs_mount -o ro
+check "the local image alone holds every file" files_intact
+must "unmount" fs_umount
+IMAGES="$URI"
+must "the export alone mounts read-only" fs_mount -o ro
+check "the export alone holds every file" files_intact
+must "unmount" fs_umount
+stop_server
+
+# ---- refuse before destroying ----------------------------------------------------------
+if command -v mkfs.ext4 >/dev/null; then
+	truncate -s 64M "$T/ext4.img"
+	mkfs.ext4 -q -F "$T/ext4.img" >/dev/null 2>&1
+	truncate -s 64M "$T/other.img"
+	must "nbdkit serves an image holding ext4" serve "$T/ext4.img"
+	"$MKFS" -q "$T/other.img:$URI" >"$T/refuse.out" 2>&1
+	rc=$?
+	[ $rc -ne 0 ] && grep -q "holds a file system (ext4)" "$T/refuse.out"
+	ok $? "mkfs.dmiofs refuses an export holding ext4, and says so"
+	sed 's/^/#   /' "$T/refuse.out"
+	check "--force wipes it and makes the file system" "$MKFS" -q --force "$T/other.img:$URI"
+	stop_server
+	check "ext4's signature is gone from the image" sh -c "! blkid -p \"$T/ext4.img\" | grep -q ext4"
+fi
+
+# ---- TCP on loopback: a URI with a port after a local device -------------------------------
+truncate -s 128M "$T/tcp-local.img" "$T/tcp-remote.img"
+PORT=""
+for p in $(seq $((20000 + $$ % 20000)) $((20000 + $$ % 20000 + 20))); do
+	rm -f "$T/t.pid"
+	nbdkit -f -i 127.0.0.1 -p "$p" -P "$T/t.pid" file "$T/tcp-remote.img" 2>/dev/null &
+	TCP_PID=$!
+	for _ in $(seq 1 200); do
+		[ -s "$T/t.pid" ] && break
+		kill -0 "$TCP_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [ -s "$T/t.pid" ]; then
+		PORT=$p
+		break
+	fi
+	wait "$TCP_PID" 2>/dev/null
+done
+if [ -n "$PORT" ]; then
+	SERVER_PID=$TCP_PID
+	IMAGES="$T/tcp-local.img:nbd://127.0.0.1:$PORT/"
+	must "mkfs.dmiofs over nbd://127.0.0.1:$PORT/ after a local image" "$MKFS" -q "$IMAGES"
+	must "dmiofs mounts it" fs_mount
+	check "both devices are there, healthy" sh -c "\"$CTL\" status \"$MNT\" | head -n 1 | grep -q healthy && \"$CTL\" status \"$MNT\" | grep -q 'nbd://127.0.0.1:$PORT/'"
+	write_files
+	check "files read back right over TCP" files_intact
+	must "unmount" fs_umount
+	stop_server
+else
+	ok 1 "no free port for nbdkit on 127.0.0.1"
+fi
+done_testing
