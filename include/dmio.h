@@ -61,6 +61,11 @@ int dmio_bdev_is_blockdev(const struct block_device *bdev);
 int dmio_bdev_is_remote(const struct block_device *bdev);
 /* Does path name an NBD export (a URI dmio_bdev_open takes)? */
 int dmio_bdev_path_is_remote(const char *path);
+/* NBD exports: is a connection alive (1 for local devices); connect again
+ * once all are dead (0, or -errno). */
+int dmio_bdev_is_connected(struct block_device *bdev);
+int dmio_bdev_reconnect(struct block_device *bdev);
+int dmio_bdev_disconnect(struct block_device *bdev);
 unsigned int dmio_bdev_max_io_sectors(const struct block_device *bdev);
 int dmio_bdev_set_max_io_sectors(struct block_device *bdev, unsigned int sectors);
 
@@ -75,6 +80,9 @@ struct dmio_bdev_stats {
 	uint64_t errors;   /* pieces that failed, on the device or injected */
 	uint64_t injected; /* pieces failed or dropped by fault injection */
 	unsigned int inflight;
+	/* How long a read piece takes, from submission to completion, as a
+	 * moving average (the last ~8 reads weigh most); 0 before any. */
+	uint64_t read_latency_us;
 };
 void dmio_bdev_get_stats(const struct block_device *bdev, struct dmio_bdev_stats *stats);
 

@@ -229,6 +229,24 @@ DMIO_EXPORT int dmio_bdev_is_remote(const struct block_device *bdev)
 	return bdev->remote != NULL;
 }
 
+DMIO_EXPORT int dmio_bdev_is_connected(struct block_device *bdev)
+{
+	return !bdev->remote || remote_connected(bdev);
+}
+
+DMIO_EXPORT int dmio_bdev_reconnect(struct block_device *bdev)
+{
+	return bdev->remote ? remote_reconnect(bdev) : -EOPNOTSUPP;
+}
+
+DMIO_EXPORT int dmio_bdev_disconnect(struct block_device *bdev)
+{
+	if (!bdev->remote)
+		return -EOPNOTSUPP;
+	remote_disconnect(bdev);
+	return 0;
+}
+
 DMIO_EXPORT unsigned int dmio_bdev_max_io_sectors(const struct block_device *bdev)
 {
 	return atomic_load(&bdev->max_io_sectors);
@@ -255,4 +273,5 @@ DMIO_EXPORT void dmio_bdev_get_stats(const struct block_device *bdev, struct dmi
 	stats->errors = atomic_load(&bdev->errors);
 	stats->injected = atomic_load(&bdev->injected);
 	stats->inflight = atomic_load(&bdev->inflight);
+	stats->read_latency_us = atomic_load(&bdev->read_latency_us);
 }

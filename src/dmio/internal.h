@@ -121,6 +121,7 @@ struct block_device {
 	struct fault_set faults;
 	atomic_uint_fast64_t reads, writes, flushes, discards, read_bytes, write_bytes, errors, injected;
 	atomic_uint inflight; /* pieces on the device: a load measure */
+	atomic_uint_fast64_t read_latency_us; /* moving average of read pieces' service time */
 	atomic_uint pieces;   /* pieces naming the device, from build to finish */
 	atomic_uint requests; /* regions of unfinished requests naming it */
 	/* The write log recording what completes here, and the device's
@@ -148,6 +149,10 @@ void remote_close(struct block_device *bdev);
 /* Send a piece as NBD commands; it completes through the client's done
  * queue like a worker job. */
 void remote_submit(struct dmio_piece *piece);
+/* Is any of its connections alive?  Make new ones when none is. */
+bool remote_connected(struct block_device *bdev);
+int remote_reconnect(struct block_device *bdev);
+void remote_disconnect(struct block_device *bdev);
 /* A finished piece that needs one more command (a flush standing in for
  * FUA the server lacks): true when it was sent, and the piece is not done. */
 bool remote_continue(struct dmio_piece *piece);
@@ -176,6 +181,7 @@ struct dmio_piece {
 	long res;        /* bytes transferred or -errno */
 	struct fault_verdict fault;
 	gint64 due_us;   /* when a delayed piece completes */
+	gint64 start_us; /* when a piece reached the device */
 	atomic_uint remote_left; /* NBD commands of the piece not yet answered */
 	atomic_int remote_err;   /* the first of their errors, -errno */
 	unsigned int nbounce;   /* iov[] are this many bounce pages */

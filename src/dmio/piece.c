@@ -195,6 +195,17 @@ static void finish_read(struct dmio_piece *piece, bool ok)
 			memset(piece->iov[i].iov_base, 0, piece->iov[i].iov_len);
 }
 
+/* A moving average, 1/8 of each new sample: what read balancing between
+ * a local disk and a remote export goes by.  Racing updates may lose a
+ * sample, which an average can spare. */
+static void note_read_latency(struct block_device *bdev, gint64 us)
+{
+	uint64_t old = atomic_load_explicit(&bdev->read_latency_us, memory_order_relaxed);
+	uint64_t now = us > 0 ? (uint64_t)us : 1;
+
+	atomic_store_explicit(&bdev->read_latency_us, old ? (old * 7 + now + 4) / 8 : now, memory_order_relaxed);
+}
+
 void piece_complete(struct dmio_piece *piece)
 {
 	struct dmio_io *io = piece->io;
@@ -210,6 +221,8 @@ void piece_complete(struct dmio_piece *piece)
 		return;
 	if (piece->on_device)
 		atomic_fetch_sub(&bdev->inflight, 1);
+	if (piece->on_device && piece->op == PIECE_READ && ok)
+		note_read_latency(bdev, g_get_monotonic_time() - piece->start_us);
 	/* Recorded here, before the request can complete: whoever waits for
 	 * it sees its pieces in the log first, so the log's order never
 	 * contradicts what the caller saw.  Injected results (!on_device)

@@ -16,7 +16,10 @@
  * driver thread that polls its connections and hands libnbd what the
  * sockets have to say, which is where replies arrive.  The driver is woken
  * only when a command could not go out whole.  A connection that drops
- * fails the commands in flight on it; later ones fail when sent. */
+ * fails the commands in flight on it; later ones go to the connections
+ * still alive, or fail when none is.  dmio_bdev_reconnect() makes new
+ * connections once all are dead, to the same export: same size, same
+ * block size, still writable. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +38,13 @@
 #define ZERO_BUF_BYTES (1u << 20)    /* write-zeroes by writing, for servers without it */
 
 struct remote {
+	char *uri;
+	int access;
+	/* conn[] and nconns: senders and the driver hold it to read, a
+	 * reconnect to swap them (lock order: this, then libnbd's). */
+	pthread_rwlock_t lock;
+	pthread_mutex_t reconnect_lock; /* one reconnect at a time */
+	atomic_uint epoch;     /* changed at every swap: the driver's poll set is stale */
 	struct nbd_handle *conn[REMOTE_MAX_CONNS];
 	unsigned int nconns;
 	atomic_uint next_conn; /* round robin over the connections, per piece */
@@ -126,25 +136,28 @@ static int learn_export(struct block_device *bdev, struct remote *r, const char 
 	return 0;
 }
 
-/* More connections, when the server says they see each other's writes
- * (multi-conn).  One that fails, or sees another size, is left out. */
-static void connect_more(struct block_device *bdev, struct remote *r, const char *uri)
+/* More connections to conn[0]'s export, when the server says they see
+ * each other's writes (multi-conn).  One that fails, or sees another
+ * size, is left out.  Returns how many there are now. */
+static unsigned int connect_more(struct nbd_handle **conn, const char *uri)
 {
-	if (nbd_can_multi_conn(r->conn[0]) != 1)
-		return;
-	while (r->nconns < REMOTE_MAX_CONNS) {
+	unsigned int n = 1;
+
+	if (nbd_can_multi_conn(conn[0]) != 1)
+		return n;
+	while (n < REMOTE_MAX_CONNS) {
 		struct nbd_handle *h;
 
 		if (connect_one(uri, &h))
-			return;
-		if (nbd_get_size(h) != nbd_get_size(r->conn[0])) {
+			break;
+		if (nbd_get_size(h) != nbd_get_size(conn[0])) {
 			dmio_log(DMIO_LOG_WARNING, "%s: a second connection sees another size; using one", uri);
 			nbd_close(h);
-			return;
+			break;
 		}
-		r->conn[r->nconns++] = h;
+		conn[n++] = h;
 	}
-	(void)bdev;
+	return n;
 }
 
 /* ---- the driver thread ------------------------------------------------------ */
@@ -166,12 +179,19 @@ static short poll_events(struct nbd_handle *h)
 		       ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
 }
 
+static bool alive(struct nbd_handle *h)
+{
+	return nbd_aio_is_dead(h) != 1 && nbd_aio_is_closed(h) != 1;
+}
+
 /* Tell libnbd what a socket has to say.  A connection that fails here is
  * dead: libnbd fails its commands in flight, and says why once. */
 static void serve_connection(struct nbd_handle *h, short revents, const char *path)
 {
 	int ret = 0;
 
+	if (!alive(h))
+		return; /* died since the poll set was made: said already */
 	if (revents & (POLLIN | POLLHUP | POLLERR))
 		ret = nbd_aio_notify_read(h);
 	else if (revents & POLLOUT)
@@ -185,24 +205,31 @@ static void *driver_main(void *arg)
 	struct block_device *bdev = arg;
 	struct remote *r = bdev->remote;
 	struct pollfd pfd[REMOTE_MAX_CONNS + 1];
-	unsigned int n = r->nconns;
 
 	while (!atomic_load(&r->stopping)) {
+		unsigned int n, epoch;
 		uint64_t count;
 
+		pthread_rwlock_rdlock(&r->lock);
+		n = r->nconns;
+		epoch = atomic_load(&r->epoch);
 		for (unsigned int i = 0; i < n; i++) {
 			pfd[i].fd = nbd_aio_get_fd(r->conn[i]); /* -1 once dead: poll skips it */
 			pfd[i].events = pfd[i].fd >= 0 ? poll_events(r->conn[i]) : 0;
 			pfd[i].revents = 0;
 		}
+		pthread_rwlock_unlock(&r->lock);
 		pfd[n] = (struct pollfd){ .fd = r->wake_fd, .events = POLLIN };
 		if (poll(pfd, n + 1, -1) < 0)
 			continue; /* EINTR */
 		if ((pfd[n].revents & POLLIN) && read(r->wake_fd, &count, sizeof(count)) < 0)
 			count = 0; /* nothing was pending after all */
-		for (unsigned int i = 0; i < n; i++)
+		pthread_rwlock_rdlock(&r->lock);
+		/* After a reconnect the descriptors polled were the old ones. */
+		for (unsigned int i = 0; i < n && atomic_load(&r->epoch) == epoch; i++)
 			if (pfd[i].revents)
 				serve_connection(r->conn[i], pfd[i].revents, bdev->path);
+		pthread_rwlock_unlock(&r->lock);
 	}
 	return NULL;
 }
@@ -217,7 +244,13 @@ int remote_open(struct block_device *bdev, const char *uri, int access)
 	if (!r)
 		return -ENOMEM;
 	r->wake_fd = -1;
+	pthread_rwlock_init(&r->lock, NULL);
+	pthread_mutex_init(&r->reconnect_lock, NULL);
 	bdev->remote = r; /* remote_close cleans up whatever was made */
+	r->uri = strdup(uri);
+	r->access = access;
+	if (!r->uri)
+		return -ENOMEM;
 	err = connect_one(uri, &r->conn[0]);
 	if (err)
 		return err;
@@ -225,7 +258,7 @@ int remote_open(struct block_device *bdev, const char *uri, int access)
 	err = learn_export(bdev, r, uri, access);
 	if (err)
 		return err;
-	connect_more(bdev, r, uri);
+	r->nconns = connect_more(r->conn, uri);
 	r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->wake_fd < 0)
 		return -errno;
@@ -254,6 +287,9 @@ void remote_close(struct block_device *bdev)
 	}
 	if (r->wake_fd >= 0)
 		close(r->wake_fd);
+	pthread_rwlock_destroy(&r->lock);
+	pthread_mutex_destroy(&r->reconnect_lock);
+	free(r->uri);
 	free(r);
 	bdev->remote = NULL;
 }
@@ -362,15 +398,28 @@ static void send_flush(struct nbd_handle *h, struct remote *r, struct dmio_piece
 		piece_command_done(piece, 0);
 }
 
+/* Under r->lock: the next connection still alive, round robin; when none
+ * is, any (what is sent there fails at once). */
 static struct nbd_handle *pick_connection(struct remote *r)
 {
-	return r->conn[atomic_fetch_add(&r->next_conn, 1) % r->nconns];
+	unsigned int first = atomic_fetch_add(&r->next_conn, 1);
+
+	for (unsigned int i = 0; i < r->nconns; i++) {
+		struct nbd_handle *h = r->conn[(first + i) % r->nconns];
+
+		if (alive(h))
+			return h;
+	}
+	return r->conn[0];
 }
 
 void remote_submit(struct dmio_piece *piece)
 {
 	struct remote *r = piece->bdev->remote;
-	struct nbd_handle *h = pick_connection(r);
+	struct nbd_handle *h;
+
+	pthread_rwlock_rdlock(&r->lock);
+	h = pick_connection(r);
 
 	atomic_store(&piece->remote_err, 0);
 	/* One more than the commands: the sender's guard, so the piece
@@ -390,6 +439,7 @@ void remote_submit(struct dmio_piece *piece)
 	}
 	if (nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE)
 		wake_driver(r); /* the socket was full: the driver sends the rest */
+	pthread_rwlock_unlock(&r->lock);
 	piece_command_done(piece, 0);
 }
 
@@ -405,10 +455,114 @@ bool remote_continue(struct dmio_piece *piece)
 	piece->fua = false;
 	atomic_store(&piece->remote_err, 0);
 	atomic_store(&piece->remote_left, 2);
+	pthread_rwlock_rdlock(&r->lock);
 	h = pick_connection(r);
 	send_flush(h, r, piece);
 	if (nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE)
 		wake_driver(r);
+	pthread_rwlock_unlock(&r->lock);
 	piece_command_done(piece, 0);
 	return true;
+}
+
+/* ---- connection state and reconnecting ------------------------------------------ */
+
+bool remote_connected(struct block_device *bdev)
+{
+	struct remote *r = bdev->remote;
+	bool any = false;
+
+	pthread_rwlock_rdlock(&r->lock);
+	for (unsigned int i = 0; i < r->nconns && !any; i++)
+		any = alive(r->conn[i]);
+	pthread_rwlock_unlock(&r->lock);
+	return any;
+}
+
+/* Is the export h connects to the one bdev was opened on, as far as the
+ * server says: the same size, a block size the device's regions keep,
+ * writable if it was?  Says loudly why not. */
+static int same_export(struct block_device *bdev, struct nbd_handle *h)
+{
+	int64_t size = nbd_get_size(h), min_block = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+	struct remote *r = bdev->remote;
+
+	if (size < 0 || min_block < 0)
+		return -EIO;
+	if ((uint64_t)size >> DMIO_SECTOR_SHIFT != bdev->sectors) {
+		dmio_log(DMIO_LOG_ERR, "%s: the server is back with an export of another size (%lld bytes, was %llu): "
+				       "refused",
+			 bdev->path, (long long)size, (unsigned long long)(bdev->sectors << DMIO_SECTOR_SHIFT));
+		return -EMEDIUMTYPE;
+	}
+	if (min_block > bdev->lbs) {
+		dmio_log(DMIO_LOG_ERR, "%s: the server is back with a larger block size (%lld, was %u): refused",
+			 bdev->path, (long long)min_block, bdev->lbs);
+		return -EMEDIUMTYPE;
+	}
+	if (r->access == O_RDWR && nbd_is_read_only(h) == 1) {
+		dmio_log(DMIO_LOG_ERR, "%s: the server is back, exporting read-only: refused", bdev->path);
+		return -EROFS;
+	}
+	return 0;
+}
+
+static int reconnect_locked(struct block_device *bdev)
+{
+	struct remote *r = bdev->remote;
+	struct nbd_handle *fresh[REMOTE_MAX_CONNS] = { NULL }, *old[REMOTE_MAX_CONNS];
+	unsigned int nfresh, nold;
+	int err;
+
+	if (remote_connected(bdev))
+		return 0;
+	err = connect_one(r->uri, &fresh[0]);
+	if (err)
+		return err;
+	err = same_export(bdev, fresh[0]);
+	if (err) {
+		nbd_close(fresh[0]);
+		return err;
+	}
+	nfresh = connect_more(fresh, r->uri);
+	pthread_rwlock_wrlock(&r->lock);
+	nold = r->nconns;
+	memcpy(old, r->conn, sizeof(old));
+	memcpy(r->conn, fresh, sizeof(fresh));
+	r->nconns = nfresh;
+	atomic_fetch_add(&r->epoch, 1);
+	pthread_rwlock_unlock(&r->lock);
+	wake_driver(r);
+	/* Dead, so nothing was in flight on them; nobody holds them now. */
+	for (unsigned int i = 0; i < nold; i++)
+		nbd_close(old[i]);
+	dmio_log(DMIO_LOG_NOTICE, "%s: connected again", bdev->path);
+	return 0;
+}
+
+void remote_disconnect(struct block_device *bdev)
+{
+	struct remote *r = bdev->remote;
+
+	/* Ask each server to close (NBD_CMD_DISC after what is in flight);
+	 * the handles stay until a reconnect or the close swaps them out. */
+	pthread_rwlock_rdlock(&r->lock);
+	for (unsigned int i = 0; i < r->nconns; i++)
+		if (alive(r->conn[i]))
+			nbd_aio_disconnect(r->conn[i], 0);
+	pthread_rwlock_unlock(&r->lock);
+	wake_driver(r);
+}
+
+int remote_reconnect(struct block_device *bdev)
+{
+	struct remote *r = bdev->remote;
+	int err;
+
+	/* Two at once would each swap in connections, and the second would
+	 * close the first's, live. */
+	pthread_mutex_lock(&r->reconnect_lock);
+	err = reconnect_locked(bdev);
+	pthread_mutex_unlock(&r->reconnect_lock);
+	return err;
 }

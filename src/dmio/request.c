@@ -252,6 +252,7 @@ static void account(struct dmio_piece *piece)
 	atomic_fetch_add(&bdev->inflight, 1);
 	switch (piece->op) {
 	case PIECE_READ:
+		piece->start_us = g_get_monotonic_time();
 		atomic_fetch_add(&bdev->reads, 1);
 		atomic_fetch_add(&bdev->read_bytes, piece->bytes);
 		break;

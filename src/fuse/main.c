@@ -52,6 +52,7 @@ struct options {
 	uint64_t rebuild_rate;   /* bytes/s */
 	int no_degraded;
 	char *keep;
+	char *write_mostly;
 	char *event_program;
 	char *log_writes;
 	char *log_file;
@@ -98,6 +99,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("nodegraded", no_degraded, 1),
 	OPT("degraded", no_degraded, 0),
 	OPT("keep=%s", keep, 0),
+	OPT("write_mostly=%s", write_mostly, 0),
 	OPT("event_program=%s", event_program, 0),
 	OPT("log_writes=%s", log_writes, 0),
 	OPT("log=%s", log_file, 0),
@@ -253,6 +255,8 @@ static void usage(void)
 	       "                     when the devices present hold a copy of everything)\n"
 	       "  -o keep=DEV        after a split brain, keep the history of DEV's part; the other\n"
 	       "                     part's devices are rewritten from it\n"
+	       "  -o write_mostly=DEV[:DEV...]  read DEV only when no other copy can serve (a\n"
+	       "                     remote or slow device); DEV: index, path, URI or UUID\n"
 	       "  -o heal_delay=S    a device failed or missing this long (default 60 s) has its\n"
 	       "                     copies made again on the others, when they can hold them\n"
 	       "  -o rebuild_rate=M  catch-up and rebuilds copy at most M MB/s (default 64)\n"
@@ -444,6 +448,7 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 				    .verbose = o->verbose,
 				    .no_degraded = o->no_degraded,
 				    .keep = o->keep,
+				    .write_mostly = o->write_mostly,
 				    .heal_delay = o->heal_delay,
 				    .rebuild_rate = o->rebuild_rate };
 	/* The writeback cache is opt-in.  With it the kernel accepts write(2)
@@ -559,6 +564,7 @@ static int finish(struct fuse_args *args, struct options *o, int ret)
 	g_free(o->source);
 	free(o->log_file);
 	free(o->keep);
+	free(o->write_mostly);
 	free(o->event_program);
 	free(o->log_writes);
 	return ret;

@@ -122,9 +122,15 @@ static bool given_twice(const char *const *paths, uint32_t n, GString *why)
 }
 
 /* Errors that mean "this device is not there", as a disk that died or
- * was unplugged would give: the file system may mount without it. */
-static bool counts_as_absent(int err)
+ * was unplugged would give, or a server that is down or out of reach:
+ * the file system may mount without it.  (A TLS or protocol failure is a
+ * mistake to fix, not an absence.) */
+static bool counts_as_absent(const char *path, int err)
 {
+	if (dmio_bdev_path_is_remote(path) &&
+	    (err == -ECONNREFUSED || err == -ETIMEDOUT || err == -EHOSTUNREACH || err == -ENETUNREACH ||
+	     err == -EHOSTDOWN || err == -ECONNRESET || err == -ENOTCONN))
+		return true;
 	return err == -ENOENT || err == -ENXIO || err == -ENODEV || err == -EIO || err == -EACCES || err == -EPERM ||
 	       err == -ENOMEDIUM;
 }
@@ -140,7 +146,7 @@ static int open_given(struct store *st, struct given *g, GString *why)
 
 	if (!err)
 		err = dev_read_sb(st->meta_client, &g->d, reason);
-	if (err && counts_as_absent(err)) {
+	if (err && counts_as_absent(g->path, err)) {
 		g_warning("%s; it counts as missing", reason->str);
 		dev_close(&g->d);
 		g->absent = true;

@@ -25,6 +25,12 @@ struct sdev {
 	uint32_t leave_target; /* the device they go to (UINT32_MAX: any) */
 	gint64 away_since;     /* monotonic time it became failed or missing (self-healing) */
 	bool heal_refused;     /* the others could not hold its copies: said once */
+	/* An NBD export whose connection dropped: when to try again, the
+	 * wait after that (doubling), and a try under way (the mender's,
+	 * without the store's lock: the device is not reused meanwhile). */
+	gint64 reconnect_at;
+	unsigned int reconnect_wait_s;
+	bool reconnecting;
 	struct rec_counters err; /* persistent error counters (ERR_*) */
 	uint64_t next_read;      /* where a sequential stream on it would read next */
 };

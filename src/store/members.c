@@ -370,7 +370,7 @@ static int member_at(struct store *st, const char *path)
 static int free_index(struct store *st)
 {
 	for (uint32_t k = 0; k < st->ndevices; k++)
-		if (st->dev[k].state == DEV_REMOVED && !st->dev[k].bdev)
+		if (st->dev[k].state == DEV_REMOVED && !st->dev[k].bdev && !st->dev[k].reconnecting)
 			return (int)k;
 	return st->ndevices < DMIOFS_MAX_DEVICES ? (int)st->ndevices : -1;
 }
@@ -565,6 +565,122 @@ static int readd_failed(struct store *st, uint32_t k, GString *why)
 			    "%s (device %u) is taken back: catching it up on what it missed", st->dev[k].path, k);
 	mender_kick(st);
 	return err;
+}
+
+#define RECONNECT_MAX_WAIT_S 60
+
+/* Is the export of device k, connected again, still that device of this
+ * file system, and not written alone meanwhile?  0, or -errno with why. */
+static int reconnected_same(struct store *st, uint32_t k, GString *why)
+{
+	struct sdev probe = st->dev[k]; /* the same bdev; its own superblock copy */
+	GString *reason = g_string_new(NULL);
+	int err = dev_read_sb(st->meta_client, &probe, reason);
+	uint64_t gen;
+
+	if (!err && (memcmp(probe.sb.fs_uuid, st->sb.fs_uuid, 16) || memcmp(probe.sb.dev_uuid, st->sb.devs[k].uuid, 16))) {
+		g_string_append(reason, "it holds another device");
+		err = -EMEDIUMTYPE;
+	}
+	if (err) {
+		g_string_append_printf(why, "%s answers again, but is not device %u of this file system (%s)",
+				       st->dev[k].path, k, reason->str);
+		g_string_free(reason, TRUE);
+		return err == -EIO ? -EIO : -EMEDIUMTYPE;
+	}
+	g_string_free(reason, TRUE);
+	gen = assemble_own_generation(st, &probe);
+	if (st->dev[k].left_at && gen > st->dev[k].left_at) {
+		g_string_append_printf(why, "%s is back at generation %llu, past %llu where it left: it was written "
+					    "alone (a split brain)",
+				       st->dev[k].path, (unsigned long long)gen, (unsigned long long)st->dev[k].left_at);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+/* Device k, missing since the mount, is the export at path: open it and
+ * bring it back if it is that device (never as a new one). */
+static int rejoin_missing(struct store *st, uint32_t k, const char *path, GString *why)
+{
+	struct sdev d = { 0 };
+	int err = open_candidate(st, path, &d, why);
+	bool same;
+
+	if (err)
+		return err;
+	g_mutex_lock(&st->lock);
+	same = identity_of(st, &d) == (int)k && !st->dev[k].bdev && st->dev[k].state == DEV_MISSING;
+	g_mutex_unlock(&st->lock);
+	if (!same) {
+		g_string_append_printf(why, "%s answers again, but is not device %u of this file system", path, k);
+		dev_close(&d);
+		return -EMEDIUMTYPE;
+	}
+	err = join_returning(st, &d, k, why);
+	dev_close(&d);
+	return err;
+}
+
+/* A server that is simply still away: no news worth a warning. */
+static bool unreachable(int err)
+{
+	return err == -ENOENT || err == -ECONNREFUSED || err == -ETIMEDOUT || err == -EHOSTUNREACH ||
+	       err == -ENETUNREACH || err == -EHOSTDOWN || err == -ECONNRESET || err == -ENOTCONN;
+}
+
+/* Lock held; given up while device k's export is connected again. */
+static void reconnect_one(struct store *st, uint32_t k)
+{
+	struct sdev *dev = &st->dev[k];
+	GString *why = g_string_new(NULL);
+	char *path = g_strdup(dev->path);
+	bool failed = dev->state == DEV_FAILED;
+	int err;
+
+	dev->reconnecting = true;
+	g_mutex_unlock(&st->lock);
+	if (failed) {
+		err = dmio_bdev_reconnect(dev->bdev);
+		if (!err && (err = reconnected_same(st, k, why)))
+			dmio_bdev_disconnect(dev->bdev); /* not ours: let the server go */
+	} else {
+		err = rejoin_missing(st, k, path, why);
+	}
+	g_mutex_lock(&st->lock);
+	dev = &st->dev[k]; /* rejoining replaced it */
+	dev->reconnecting = false;
+	if (!err && failed && dev->state == DEV_FAILED) {
+		dev->reconnect_wait_s = 0;
+		err = readd_failed(st, k, why);
+	}
+	g_free(path);
+	if (err) {
+		dev->reconnect_wait_s = MIN(MAX(2 * dev->reconnect_wait_s, 1u), RECONNECT_MAX_WAIT_S);
+		dev->reconnect_at = g_get_monotonic_time() + (gint64)dev->reconnect_wait_s * G_USEC_PER_SEC;
+		if (!unreachable(err)) /* a server out of reach is expected; anything else is news */
+			g_warning("%s; it stays %s (trying again in %u s)", why->len ? why->str : g_strerror(-err),
+				  dev_state_name(dev->state), dev->reconnect_wait_s);
+	}
+	g_string_free(why, TRUE);
+}
+
+void members_reconnect(struct store *st)
+{
+	gint64 now = g_get_monotonic_time();
+
+	for (uint32_t k = 0; k < st->ndevices; k++) {
+		struct sdev *dev = &st->dev[k];
+
+		/* not one being replaced or removed: only healing gives way */
+		bool staying = !dev->leaving || dev->leaving == LEAVE_HEAL;
+		bool dropped = dev->state == DEV_FAILED && dev->bdev && dmio_bdev_is_remote(dev->bdev) &&
+			       !dmio_bdev_is_connected(dev->bdev);
+		bool away = dev->state == DEV_MISSING && !dev->bdev && dev->path && dmio_bdev_path_is_remote(dev->path);
+
+		if (staying && (dropped || away) && now >= dev->reconnect_at)
+			reconnect_one(st, k);
+	}
 }
 
 int members_add(struct store *st, const char *path, bool force, uint32_t *index, GString *why)

@@ -32,6 +32,11 @@ int members_remove(struct store *st, const char *spec, GString *why);
 /* Lock held, the mender's: devices away for heal_delay seconds whose
  * copies the others can hold start to be drained (self-healing). */
 void members_heal(struct store *st, unsigned int heal_delay);
+/* Lock held (given up while connecting): failed NBD exports whose
+ * connections dropped are connected again, with a backoff from 1 s to
+ * 60 s; one that answers as the same device is caught up on what it
+ * missed, one that answers as another is refused, loudly. */
+void members_reconnect(struct store *st);
 /* Lock held, the mender's: give leaving devices' chunks their new copies,
  * drop the old ones that are no longer needed, and remove devices that
  * hold nothing any more.  True when it changed something. */

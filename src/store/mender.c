@@ -448,6 +448,7 @@ static gpointer mender_main(gpointer data)
 
 		m->kicked = false;
 		if (writable(st)) {
+			members_reconnect(st);
 			members_heal(st, heal_delay(st));
 			members_drain(st);
 		}

@@ -88,26 +88,72 @@ static uint64_t copy_offset(const struct rrun *r, uint32_t k)
 	return r->stripes[k].offset + (uint64_t)r->cblock * DMIOFS_BLOCK;
 }
 
-/* A sequential stream stays on its device; otherwise the least loaded. */
+/* How a copy would serve a read now: its reads in flight, and how long a
+ * read takes there lately (0: none was timed yet, so unknown). */
+struct copy_load {
+	unsigned int inflight;
+	uint64_t latency;
+};
+
+static struct copy_load copy_load(const struct sdev *d)
+{
+	struct dmio_bdev_stats s;
+
+	dmio_bdev_get_stats(d->bdev, &s);
+	return (struct copy_load){ s.inflight, s.read_latency_us };
+}
+
+/* Is a much slower than b (a remote export next to a local disk)?  Within
+ * MUCH_SLOWER of each other, devices count as alike, so that mirrors of
+ * one kind are balanced by their queues, not by noise in their timings;
+ * a device not timed yet is alike to any (an untimed one is no faster). */
+#define MUCH_SLOWER 4
+static bool much_slower(struct copy_load a, struct copy_load b)
+{
+	return a.latency && b.latency && a.latency > MUCH_SLOWER * b.latency;
+}
+
+/* Would a answer a read before b?  Alike devices: the shorter queue; a
+ * much slower one only when its queue is shorter by more than it is slower
+ * (reads in flight times latency). */
+static bool sooner(struct copy_load a, struct copy_load b)
+{
+	if (much_slower(a, b) || much_slower(b, a))
+		return (uint64_t)(a.inflight + 1) * a.latency < (uint64_t)(b.inflight + 1) * b.latency;
+	return a.inflight < b.inflight;
+}
+
+/* The copy expected to answer first; write-mostly devices only when no
+ * other copy can serve.  A sequential stream stays on its device unless
+ * that device is much slower than the one chosen. */
 static int choose_copy(struct store *st, const struct rrun *r)
 {
-	int best = -1;
-	unsigned int best_load = 0;
+	int best = -1, stream = -1;
+	struct copy_load best_load = { 0, 0 }, stream_load = { 0, 0 };
+	bool best_wm = false, stream_wm = false;
 
 	for (uint32_t k = 0; k < r->ncopies; k++) {
-		struct sdev *d = &st->dev[r->stripes[k].dev];
-		struct dmio_bdev_stats s;
+		uint32_t dev = r->stripes[k].dev;
+		struct sdev *d = &st->dev[dev];
+		bool wm = st->write_mostly & (1u << dev);
+		struct copy_load load;
 
 		if (((r->tried | r->stale) & (1u << k)) || !dev_written(d))
 			continue;
-		if (__atomic_load_n(&d->next_read, __ATOMIC_RELAXED) == copy_offset(r, k))
-			return (int)k;
-		dmio_bdev_get_stats(d->bdev, &s);
-		if (best < 0 || s.inflight < best_load) {
+		load = copy_load(d);
+		if (__atomic_load_n(&d->next_read, __ATOMIC_RELAXED) == copy_offset(r, k)) {
+			stream = (int)k;
+			stream_load = load;
+			stream_wm = wm;
+		}
+		if (best < 0 || (best_wm && !wm) || (best_wm == wm && sooner(load, best_load))) {
 			best = (int)k;
-			best_load = s.inflight;
+			best_load = load;
+			best_wm = wm;
 		}
 	}
+	if (stream >= 0 && (!stream_wm || best_wm) && !much_slower(stream_load, best_load))
+		return stream;
 	return best;
 }
 

@@ -35,6 +35,15 @@ static void device_status(struct store *st, uint32_t k, struct dev_status *d)
 	d->left_at = sd->left_at;
 	d->leaving = sd->leaving;
 	memcpy(d->count, sd->err.count, sizeof(d->count));
+	d->remote = sd->bdev ? dmio_bdev_is_remote(sd->bdev) : sd->path && dmio_bdev_path_is_remote(sd->path);
+	d->connected = sd->bdev && dmio_bdev_is_connected(sd->bdev);
+	d->write_mostly = st->write_mostly & (1u << k);
+	if (sd->bdev) {
+		struct dmio_bdev_stats stats;
+
+		dmio_bdev_get_stats(sd->bdev, &stats);
+		d->read_latency_us = stats.read_latency_us;
+	}
 }
 
 void store_status(struct store *st, struct fs_status *s)
@@ -174,6 +183,11 @@ static void json_device(JsonBuilder *b, const struct dev_status *d)
 		json_uint(b, count_keys[k], d->count[k]);
 	json_uint(b, "left_at", d->left_at);
 	json_str(b, "leaving", leave_name(d->leaving));
+	json_bool(b, "remote", d->remote);
+	if (d->remote)
+		json_bool(b, "connected", d->connected);
+	json_bool(b, "write_mostly", d->write_mostly);
+	json_uint(b, "read_latency_us", d->read_latency_us);
 	json_str(b, "uuid", d->uuid);
 	json_builder_set_member_name(b, "path");
 	if (d->path)
@@ -271,7 +285,12 @@ void devices_to_text(const struct fs_status *s, GString *out)
 				       (unsigned long long)d->used, (unsigned long long)d->stale);
 		for (int k = 0; k < ERR_KINDS; k++)
 			g_string_append_printf(out, " %s=%llu", count_keys[k], (unsigned long long)d->count[k]);
-		g_string_append_printf(out, " left_at=%llu leaving=%s uuid=%s path=%s\n", (unsigned long long)d->left_at,
-				       leave_name(d->leaving), d->uuid, d->path ? d->path : "");
+		g_string_append_printf(out, " left_at=%llu leaving=%s", (unsigned long long)d->left_at,
+				       leave_name(d->leaving));
+		if (d->remote)
+			g_string_append_printf(out, " remote=yes connected=%s", d->connected ? "yes" : "no");
+		g_string_append_printf(out, " write_mostly=%s read_latency_us=%llu uuid=%s path=%s\n",
+				       d->write_mostly ? "yes" : "no", (unsigned long long)d->read_latency_us, d->uuid,
+				       d->path ? d->path : "");
 	}
 }

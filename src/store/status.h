@@ -26,6 +26,10 @@ struct dev_status {
 	uint64_t left_at;   /* not healthy: the newest commit it may hold */
 	uint32_t leaving;   /* LEAVE_*: its copies are being made elsewhere */
 	uint64_t count[ERR_KINDS];
+	bool remote;        /* an NBD export (path is its URI) */
+	bool connected;     /* remote: a connection to its server lives */
+	bool write_mostly;  /* read only when no other copy can serve */
+	uint64_t read_latency_us; /* reads' service time lately (0: none yet) */
 };
 
 struct fs_status {

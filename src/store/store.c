@@ -8,6 +8,7 @@
 #include "apply.h"
 #include "assemble.h"
 #include "checkpoint.h"
+#include "devlist.h"
 #include "journal.h"
 #include "mender.h"
 #include "rangelock.h"
@@ -175,6 +176,30 @@ static void store_free(struct store *st)
 	g_free(st);
 }
 
+/* -o write_mostly: the devices named, by index, path or UUID. */
+static int resolve_write_mostly(struct store *st, GString *why)
+{
+	char **names;
+	int err = 0;
+
+	if (!st->opt.write_mostly)
+		return 0;
+	names = devlist_split(st->opt.write_mostly);
+	for (char **n = names; *n && !err; n++) {
+		uint32_t k;
+
+		if (!**n)
+			continue;
+		err = admin_find_device(st, *n, &k, why);
+		if (!err)
+			st->write_mostly |= 1u << k;
+		else
+			g_string_prepend(why, "write_mostly: ");
+	}
+	g_strfreev(names);
+	return err;
+}
+
 int store_open(const char *const *paths, uint32_t n, const struct store_options *opt, struct store **out,
 	       GString *why)
 {
@@ -208,6 +233,8 @@ int store_open(const char *const *paths, uint32_t n, const struct store_options 
 	err = assemble_open(st, paths, n, why);
 	if (!err)
 		err = load_metadata(st, why, &dirty);
+	if (!err)
+		err = resolve_write_mostly(st, why);
 	if (!err && !st->opt.read_only) {
 		g_mutex_lock(&st->lock);
 		/* After a crash: one checkpoint on every device, so all agree.

@@ -30,6 +30,7 @@ struct store_options {
 	bool no_degraded;    /* refuse to mount with a device missing */
 	bool no_background;  /* no background worker (fsck): nothing copied, scrubbed or healed */
 	const char *keep;    /* a split brain: keep the history of this device's part */
+	const char *write_mostly; /* devices joined by ':' read only when no other copy serves */
 	uint64_t rebuild_rate; /* bytes/s for catch-up and rebuilds (0: the default) */
 	struct events *events; /* where events go besides the log (events.h); may be NULL */
 	struct dmio_write_log *write_log; /* record every write to it (tests: power cuts) */
@@ -64,6 +65,7 @@ struct store {
 					   * completions take the lock, so nothing else uses it */
 	struct store_options opt;
 	uint32_t ndevices, copies;
+	uint32_t write_mostly; /* devices read only when no other copy can serve, by index */
 	uint32_t line;         /* mount: the devices whose metadata is loaded (by index) */
 	uint32_t discarded;    /* mount: devices of the part of a split brain not kept */
 	struct sdev dev[DMIOFS_MAX_DEVICES];

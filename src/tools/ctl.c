@@ -137,6 +137,31 @@ static void print_task(JsonObject *s)
 	g_free(rate);
 }
 
+/* Under the table: what a device's row cannot say (an NBD export and its
+ * connection, write-mostly) and how long its reads take lately. */
+static void print_device_notes(JsonArray *devs)
+{
+	for (guint i = 0; devs && i < json_array_get_length(devs); i++) {
+		JsonObject *d = json_array_get_object_element(devs, i);
+		bool remote = json_object_get_boolean_member_with_default(d, "remote", FALSE);
+		bool wm = json_object_get_boolean_member_with_default(d, "write_mostly", FALSE);
+		int64_t lat = num(d, "read_latency_us");
+
+		if (!remote && !wm)
+			continue;
+		printf("  device %lld:", (long long)num(d, "index"));
+		if (remote)
+			printf(" NBD export, %s",
+			       json_object_get_boolean_member_with_default(d, "connected", FALSE) ? "connected"
+												   : "not connected");
+		if (wm)
+			printf("%s write-mostly", remote ? "," : "");
+		if (lat)
+			printf(", reads take %.2f ms", (double)lat / 1000.0);
+		printf("\n");
+	}
+}
+
 static void print_status_table(const char *mnt, JsonObject *s)
 {
 	JsonArray *devs = json_object_get_array_member(s, "devices");
@@ -168,6 +193,7 @@ static void print_status_table(const char *mnt, JsonObject *s)
 		g_free(size);
 		g_free(dused);
 	}
+	print_device_notes(devs);
 	g_free(cap);
 	g_free(used);
 	g_free(avail);

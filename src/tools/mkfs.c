@@ -148,7 +148,7 @@ static int vet_devices(char **paths, uint32_t n, gboolean force)
 			bad++;
 			continue;
 		} else if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
-			fprintf(stderr, "mkfs.dmiofs: %s: not a block device, a regular file or an NBD URI\n", paths[i]);
+			fprintf(stderr, "mkfs.dmiofs: %s: not a block device or a regular file (nor an NBD URI)\n", paths[i]);
 			bad++;
 			continue;
 		} else {

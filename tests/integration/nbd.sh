@@ -7,10 +7,17 @@
 #     names the export;
 #   - files written, and fio verifying, read back right;
 #   - the server killed under fio (kill -9): fio sees no error, the export
-#     is failed, the file system degraded; the server back and the file
-#     system mounted again: the export is caught up, healthy;
+#     is failed, the file system degraded; a server back with another
+#     export of the same size is refused (the daemon says so, the export
+#     stays failed); the right server back: the export is reconnected and
+#     caught up while mounted, healthy;
+#   - mounted while the server is down: degraded, the export missing; the
+#     server starts: the export joins and is caught up, while mounted;
 #   - unmounted: fsck.dmiofs is clean over the same list, and each side
 #     alone (the local image, the export) holds every file;
+#   - reads go to the local image when the export is slow (nbdkit's delay
+#     filter: 20 ms a read), and never to an export mounted write_mostly;
+#     status shows the export, connected, and how long its reads take;
 #   - mkfs.dmiofs refuses an export holding another file system, and
 #     --force wipes it;
 #   - an nbd://127.0.0.1:PORT/ URI with a port, after a local device.
@@ -26,13 +33,23 @@ cleanup_all() {
 }
 trap cleanup_all EXIT
 
-# serve IMAGE [nbdkit options...]: nbdkit's file plugin over IMAGE on the
-# unix socket $T/r.sock; returns once the server listens (its pid file).
+# serve IMAGE [--filter=F... KEY=VALUE...]: nbdkit's file plugin over
+# IMAGE on the unix socket $T/r.sock, with those filters and their
+# parameters (which nbdkit wants after the plugin's); returns once the
+# server listens (its pid file).  No spaces in the arguments.
 serve() {
 	img=$1
 	shift
+	filters="" params=""
+	for a in "$@"; do
+		case $a in
+		--filter=*) filters="$filters $a" ;;
+		*) params="$params $a" ;;
+		esac
+	done
 	rm -f "$T/r.sock" "$T/r.pid"
-	nbdkit -f -U "$T/r.sock" -P "$T/r.pid" "$@" file "$img" 2>"$T/nbdkit.err" &
+	# shellcheck disable=SC2086 # word splitting is the point
+	nbdkit -f -U "$T/r.sock" -P "$T/r.pid" $filters file "$img" $params 2>"$T/nbdkit.err" &
 	SERVER_PID=$!
 	for _ in $(seq 1 400); do
 		[ -s "$T/r.pid" ] && return 0
@@ -43,8 +60,15 @@ serve() {
 	return 1
 }
 
+# stop_server [KILL]: SIGTERM (nbdkit then waits for its clients to
+# disconnect: SIGKILL after 10 s), or SIGKILL at once.
 stop_server() {
 	kill "-${1:-TERM}" "$SERVER_PID" 2>/dev/null
+	for _ in $(seq 1 100); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$SERVER_PID" 2>/dev/null
 	wait "$SERVER_PID" 2>/dev/null
 	SERVER_PID=""
 }
@@ -93,6 +117,8 @@ must "mkfs.dmiofs takes a local image and an NBD URI in one argument" "$MKFS" -q
 must "dmiofs mounts them" fs_mount
 check "status names the export, healthy" sh -c "\"$CTL\" status \"$MNT\" | grep -q 'healthy .*nbd+unix:///?socket=$T/r.sock'"
 check "the devices xattr names the export" sh -c "getfattr --only-values -n user.dmio.devices \"$MNT\" | grep -q 'path=$URI'"
+check "status says it is an NBD export, connected" sh -c "\"$CTL\" status \"$MNT\" | grep -q '^  device 1: NBD export, connected'"
+check "status --json says so too" sh -c "\"$CTL\" status --json \"$MNT\" | grep -q '\"connected\" *: *true'"
 write_files
 check "three files read back right" files_intact
 check "fio verifies random writes on the mirror" fio_verify
@@ -113,12 +139,34 @@ ok $? "fio sees no error when the server dies under it"
 sed 's/^/#   /' "$T/fio-kill.res"
 check "the export is failed and the file system degraded" sh -c "\"$CTL\" status \"$MNT\" | head -n 1 | grep -q DEGRADED && \"$CTL\" status \"$MNT\" | grep -q 'failed .*nbd+unix'"
 check "files still read back right" files_intact
-must "unmount degraded" fs_umount
 
-must "the server comes back" serve "$T/remote.img"
-must "dmiofs mounts the same list again" fs_mount
-check "the export is caught up and healthy" every_device_healthy
+# daemon_said TEXT: the daemon's messages hold TEXT (60 s at most).
+daemon_said() {
+	for _ in $(seq 1 600); do
+		grep -q "$1" "$T/daemon.err" && return 0
+		sleep 0.1
+	done
+	tail -n 20 "$T/daemon.err"
+	return 1
+}
+
+truncate -s 256M "$T/stranger.img"
+must "a server comes back on the socket with another export of the same size" serve "$T/stranger.img"
+check "the daemon refuses it, loudly" daemon_said "answers again, but is not device 1"
+check "the export stays failed" sh -c "\"$CTL\" status \"$MNT\" | grep -q 'failed .*nbd+unix'"
+stop_server
+must "the right server comes back" serve "$T/remote.img"
+check "the export is reconnected and caught up while mounted" every_device_healthy
 check "files read back right after the catch-up" files_intact
+must "unmount" fs_umount
+
+stop_server
+must "dmiofs mounts with the server down" fs_mount
+check "the export counts as missing: degraded" sh -c "\"$CTL\" status \"$MNT\" | grep -q 'missing .*nbd+unix'"
+write_files
+must "the server starts" serve "$T/remote.img"
+check "the export joins and is caught up while mounted" every_device_healthy
+check "files written meanwhile read back right" files_intact
 check "fio's file verifies after the catch-up" sh -c "fio --name=verify --filename=\"$MNT/fio.dat\" --size=24M --rw=randwrite --bs=4k --direct=1 --ioengine=libaio --verify=crc32c --verify_only=1 --randseed=4242 --output=\"$T/fio2.out\" >/dev/null && ! grep -Eiq 'verify failed|bad magic|crc32c: verify' \"$T/fio2.out\""
 must "unmount" fs_umount
 check "fsck.dmiofs is clean over the same list" "$FSCK" "$IMAGES"
@@ -131,6 +179,43 @@ IMAGES="$URI"
 must "the export alone mounts read-only" fs_mount -o ro
 check "the export alone holds every file" files_intact
 must "unmount" fs_umount
+stop_server
+
+# ---- reads stay local ---------------------------------------------------------------
+# served_reads: the read commands the export's server logged.
+served_reads() {
+	grep -c ' Read id=' "$T/served.log"
+}
+
+rm -f "$T/served.log"
+must "nbdkit serves the export again, 20 ms a read, logging commands" \
+	serve "$T/remote.img" --filter=log --filter=delay rdelay=20ms logfile="$T/served.log"
+IMAGES="$T/local.img:$URI"
+must "mount the mirror" fs_mount
+# Files written here, so they are in no cache: each read reaches a device.
+write_files
+must "unmount" fs_umount
+must "mount again" fs_mount
+before=$(served_reads)
+ok "$([ "$before" -gt 0 ]; echo $?)" "the server's log counts reads (the mount read the export's superblock)"
+check "every file reads right" files_intact
+after=$(served_reads)
+diag "the slow export served $((after - before)) of the reads"
+ok "$([ $((after - before)) -le 8 ]; echo $?)" "the slow export serves a few reads at most (it is timed, then avoided)"
+check "status shows how long the export's reads take" sh -c "\"$CTL\" status \"$MNT\" | grep -Eq '^  device 1: NBD export, connected, reads take [0-9.]+ ms'"
+must "unmount" fs_umount
+must "mount with -o write_mostly=URI" fs_mount -o "write_mostly=$URI"
+check "status says the export is write-mostly" sh -c "\"$CTL\" status \"$MNT\" | grep -q '^  device 1: NBD export, connected, write-mostly'"
+before=$(served_reads)
+check "every file reads right" files_intact
+after=$(served_reads)
+ok "$([ "$after" -eq "$before" ]; echo $?)" "the write-mostly export serves no read"
+must "unmount" fs_umount
+"$DMIOFS" -f -o write_mostly=/nowhere.img "$IMAGES" "$MNT" >"$T/wm.out" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -q "write_mostly: /nowhere.img: not a device of this file system" "$T/wm.out"
+ok $? "write_mostly naming no device of the file system is refused, and says so"
+sed 's/^/#   /' "$T/wm.out"
 stop_server
 
 # ---- refuse before destroying ----------------------------------------------------------

@@ -32,6 +32,15 @@ static struct block_device *open_ok(const char *path, int flags)
 	return bdev;
 }
 
+/* The file plugin again over an existing image, on the same socket name. */
+static char *serve_image_again(struct tu_nbd *s, const char *dir, const char *name, const char *path)
+{
+	const char *args[] = { "file", path, NULL };
+
+	tu_nbd_start(s, dir, name, args);
+	return g_strdup(path);
+}
+
 /* A file plugin over an image in dir: what the server writes can be read
  * back from the file directly.  extra: --filter=... options, and the
  * filters' parameters, which go after the plugin's. */
@@ -373,6 +382,75 @@ static void test_server_dies(const char *dir)
 	g_free(local_img);
 }
 
+static void wait_disconnected(struct block_device *bdev)
+{
+	gint64 until = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+
+	while (dmio_bdev_is_connected(bdev)) {
+		g_assert_cmpint(g_get_monotonic_time(), <, until);
+		g_usleep(10000);
+	}
+}
+
+/* The server dies and comes back: the device says it lost its
+ * connection, reconnects to the same export and does I/O again; a server
+ * back with another size is refused. */
+static void test_reconnect(const char *dir)
+{
+	struct tu_nbd s = { 0 };
+	char *img = serve_image(&s, dir, "r", 0, NULL);
+	struct block_device *remote = open_ok(s.uri, O_RDWR);
+	char *buf = tu_aligned(8192), *back = tu_aligned(8192);
+	struct io_region r = { remote, 64, 16 };
+	unsigned long bits = 0;
+	char *other = NULL;
+	int err;
+
+	g_assert_cmpint(dmio_bdev_is_connected(remote), ==, 1);
+	g_assert_cmpint(dmio_bdev_reconnect(remote), ==, 0); /* alive: nothing to do */
+	tu_pattern(buf, 8192, 21);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_WRITE, 0, tu_kmem(buf), 1, &r, &bits), ==, 0);
+	tu_nbd_stop(&s, SIGKILL);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_READ, 0, tu_kmem(back), 1, &r, &bits), ==, -EIO);
+	wait_disconnected(remote); /* libnbd fails the commands, then marks the handle dead */
+	err = dmio_bdev_reconnect(remote);
+	g_assert_true(err == -ENOENT || err == -ECONNREFUSED);
+
+	/* back, serving the same image: I/O works again */
+	g_free(serve_image_again(&s, dir, "r", img));
+	g_assert_cmpint(dmio_bdev_reconnect(remote), ==, 0);
+	g_assert_cmpint(dmio_bdev_is_connected(remote), ==, 1);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_READ, 0, tu_kmem(back), 1, &r, &bits), ==, 0);
+	g_assert_cmpmem(back, 8192, buf, 8192);
+	tu_pattern(buf, 8192, 22);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_WRITE, DMIO_REQ_FUA, tu_kmem(buf), 1, &r, &bits), ==, 0);
+	tu_assert_image_holds(img, 64 * 512, buf, 8192);
+
+	/* let go on purpose: the connection closes, and comes back on asking */
+	g_assert_cmpint(dmio_bdev_disconnect(remote), ==, 0);
+	wait_disconnected(remote);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_READ, 0, tu_kmem(back), 1, &r, &bits), ==, -EIO);
+	g_assert_cmpint(dmio_bdev_reconnect(remote), ==, 0);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_READ, 0, tu_kmem(back), 1, &r, &bits), ==, 0);
+	g_assert_cmpmem(back, 8192, buf, 8192);
+
+	/* back with another size: refused, and the device stays down */
+	tu_nbd_stop(&s, SIGKILL);
+	other = tu_image_new(dir, "other.img", EXPORT_BYTES * 2, 0);
+	g_free(serve_image_again(&s, dir, "r", other));
+	wait_disconnected(remote);
+	g_assert_cmpint(dmio_bdev_reconnect(remote), ==, -EMEDIUMTYPE);
+	g_assert_cmpint(dmio_bdev_is_connected(remote), ==, 0);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_READ, 0, tu_kmem(back), 1, &r, &bits), ==, -EIO);
+
+	dmio_bdev_close(remote);
+	tu_nbd_stop(&s, SIGTERM);
+	free(buf);
+	free(back);
+	g_free(other);
+	g_free(img);
+}
+
 static void test_refusals(const char *dir)
 {
 	static const char *const readonly[] = { "-r", "memory", "16M", NULL };
@@ -415,6 +493,7 @@ int main(int argc, char **argv)
 	tu_add_guarded("/remote/many-in-flight", test_many_in_flight, TIMEOUT_S);
 	tu_add_guarded("/remote/server-errors", test_server_errors, TIMEOUT_S);
 	tu_add_guarded("/remote/server-dies", test_server_dies, TIMEOUT_S);
+	tu_add_guarded("/remote/reconnect", test_reconnect, TIMEOUT_S);
 	tu_add_guarded("/remote/refusals", test_refusals, TIMEOUT_S);
 	return g_test_run();
 }

@@ -321,6 +321,7 @@ void tu_nbd_start(struct tu_nbd *s, const char *dir, const char *name, const cha
 	s->socket = g_build_filename(dir, sock_name, NULL);
 	s->uri = g_strdup_printf("nbd+unix:///?socket=%s", s->socket);
 	unlink(pidfile);
+	unlink(s->socket); /* a killed server's socket file stays */
 	g_ptr_array_add(argv, "nbdkit");
 	g_ptr_array_add(argv, "-f");
 	g_ptr_array_add(argv, "--exit-with-parent");
