@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -69,16 +70,75 @@ bool remote_is_uri(const char *path)
 
 /* ---- connecting ----------------------------------------------------------- */
 
+/* A secret may be read only when nobody but its owner can read it (as ssh
+ * has it): 0, or -EACCES having said what to do. */
+static int check_secret(const char *uri, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st)) {
+		int err = errno;
+
+		dmio_log(DMIO_LOG_ERR, "%s: the key file %s: %s", uri, path, strerror(err));
+		return -err;
+	}
+	if (st.st_mode & 077) {
+		dmio_log(DMIO_LOG_ERR, "%s: the key file %s can be read by others (mode %04o): refused; chmod 600 %s",
+			 uri, path, (unsigned int)(st.st_mode & 07777), path);
+		return -EACCES;
+	}
+	return 0;
+}
+
+/* The secrets a URI's query names: tls-psk-file=FILE, and the client key
+ * in tls-certificates=DIR.  libnbd reads them only when allowed to, and
+ * is allowed to once they pass. */
+static int check_key_files(const char *uri)
+{
+	const char *query = strchr(uri, '?');
+	char **params;
+	int err = 0;
+
+	if (!query)
+		return 0;
+	params = g_strsplit(query + 1, "&", -1);
+	for (char **p = params; *p && !err; p++) {
+		char *value = strchr(*p, '='), *path;
+
+		if (!value)
+			continue;
+		path = g_uri_unescape_string(value + 1, NULL);
+		if (!path)
+			continue;
+		if (g_str_has_prefix(*p, "tls-psk-file=")) {
+			err = check_secret(uri, path);
+		} else if (g_str_has_prefix(*p, "tls-certificates=")) {
+			char *key = g_build_filename(path, "client-key.pem", NULL);
+
+			if (g_file_test(key, G_FILE_TEST_EXISTS))
+				err = check_secret(uri, key);
+			g_free(key);
+		}
+		g_free(path);
+	}
+	g_strfreev(params);
+	return err;
+}
+
 static int connect_one(const char *uri, struct nbd_handle **out)
 {
-	struct nbd_handle *h = nbd_create();
-	int err;
+	struct nbd_handle *h;
+	int err = check_key_files(uri);
 
+	if (err)
+		return err;
+	h = nbd_create();
 	if (!h)
 		return -ENOMEM;
 	/* nbd_connect_uri refuses to fall back to plain text when the URI
-	 * asks for TLS (nbds://), and reads no local files unless the URI's
-	 * tls-psk-file or tls-certificates name them. */
+	 * asks for TLS (nbds://).  It reads the key files the URI names
+	 * only when allowed: check_key_files has vetted them. */
+	nbd_set_uri_allow_local_file(h, true);
 	if (nbd_connect_uri(h, uri) == 0) {
 		*out = h;
 		return 0;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -451,6 +452,54 @@ static void test_reconnect(const char *dir)
 	g_free(img);
 }
 
+/* TLS with a pre-shared key: the export opens through nbds+unix://; a
+ * plain URI to a server that requires TLS fails, an nbds:// URI to a
+ * server without TLS fails rather than fall back to plain text, and a key
+ * file others can read is refused before anything is sent. */
+static void test_tls(const char *dir)
+{
+	char *psk = g_build_filename(dir, "keys.psk", NULL);
+	char *psk_arg = g_strdup_printf("--tls-psk=%s", psk);
+	const char *tls_args[] = { "--tls=require", psk_arg, "memory", "16M", NULL };
+	static const char *const plain_args[] = { "memory", "16M", NULL };
+	struct tu_nbd tls = { 0 }, plain = { 0 };
+	char *uri, *no_fallback, *buf = tu_aligned(4096), *back = tu_aligned(4096);
+	struct block_device *bdev;
+	struct io_region r;
+	unsigned long bits;
+
+	g_assert_true(g_file_set_contents(psk, "alice:0123456789abcdef0123456789abcdef\n", -1, NULL));
+	g_assert_cmpint(chmod(psk, 0600), ==, 0);
+	tu_nbd_start(&tls, dir, "tls", tls_args);
+	tu_nbd_start(&plain, dir, "plain", plain_args);
+	uri = g_strdup_printf("nbds+unix://alice@/?socket=%s&tls-psk-file=%s", tls.socket, psk);
+	no_fallback = g_strdup_printf("nbds+unix://alice@/?socket=%s&tls-psk-file=%s", plain.socket, psk);
+
+	bdev = open_ok(uri, O_RDWR);
+	r = (struct io_region){ bdev, 0, 8 };
+	tu_pattern(buf, 4096, 31);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_WRITE, 0, tu_kmem(buf), 1, &r, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_READ, 0, tu_kmem(back), 1, &r, &bits), ==, 0);
+	g_assert_cmpmem(back, 4096, buf, 4096);
+	dmio_bdev_close(bdev);
+
+	g_assert_null(dmio_bdev_open(tls.uri, O_RDWR));    /* plain text to a TLS-only server */
+	g_assert_null(dmio_bdev_open(no_fallback, O_RDWR)); /* TLS asked for, not offered */
+	g_assert_cmpint(chmod(psk, 0644), ==, 0);
+	errno = 0;
+	g_assert_null(dmio_bdev_open(uri, O_RDWR));
+	g_assert_cmpint(errno, ==, EACCES);
+
+	tu_nbd_stop(&tls, SIGTERM);
+	tu_nbd_stop(&plain, SIGTERM);
+	free(buf);
+	free(back);
+	g_free(no_fallback);
+	g_free(uri);
+	g_free(psk_arg);
+	g_free(psk);
+}
+
 static void test_refusals(const char *dir)
 {
 	static const char *const readonly[] = { "-r", "memory", "16M", NULL };
@@ -494,6 +543,7 @@ int main(int argc, char **argv)
 	tu_add_guarded("/remote/server-errors", test_server_errors, TIMEOUT_S);
 	tu_add_guarded("/remote/server-dies", test_server_dies, TIMEOUT_S);
 	tu_add_guarded("/remote/reconnect", test_reconnect, TIMEOUT_S);
+	tu_add_guarded("/remote/tls", test_tls, TIMEOUT_S);
 	tu_add_guarded("/remote/refusals", test_refusals, TIMEOUT_S);
 	return g_test_run();
 }
