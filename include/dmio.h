@@ -66,6 +66,9 @@ int dmio_bdev_path_is_remote(const char *path);
 int dmio_bdev_is_connected(struct block_device *bdev);
 int dmio_bdev_reconnect(struct block_device *bdev);
 int dmio_bdev_disconnect(struct block_device *bdev);
+/* NBD exports: drop a connection whose commands go unanswered this long
+ * (default 30 s; 0: wait forever). */
+int dmio_bdev_set_timeout(struct block_device *bdev, unsigned int seconds);
 unsigned int dmio_bdev_max_io_sectors(const struct block_device *bdev);
 int dmio_bdev_set_max_io_sectors(struct block_device *bdev, unsigned int sectors);
 

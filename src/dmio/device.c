@@ -239,6 +239,14 @@ DMIO_EXPORT int dmio_bdev_reconnect(struct block_device *bdev)
 	return bdev->remote ? remote_reconnect(bdev) : -EOPNOTSUPP;
 }
 
+DMIO_EXPORT int dmio_bdev_set_timeout(struct block_device *bdev, unsigned int seconds)
+{
+	if (!bdev->remote)
+		return -EOPNOTSUPP;
+	remote_set_timeout(bdev, seconds);
+	return 0;
+}
+
 DMIO_EXPORT int dmio_bdev_disconnect(struct block_device *bdev)
 {
 	if (!bdev->remote)

@@ -153,6 +153,7 @@ void remote_submit(struct dmio_piece *piece);
 bool remote_connected(struct block_device *bdev);
 int remote_reconnect(struct block_device *bdev);
 void remote_disconnect(struct block_device *bdev);
+void remote_set_timeout(struct block_device *bdev, unsigned int seconds);
 /* A finished piece that needs one more command (a flush standing in for
  * FUA the server lacks): true when it was sent, and the piece is not done. */
 bool remote_continue(struct dmio_piece *piece);

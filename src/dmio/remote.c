@@ -16,8 +16,8 @@
  * driver thread that polls its connections and hands libnbd what the
  * sockets have to say, which is where replies arrive.  The driver is woken
  * only when a command could not go out whole.  A connection that drops
- * fails the commands in flight on it; later ones go to the connections
- * still alive, or fail when none is.  dmio_bdev_reconnect() makes new
+ * fails the commands in flight on it, and the device's other connections
+ * are shut down with it; later commands fail.  dmio_bdev_reconnect() makes new
  * connections once all are dead, to the same export: same size, same
  * block size, still writable. */
 #define _GNU_SOURCE
@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 #define REMOTE_MAX_REQUEST (1u << 20) /* largest read or write command, unless the server says less */
 #define REMOTE_CHUNK (1u << 30)      /* largest trim or write-zeroes command */
 #define ZERO_BUF_BYTES (1u << 20)    /* write-zeroes by writing, for servers without it */
+#define REMOTE_DEFAULT_TIMEOUT_S 30  /* commands unanswered this long drop their connection */
 
 struct remote {
 	char *uri;
@@ -51,6 +53,7 @@ struct remote {
 	atomic_uint next_conn; /* round robin over the connections, per piece */
 	bool can_flush, can_fua, can_trim, can_zero;
 	int wake_fd;           /* eventfd: a command waits to go out, or stop */
+	atomic_uint timeout_s; /* a connection with commands unanswered this long is dropped (0: never) */
 	atomic_bool stopping;
 	bool driver_started;
 	pthread_t driver;
@@ -260,11 +263,72 @@ static void serve_connection(struct nbd_handle *h, short revents, const char *pa
 		dmio_log(DMIO_LOG_ERR, "%s: connection lost: %s", path, nbd_get_error());
 }
 
+/* A server that stops answering (a hung host, a network that went dark)
+ * would hold its commands forever: TCP gives up only after minutes.  A
+ * connection with commands in flight and no reply for timeout_s is shut
+ * down, so libnbd fails its commands and the device can be reconnected.
+ * Times are taken at each wake-up of the driver, at least every second
+ * while a timeout is set. */
+struct watch {
+	gint64 busy_since; /* since when it has had commands in flight (0: idle) */
+	gint64 last_reply; /* when it last had something to read */
+};
+
+static void watch_connection(struct remote *r, unsigned int i, struct watch *w, bool replied, const char *path)
+{
+	unsigned int timeout = atomic_load(&r->timeout_s);
+	gint64 now = g_get_monotonic_time();
+	int fd;
+
+	if (replied)
+		w->last_reply = now;
+	if (!timeout || !alive(r->conn[i]) || nbd_aio_in_flight(r->conn[i]) <= 0) {
+		w->busy_since = 0;
+		return;
+	}
+	if (!w->busy_since)
+		w->busy_since = now;
+	if (now - MAX(w->busy_since, w->last_reply) < (gint64)timeout * G_USEC_PER_SEC)
+		return;
+	fd = nbd_aio_get_fd(r->conn[i]);
+	dmio_log(DMIO_LOG_ERR, "%s: no answer for %u s: dropping the connection", path, timeout);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR); /* libnbd reads the end, and fails what was in flight */
+	w->busy_since = w->last_reply = now;
+}
+
+/* The connections of a device live and die together: when one is dead,
+ * the others are shut down too, so the device reads as disconnected and
+ * is reconnected whole, rather than half alive after its server or the
+ * network failed. */
+static void drop_with_dead(struct remote *r, unsigned int n, const char *path)
+{
+	bool dead = false, live = false;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (alive(r->conn[i]))
+			live = true;
+		else
+			dead = true;
+	}
+	if (!dead || !live)
+		return;
+	dmio_log(DMIO_LOG_WARNING, "%s: a connection was lost: dropping the others too", path);
+	for (unsigned int i = 0; i < n; i++) {
+		int fd = alive(r->conn[i]) ? nbd_aio_get_fd(r->conn[i]) : -1;
+
+		if (fd >= 0)
+			shutdown(fd, SHUT_RDWR);
+	}
+}
+
 static void *driver_main(void *arg)
 {
 	struct block_device *bdev = arg;
 	struct remote *r = bdev->remote;
 	struct pollfd pfd[REMOTE_MAX_CONNS + 1];
+	struct watch watch[REMOTE_MAX_CONNS] = { { 0, 0 } };
+	unsigned int watched_epoch = 0;
 
 	while (!atomic_load(&r->stopping)) {
 		unsigned int n, epoch;
@@ -280,15 +344,23 @@ static void *driver_main(void *arg)
 		}
 		pthread_rwlock_unlock(&r->lock);
 		pfd[n] = (struct pollfd){ .fd = r->wake_fd, .events = POLLIN };
-		if (poll(pfd, n + 1, -1) < 0)
+		if (poll(pfd, n + 1, atomic_load(&r->timeout_s) ? 1000 : -1) < 0)
 			continue; /* EINTR */
 		if ((pfd[n].revents & POLLIN) && read(r->wake_fd, &count, sizeof(count)) < 0)
 			count = 0; /* nothing was pending after all */
 		pthread_rwlock_rdlock(&r->lock);
+		if (epoch != watched_epoch) { /* new connections: new watches */
+			memset(watch, 0, sizeof(watch));
+			watched_epoch = epoch;
+		}
 		/* After a reconnect the descriptors polled were the old ones. */
-		for (unsigned int i = 0; i < n && atomic_load(&r->epoch) == epoch; i++)
+		for (unsigned int i = 0; i < n && atomic_load(&r->epoch) == epoch; i++) {
 			if (pfd[i].revents)
 				serve_connection(r->conn[i], pfd[i].revents, bdev->path);
+			watch_connection(r, i, &watch[i], pfd[i].revents & POLLIN, bdev->path);
+		}
+		if (atomic_load(&r->epoch) == epoch)
+			drop_with_dead(r, n, bdev->path);
 		pthread_rwlock_unlock(&r->lock);
 	}
 	return NULL;
@@ -304,6 +376,7 @@ int remote_open(struct block_device *bdev, const char *uri, int access)
 	if (!r)
 		return -ENOMEM;
 	r->wake_fd = -1;
+	atomic_store(&r->timeout_s, REMOTE_DEFAULT_TIMEOUT_S);
 	pthread_rwlock_init(&r->lock, NULL);
 	pthread_mutex_init(&r->reconnect_lock, NULL);
 	bdev->remote = r; /* remote_close cleans up whatever was made */
@@ -625,4 +698,12 @@ int remote_reconnect(struct block_device *bdev)
 	err = reconnect_locked(bdev);
 	pthread_mutex_unlock(&r->reconnect_lock);
 	return err;
+}
+
+void remote_set_timeout(struct block_device *bdev, unsigned int seconds)
+{
+	struct remote *r = bdev->remote;
+
+	atomic_store(&r->timeout_s, seconds);
+	wake_driver(r); /* poll with the new period */
 }

@@ -53,6 +53,7 @@ struct options {
 	int no_degraded;
 	char *keep;
 	char *write_mostly;
+	unsigned int nbd_timeout;
 	char *event_program;
 	char *log_writes;
 	char *log_file;
@@ -62,7 +63,7 @@ struct options {
 	int show_version;
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP, KEY_COMMIT, KEY_HEAL_DELAY,
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE, KEY_DROP, KEY_COMMIT, KEY_HEAL_DELAY, KEY_NBD_TIMEOUT,
        KEY_REBUILD_RATE, KEY_MAX_THREADS, KEY_MAX_IDLE_THREADS, KEY_MAX_BACKGROUND,
        KEY_EVENT_LOOPS };
 
@@ -106,6 +107,7 @@ static const struct fuse_opt option_spec[] = {
 	OPT("remount", remount, 1),
 	FUSE_OPT_KEY("commit=", KEY_COMMIT),
 	FUSE_OPT_KEY("heal_delay=", KEY_HEAL_DELAY),
+	FUSE_OPT_KEY("nbd_timeout=", KEY_NBD_TIMEOUT),
 	FUSE_OPT_KEY("rebuild_rate=", KEY_REBUILD_RATE),
 	FUSE_OPT_KEY("max_threads=", KEY_MAX_THREADS),
 	FUSE_OPT_KEY("max_idle_threads=", KEY_MAX_IDLE_THREADS),
@@ -187,6 +189,11 @@ static int handle_option(void *data, const char *arg, int key, struct fuse_args 
 			return -1;
 		o->heal_delay = v ? (int)v : -1;
 		return 0;
+	case KEY_NBD_TIMEOUT:
+		if (option_number(arg, "seconds", 1, 24 * 3600ul, &v))
+			return -1;
+		o->nbd_timeout = (unsigned int)v;
+		return 0;
 	case KEY_REBUILD_RATE:
 		if (option_number(arg, "megabytes per second", 0, 1000000ul, &v))
 			return -1;
@@ -257,6 +264,8 @@ static void usage(void)
 	       "                     part's devices are rewritten from it\n"
 	       "  -o write_mostly=DEV[:DEV...]  read DEV only when no other copy can serve (a\n"
 	       "                     remote or slow device); DEV: index, path, URI or UUID\n"
+	       "  -o nbd_timeout=S   an NBD export leaving commands unanswered S seconds (default\n"
+	       "                     30) has its connection dropped: it fails, and is reconnected\n"
 	       "  -o heal_delay=S    a device failed or missing this long (default 60 s) has its\n"
 	       "                     copies made again on the others, when they can hold them\n"
 	       "  -o rebuild_rate=M  catch-up and rebuilds copy at most M MB/s (default 64)\n"
@@ -449,6 +458,7 @@ static int run(struct options *o, struct fuse_args *args, int report_fd)
 				    .no_degraded = o->no_degraded,
 				    .keep = o->keep,
 				    .write_mostly = o->write_mostly,
+				    .nbd_timeout = o->nbd_timeout,
 				    .heal_delay = o->heal_delay,
 				    .rebuild_rate = o->rebuild_rate };
 	/* The writeback cache is opt-in.  With it the kernel accepts write(2)

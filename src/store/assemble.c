@@ -66,13 +66,13 @@ static bool device_busy(const char *path)
 /* A device in use may be held by a daemon finishing an unmount (umount
  * returns before it has written its last checkpoint): unless it is
  * mounted, wait a little for it to be let go. */
-static int open_waiting(struct sdev *d, const char *path, int flags, GString *why)
+static int open_waiting(struct sdev *d, const char *path, int flags, unsigned int timeout_s, GString *why)
 {
 	gint64 deadline = g_get_monotonic_time() + BUSY_WAIT_MS * 1000;
 	char *mnt;
 
 	if (!device_busy(path))
-		return dev_open(d, path, flags, why);
+		return dev_open_timed(d, path, flags, timeout_s, why);
 	/* Asked only of a busy device: it reads the xattrs of the dmiofs
 	 * mounts, which a hung daemon would not answer. */
 	mnt = dmiofs_mounted_at(path);
@@ -83,7 +83,7 @@ static int open_waiting(struct sdev *d, const char *path, int flags, GString *wh
 	}
 	while (device_busy(path) && g_get_monotonic_time() < deadline)
 		g_usleep(100 * 1000);
-	return dev_open(d, path, flags, why);
+	return dev_open_timed(d, path, flags, timeout_s, why);
 }
 
 /* A device given twice would otherwise fail on its own lock, as if another
@@ -142,7 +142,7 @@ static int open_given(struct store *st, struct given *g, GString *why)
 {
 	GString *reason = g_string_new(NULL);
 	int flags = st->opt.read_only ? O_RDONLY : O_RDWR;
-	int err = open_waiting(&g->d, g->path, flags, reason);
+	int err = open_waiting(&g->d, g->path, flags, st->opt.nbd_timeout, reason);
 
 	if (!err)
 		err = dev_read_sb(st->meta_client, &g->d, reason);

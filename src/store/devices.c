@@ -173,7 +173,7 @@ int devs_write_same_async(struct dm_io_client *client, struct sdev *devs, uint32
 	return same_async(&req, req.mem.ptr.pl, devs, n, offset, len, fn, ctx);
 }
 
-int dev_open(struct sdev *d, const char *path, int flags, GString *why)
+int dev_open_timed(struct sdev *d, const char *path, int flags, unsigned int timeout_s, GString *why)
 {
 	char *abs = realpath(path, NULL);
 
@@ -190,12 +190,19 @@ int dev_open(struct sdev *d, const char *path, int flags, GString *why)
 		return -err;
 	}
 	d->bytes = dmio_bdev_sectors(d->bdev) << DMIO_SECTOR_SHIFT;
+	if (timeout_s && dmio_bdev_is_remote(d->bdev))
+		dmio_bdev_set_timeout(d->bdev, timeout_s);
 	if (dmio_bdev_logical_block_size(d->bdev) > DMIOFS_BLOCK) {
 		g_string_append_printf(why, "%s: logical block size %u is above %u", path,
 				       dmio_bdev_logical_block_size(d->bdev), DMIOFS_BLOCK);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int dev_open(struct sdev *d, const char *path, int flags, GString *why)
+{
+	return dev_open_timed(d, path, flags, 0, why);
 }
 
 void dev_record(struct sdev *d, struct dmio_write_log *log, uint32_t index)

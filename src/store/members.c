@@ -499,7 +499,7 @@ static int open_candidate(struct store *st, const char *path, struct sdev *d, GS
 		g_string_append(why, "the file system is mounted read-only");
 		return -EROFS;
 	}
-	err = dev_open(d, path, O_RDWR, why);
+	err = dev_open_timed(d, path, O_RDWR, st->opt.nbd_timeout, why);
 	if (err)
 		dev_close(d);
 	return err;

@@ -31,6 +31,7 @@ struct store_options {
 	bool no_background;  /* no background worker (fsck): nothing copied, scrubbed or healed */
 	const char *keep;    /* a split brain: keep the history of this device's part */
 	const char *write_mostly; /* devices joined by ':' read only when no other copy serves */
+	unsigned int nbd_timeout; /* seconds an NBD export may leave commands unanswered (0: 30) */
 	uint64_t rebuild_rate; /* bytes/s for catch-up and rebuilds (0: the default) */
 	struct events *events; /* where events go besides the log (events.h); may be NULL */
 	struct dmio_write_log *write_log; /* record every write to it (tests: power cuts) */

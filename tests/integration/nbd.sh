@@ -20,16 +20,26 @@
 #     status shows the export, connected, and how long its reads take;
 #   - mkfs.dmiofs refuses an export holding another file system, and
 #     --force wipes it;
-#   - an nbd://127.0.0.1:PORT/ URI with a port, after a local device.
+#   - an nbd://127.0.0.1:PORT/ URI with a port, after a local device;
+#   - a server in a network namespace the test makes, over a veth pair
+#     with addresses of its own: the mirror written; the link taken down
+#     under writes (no reply: after -o nbd_timeout=2 the connection is
+#     dropped, the export fails, the writes complete, degraded); the link
+#     up again (reconnected, caught up).
 . "$(dirname "$0")/lib.sh"
 require_fuse
 command -v nbdkit >/dev/null || skip_all "no nbdkit (Debian package nbdkit)"
 command -v fio >/dev/null || skip_all "no fio"
 
 SERVER_PID=""
+NETNS=""
 cleanup_all() {
-	[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null
+	[ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null
 	it_cleanup
+	if [ -n "$NETNS" ]; then
+		ip link del "$NETNS-a" 2>/dev/null
+		ip netns del "$NETNS" 2>/dev/null
+	fi
 }
 trap cleanup_all EXIT
 
@@ -264,5 +274,60 @@ if [ -n "$PORT" ]; then
 	stop_server
 else
 	ok 1 "no free port for nbdkit on 127.0.0.1"
+fi
+
+# ---- another "machine": a network namespace behind a veth pair ------------------------
+# The addresses are the test's own: a /30 of 10.213.0.0/16 picked from
+# the pid, on links that exist only while it runs.
+NS_NAME="dmiofs$$"
+NET=$(( $$ % 16000 ))
+HOST_IP="10.213.$((NET / 64)).$(( (NET % 64) * 4 + 1 ))"
+FAR_IP="10.213.$((NET / 64)).$(( (NET % 64) * 4 + 2 ))"
+if ip netns add "$NS_NAME" 2>/dev/null; then
+	NETNS=$NS_NAME
+	ip link add "$NETNS-a" type veth peer name "$NETNS-b" &&
+		ip link set "$NETNS-b" netns "$NETNS" &&
+		ip addr add "$HOST_IP/30" dev "$NETNS-a" && ip link set "$NETNS-a" up &&
+		ip netns exec "$NETNS" ip addr add "$FAR_IP/30" dev "$NETNS-b" &&
+		ip netns exec "$NETNS" ip link set "$NETNS-b" up &&
+		ip netns exec "$NETNS" ip link set lo up
+	ok $? "a network namespace with a veth pair ($HOST_IP here, $FAR_IP there)"
+	truncate -s 128M "$T/ns-local.img" "$T/ns-remote.img"
+	rm -f "$T/ns.pid"
+	ip netns exec "$NETNS" nbdkit -f -i "$FAR_IP" -p 10809 -P "$T/ns.pid" file "$T/ns-remote.img" 2>"$T/ns.err" &
+	SERVER_PID=$!
+	for _ in $(seq 1 200); do
+		[ -s "$T/ns.pid" ] && break
+		sleep 0.05
+	done
+	ok "$([ -s "$T/ns.pid" ]; echo $?)" "nbdkit listens in the namespace"
+	IMAGES="$T/ns-local.img:nbd://$FAR_IP:10809/"
+	must "mkfs.dmiofs over the veth pair" "$MKFS" -q "$IMAGES"
+	must "dmiofs mounts it, -o nbd_timeout=2" fs_mount -o nbd_timeout=2
+	write_files
+	check "files read back right" files_intact
+	# The link goes dark: nothing answers, nothing closes.  TCP alone
+	# would wait minutes; after 2 s without a reply the connection is
+	# dropped, the export fails, and the writes complete on the local leg.
+	ip link set "$NETNS-a" down
+	started=$(date +%s)
+	check "writes complete with the link down" sh -c "for f in d e; do head -c 1048576 /dev/urandom >\"$MNT/\$f\" || exit 1; done; sync"
+	waited=$(( $(date +%s) - started ))
+	diag "the writes took $waited s"
+	ok "$([ "$waited" -le 30 ]; echo $?)" "they waited for the timeout, not for TCP (30 s at most)"
+	(cd "$MNT" && md5sum d e) >>"$T/sums"
+	check "the export is failed: degraded" sh -c "\"$CTL\" status \"$MNT\" | grep -Eq 'failed .*nbd://$FAR_IP'"
+	check "the daemon says why" grep -q "no answer for 2 s: dropping the connection" "$T/daemon.err"
+	ip link set "$NETNS-a" up
+	check "the link back: reconnected and caught up" every_device_healthy
+	check "files read back right" files_intact
+	must "unmount" fs_umount
+	IMAGES="nbd://$FAR_IP:10809/"
+	must "the far side alone mounts read-only" fs_mount -o ro
+	check "and holds every file" files_intact
+	must "unmount" fs_umount
+	stop_server
+else
+	diag "no network namespaces here (ip netns add failed): skipping the veth case"
 fi
 done_testing
