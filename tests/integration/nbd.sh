@@ -20,6 +20,7 @@
 #     status shows the export, connected, and how long its reads take;
 #   - mkfs.dmiofs refuses an export holding another file system, and
 #     --force wipes it;
+#   - dmiofs-ctl replace moves a local device's copies onto an export;
 #   - an nbd://127.0.0.1:PORT/ URI with a port, after a local device;
 #   - a server in a network namespace the test makes, over a veth pair
 #     with addresses of its own: the mirror written; the link taken down
@@ -243,6 +244,22 @@ if command -v mkfs.ext4 >/dev/null; then
 	stop_server
 	check "ext4's signature is gone from the image" sh -c "! blkid -p \"$T/ext4.img\" | grep -q ext4"
 fi
+
+# ---- dmiofs-ctl replace onto an export -------------------------------------------------
+truncate -s 128M "$T/r0.img" "$T/r1.img" "$T/r2.img"
+must "nbdkit serves an empty image" serve "$T/r2.img"
+IMAGES="$T/r0.img:$T/r1.img"
+must "mkfs.dmiofs on two local images" "$MKFS" -q "$T/r0.img" "$T/r1.img"
+must "dmiofs mounts them" fs_mount
+write_files
+check "dmiofs-ctl replace MNT 1 URI --wait" "$CTL" replace "$MNT" 1 "$URI" --wait
+check "the export holds device 1's copies now, healthy" sh -c "\"$CTL\" status \"$MNT\" | head -n 1 | grep -q healthy && \"$CTL\" status \"$MNT\" | grep -q 'healthy .*nbd+unix' && ! \"$CTL\" status \"$MNT\" | grep -q r1.img"
+must "unmount" fs_umount
+IMAGES="$URI"
+must "the export alone mounts read-only" fs_mount -o ro
+check "and holds every file" files_intact
+must "unmount" fs_umount
+stop_server
 
 # ---- TCP on loopback: a URI with a port after a local device -------------------------------
 truncate -s 128M "$T/tcp-local.img" "$T/tcp-remote.img"
