@@ -21,6 +21,9 @@
 #   - mkfs.dmiofs refuses an export holding another file system, and
 #     --force wipes it;
 #   - dmiofs-ctl replace moves a local device's copies onto an export;
+#   - an /etc/fstab line naming a local image and an export, with
+#     _netdev, mounted by mount -a and unmounted by umount (in a private
+#     mount namespace, with this build's helpers over /usr/sbin);
 #   - an nbd://127.0.0.1:PORT/ URI with a port, after a local device;
 #   - a server in a network namespace the test makes, over a veth pair
 #     with addresses of its own: the mirror written; the link taken down
@@ -113,9 +116,10 @@ files_intact() {
 }
 
 fio_verify() {
-	fio --name=verify --filename="$MNT/fio.dat" --size=24M --rw=randwrite --bs=4k --direct=1 \
+	# fio keeps a verify state file in its folder when a job ends early: $T, not the build tree.
+	(cd "$T" && fio --name=verify --filename="$MNT/fio.dat" --size=16M --rw=randwrite --bs=4k --direct=1 \
 		--ioengine=libaio --iodepth=8 --verify=crc32c --do_verify=1 --randseed=4242 --loops="${1:-1}" \
-		--output="$T/fio.out"
+		--verify_state_save=0 --output="$T/fio.out")
 	fio_output_clean "$T/fio.out" $?
 }
 
@@ -137,7 +141,7 @@ check "fio verifies random writes on the mirror" fio_verify
 # ---- the server dies under fio ------------------------------------------------------
 touch "$T/before-fio"
 sleep 0.01 # a later write gets a later mtime, even on coarse clocks
-fio_verify 4 >"$T/fio-kill.res" 2>&1 &
+fio_verify 3 >"$T/fio-kill.res" 2>&1 &
 FIO_PID=$!
 # Kill the server once fio's writes reach the export's image.
 for _ in $(seq 1 600); do
@@ -178,7 +182,7 @@ write_files
 must "the server starts" serve "$T/remote.img"
 check "the export joins and is caught up while mounted" every_device_healthy
 check "files written meanwhile read back right" files_intact
-check "fio's file verifies after the catch-up" sh -c "fio --name=verify --filename=\"$MNT/fio.dat\" --size=24M --rw=randwrite --bs=4k --direct=1 --ioengine=libaio --verify=crc32c --verify_only=1 --randseed=4242 --output=\"$T/fio2.out\" >/dev/null && ! grep -Eiq 'verify failed|bad magic|crc32c: verify' \"$T/fio2.out\""
+check "fio's file verifies after the catch-up" sh -c "cd \"$T\" && fio --verify_state_save=0 --name=verify --filename=\"$MNT/fio.dat\" --size=16M --rw=randwrite --bs=4k --direct=1 --ioengine=libaio --verify=crc32c --verify_only=1 --randseed=4242 --output=\"$T/fio2.out\" >/dev/null && ! grep -Eiq 'verify failed|bad magic|crc32c: verify' \"$T/fio2.out\""
 must "unmount" fs_umount
 check "fsck.dmiofs is clean over the same list" "$FSCK" "$IMAGES"
 
@@ -259,6 +263,34 @@ IMAGES="$URI"
 must "the export alone mounts read-only" fs_mount -o ro
 check "and holds every file" files_intact
 must "unmount" fs_umount
+stop_server
+
+# ---- /etc/fstab: mount -a and umount, as an administrator would ------------------------
+truncate -s 128M "$T/t0.img" "$T/t1.img"
+must "nbdkit serves an image for the fstab line" serve "$T/t1.img"
+must "mkfs.dmiofs on it" "$MKFS" -q "$T/t0.img:$URI"
+SYS_SBIN=$(readlink -f /usr/sbin)
+cp -a "$SYS_SBIN" "$T/sbin"
+ln -sf "$DMIOFS" "$T/sbin/mount.fuse.dmiofs"
+ln -sf "$CTL" "$T/sbin/umount.fuse.dmiofs"
+echo "$T/t0.img:$URI $MNT fuse.dmiofs defaults,_netdev 0 0" >"$T/fstab"
+# Inside the namespace: the helpers and the fstab are this test's, and the
+# mount is unmounted before the namespace's last process leaves it.
+cat >"$T/fstab.sh" <<SCRIPT
+mount --make-rprivate /
+mount --bind "$T/sbin" "$SYS_SBIN"
+mount --bind "$T/fstab" /etc/fstab
+mount -a -t fuse.dmiofs || exit 1
+trap 'umount "$MNT" 2>/dev/null' EXIT
+grep -q " $MNT fuse.dmiofs " /proc/mounts || exit 2
+echo fstab >"$MNT/f" && [ "\$(cat "$MNT/f")" = fstab ] || exit 3
+DMIOFS_CTL="$CTL" "$CTL" status "$MNT" | grep -q 'healthy .*nbd+unix' || exit 4
+umount "$MNT" || exit 5
+SCRIPT
+unshare -m sh "$T/fstab.sh" >"$T/fstab.out" 2>&1
+rc=$?
+ok $rc "an fstab line with an NBD export and _netdev: mount -a, write, status, umount (step $rc failed if not 0)"
+[ $rc -eq 0 ] || sed 's/^/#   /' "$T/fstab.out"
 stop_server
 
 # ---- TCP on loopback: a URI with a port after a local device -------------------------------
