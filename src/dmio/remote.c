@@ -128,7 +128,27 @@ static int check_key_files(const char *uri)
 	return err;
 }
 
-static int connect_one(const char *uri, struct nbd_handle **out)
+/* Drive a connection and its handshake to the end, or give up after
+ * timeout_s (0: wait as long as TCP does): a host that does not answer
+ * would otherwise hold the caller for TCP's minutes. */
+static int finish_connecting(struct nbd_handle *h, const char *uri, unsigned int timeout_s)
+{
+	gint64 deadline = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
+
+	while (nbd_aio_is_connecting(h) == 1) {
+		gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
+
+		if (timeout_s && left_ms <= 0) {
+			dmio_log(DMIO_LOG_ERR, "%s: no answer within %u s", uri, timeout_s);
+			return -ETIMEDOUT;
+		}
+		if (nbd_poll(h, timeout_s ? (int)MIN(left_ms, 1000) : -1) == -1)
+			break;
+	}
+	return nbd_aio_is_ready(h) == 1 ? 0 : -EIO;
+}
+
+static int connect_one(const char *uri, unsigned int timeout_s, struct nbd_handle **out)
 {
 	struct nbd_handle *h;
 	int err = check_key_files(uri);
@@ -138,18 +158,21 @@ static int connect_one(const char *uri, struct nbd_handle **out)
 	h = nbd_create();
 	if (!h)
 		return -ENOMEM;
-	/* nbd_connect_uri refuses to fall back to plain text when the URI
-	 * asks for TLS (nbds://).  It reads the key files the URI names
-	 * only when allowed: check_key_files has vetted them. */
+	/* The URI refuses to fall back to plain text when it asks for TLS
+	 * (nbds://).  libnbd reads the key files the URI names only when
+	 * allowed: check_key_files has vetted them. */
 	nbd_set_uri_allow_local_file(h, true);
-	if (nbd_connect_uri(h, uri) == 0) {
+	err = nbd_aio_connect_uri(h, uri) == -1 ? -EIO : finish_connecting(h, uri, timeout_s);
+	if (!err) {
 		*out = h;
 		return 0;
 	}
-	err = nbd_get_errno();
-	dmio_log(DMIO_LOG_ERR, "%s: %s", uri, nbd_get_error());
+	if (err == -EIO) {
+		err = nbd_get_errno() ? -nbd_get_errno() : -EIO;
+		dmio_log(DMIO_LOG_ERR, "%s: %s", uri, nbd_get_error());
+	}
 	nbd_close(h);
-	return -(err ? err : EIO);
+	return err;
 }
 
 static bool is_power_of_two(int64_t x)
@@ -202,7 +225,7 @@ static int learn_export(struct block_device *bdev, struct remote *r, const char 
 /* More connections to conn[0]'s export, when the server says they see
  * each other's writes (multi-conn).  One that fails, or sees another
  * size, is left out.  Returns how many there are now. */
-static unsigned int connect_more(struct nbd_handle **conn, const char *uri)
+static unsigned int connect_more(struct nbd_handle **conn, const char *uri, unsigned int timeout_s)
 {
 	unsigned int n = 1;
 
@@ -211,7 +234,7 @@ static unsigned int connect_more(struct nbd_handle **conn, const char *uri)
 	while (n < REMOTE_MAX_CONNS) {
 		struct nbd_handle *h;
 
-		if (connect_one(uri, &h))
+		if (connect_one(uri, timeout_s, &h))
 			break;
 		if (nbd_get_size(h) != nbd_get_size(conn[0])) {
 			dmio_log(DMIO_LOG_WARNING, "%s: a second connection sees another size; using one", uri);
@@ -384,14 +407,14 @@ int remote_open(struct block_device *bdev, const char *uri, int access)
 	r->access = access;
 	if (!r->uri)
 		return -ENOMEM;
-	err = connect_one(uri, &r->conn[0]);
+	err = connect_one(uri, atomic_load(&r->timeout_s), &r->conn[0]);
 	if (err)
 		return err;
 	r->nconns = 1;
 	err = learn_export(bdev, r, uri, access);
 	if (err)
 		return err;
-	r->nconns = connect_more(r->conn, uri);
+	r->nconns = connect_more(r->conn, uri, atomic_load(&r->timeout_s));
 	r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->wake_fd < 0)
 		return -errno;
@@ -649,7 +672,7 @@ static int reconnect_locked(struct block_device *bdev)
 
 	if (remote_connected(bdev))
 		return 0;
-	err = connect_one(r->uri, &fresh[0]);
+	err = connect_one(r->uri, atomic_load(&r->timeout_s), &fresh[0]);
 	if (err)
 		return err;
 	err = same_export(bdev, fresh[0]);
@@ -657,7 +680,7 @@ static int reconnect_locked(struct block_device *bdev)
 		nbd_close(fresh[0]);
 		return err;
 	}
-	nfresh = connect_more(fresh, r->uri);
+	nfresh = connect_more(fresh, r->uri, atomic_load(&r->timeout_s));
 	pthread_rwlock_wrlock(&r->lock);
 	nold = r->nconns;
 	memcpy(old, r->conn, sizeof(old));

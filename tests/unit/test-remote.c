@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -456,6 +458,39 @@ static void test_reconnect(const char *dir)
  * plain URI to a server that requires TLS fails, an nbds:// URI to a
  * server without TLS fails rather than fall back to plain text, and a key
  * file others can read is refused before anything is sent. */
+/* A server that takes the connection and never says a word (a listening
+ * socket nobody accepts from): reconnecting gives up after the device's
+ * timeout, with ETIMEDOUT, instead of waiting for ever. */
+static void test_connect_timeout(const char *dir)
+{
+	static const char *const memory[] = { "memory", "16M", NULL };
+	struct tu_nbd s = { 0 };
+	struct block_device *remote;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int silent;
+	gint64 t0, took_ms;
+
+	tu_nbd_start(&s, dir, "r", memory);
+	remote = open_ok(s.uri, O_RDWR);
+	g_assert_cmpint(dmio_bdev_set_timeout(remote, 1), ==, 0);
+	g_strlcpy(addr.sun_path, s.socket, sizeof(addr.sun_path));
+	tu_nbd_stop(&s, SIGKILL);
+	/* the server's socket path, now held by one that never answers */
+	unlink(addr.sun_path);
+	silent = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	g_assert_cmpint(silent, >=, 0);
+	g_assert_cmpint(bind(silent, (struct sockaddr *)&addr, sizeof(addr)), ==, 0);
+	g_assert_cmpint(listen(silent, 8), ==, 0);
+	wait_disconnected(remote);
+	t0 = g_get_monotonic_time();
+	g_assert_cmpint(dmio_bdev_reconnect(remote), ==, -ETIMEDOUT);
+	took_ms = (g_get_monotonic_time() - t0) / 1000;
+	g_assert_cmpint(took_ms, >=, 900);
+	g_assert_cmpint(took_ms, <, 10000);
+	dmio_bdev_close(remote);
+	close(silent);
+}
+
 static void test_tls(const char *dir)
 {
 	char *psk = g_build_filename(dir, "keys.psk", NULL);
@@ -543,6 +578,7 @@ int main(int argc, char **argv)
 	tu_add_guarded("/remote/server-errors", test_server_errors, TIMEOUT_S);
 	tu_add_guarded("/remote/server-dies", test_server_dies, TIMEOUT_S);
 	tu_add_guarded("/remote/reconnect", test_reconnect, TIMEOUT_S);
+	tu_add_guarded("/remote/connect-timeout", test_connect_timeout, TIMEOUT_S);
 	tu_add_guarded("/remote/tls", test_tls, TIMEOUT_S);
 	tu_add_guarded("/remote/refusals", test_refusals, TIMEOUT_S);
 	return g_test_run();
