@@ -423,6 +423,43 @@ int remote_open(struct block_device *bdev, const char *uri, int access)
 	return err;
 }
 
+/* Say goodbye (NBD_CMD_DISC) on the connections that still live, and
+ * wait for their servers to close them, all at once and no longer than
+ * the device's timeout: a server gone dark must not hold an unmount.
+ * Nothing is in flight: dmio_bdev_close waited for that, and the driver
+ * has stopped, so this thread drives the handles. */
+static void say_goodbye(struct block_device *bdev)
+{
+	struct remote *r = bdev->remote;
+	unsigned int timeout = atomic_load(&r->timeout_s);
+	gint64 deadline = g_get_monotonic_time() + (gint64)(timeout ? timeout : 1) * G_USEC_PER_SEC;
+
+	for (unsigned int i = 0; i < r->nconns; i++)
+		if (nbd_aio_is_ready(r->conn[i]) == 1)
+			nbd_aio_disconnect(r->conn[i], 0);
+	for (;;) {
+		struct pollfd pfd[REMOTE_MAX_CONNS];
+		unsigned int map[REMOTE_MAX_CONNS], n = 0;
+		gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
+
+		for (unsigned int i = 0; i < r->nconns; i++) {
+			int fd = alive(r->conn[i]) ? nbd_aio_get_fd(r->conn[i]) : -1;
+
+			if (fd < 0)
+				continue;
+			pfd[n] = (struct pollfd){ .fd = fd, .events = poll_events(r->conn[i]) };
+			map[n++] = i;
+		}
+		if (!n || left_ms <= 0)
+			return;
+		if (poll(pfd, n, (int)MIN(left_ms, 100)) < 0 && errno != EINTR)
+			return;
+		for (unsigned int k = 0; k < n; k++)
+			if (pfd[k].revents)
+				serve_connection(r->conn[map[k]], pfd[k].revents, bdev->path);
+	}
+}
+
 void remote_close(struct block_device *bdev)
 {
 	struct remote *r = bdev->remote;
@@ -434,13 +471,9 @@ void remote_close(struct block_device *bdev)
 		wake_driver(r);
 		pthread_join(r->driver, NULL);
 	}
-	for (unsigned int i = 0; i < r->nconns; i++) {
-		/* Say goodbye (NBD_CMD_DISC) where the connection still lives;
-		 * nothing is in flight, dmio_bdev_close waited for that. */
-		if (nbd_aio_is_ready(r->conn[i]) == 1)
-			nbd_shutdown(r->conn[i], 0);
+	say_goodbye(bdev);
+	for (unsigned int i = 0; i < r->nconns; i++)
 		nbd_close(r->conn[i]);
-	}
 	if (r->wake_fd >= 0)
 		close(r->wake_fd);
 	pthread_rwlock_destroy(&r->lock);

@@ -88,11 +88,13 @@ static uint64_t copy_offset(const struct rrun *r, uint32_t k)
 	return r->stripes[k].offset + (uint64_t)r->cblock * DMIOFS_BLOCK;
 }
 
-/* How a copy would serve a read now: its reads in flight, and how long a
- * read takes there lately (0: none was timed yet, so unknown). */
+/* How a copy would serve a read now: its reads in flight, how long a read
+ * takes there lately (0: none was timed yet, so unknown), and whether it
+ * is an NBD export. */
 struct copy_load {
 	unsigned int inflight;
 	uint64_t latency;
+	bool remote;
 };
 
 static struct copy_load copy_load(const struct sdev *d)
@@ -100,16 +102,20 @@ static struct copy_load copy_load(const struct sdev *d)
 	struct dmio_bdev_stats s;
 
 	dmio_bdev_get_stats(d->bdev, &s);
-	return (struct copy_load){ s.inflight, s.read_latency_us };
+	return (struct copy_load){ s.inflight, s.read_latency_us, dmio_bdev_is_remote(d->bdev) };
 }
 
-/* Is a much slower than b (a remote export next to a local disk)?  Within
- * MUCH_SLOWER of each other, devices count as alike, so that mirrors of
- * one kind are balanced by their queues, not by noise in their timings;
- * a device not timed yet is alike to any (an untimed one is no faster). */
+/* Is a much slower than b: an NBD export next to a local disk, or one
+ * export farther than another?  Local disks always count as alike, and
+ * so do devices within MUCH_SLOWER of each other: they are balanced by
+ * their queues, which is what they differ in, not by the noise in their
+ * timings (one read that found the host's cache).  A device not timed yet
+ * is alike to any. */
 #define MUCH_SLOWER 4
 static bool much_slower(struct copy_load a, struct copy_load b)
 {
+	if (!a.remote && !b.remote)
+		return false;
 	return a.latency && b.latency && a.latency > MUCH_SLOWER * b.latency;
 }
 
@@ -129,7 +135,7 @@ static bool sooner(struct copy_load a, struct copy_load b)
 static int choose_copy(struct store *st, const struct rrun *r)
 {
 	int best = -1, stream = -1;
-	struct copy_load best_load = { 0, 0 }, stream_load = { 0, 0 };
+	struct copy_load best_load = { 0, 0, false }, stream_load = { 0, 0, false };
 	bool best_wm = false, stream_wm = false;
 
 	for (uint32_t k = 0; k < r->ncopies; k++) {

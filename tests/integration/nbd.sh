@@ -375,6 +375,16 @@ if ip netns add "$NS_NAME" 2>/dev/null; then
 	must "the far side alone mounts read-only" fs_mount -o ro
 	check "and holds every file" files_intact
 	must "unmount" fs_umount
+	# An unmount with the link dark: its last writes to the export go
+	# unanswered, the export fails, and the unmount ends anyway.
+	IMAGES="$T/ns-local.img:nbd://$FAR_IP:10809/"
+	must "mount both again, -o nbd_timeout=2" fs_mount -o nbd_timeout=2
+	ip link set "$NETNS-a" down
+	started=$(date +%s)
+	must "unmount with the link down" fs_umount
+	waited=$(( $(date +%s) - started ))
+	ok "$([ "$waited" -le 20 ]; echo $?)" "the unmount waited for the timeout, not for TCP ($waited s)"
+	ip link set "$NETNS-a" up
 	stop_server
 else
 	diag "no network namespaces here (ip netns add failed): skipping the veth case"
