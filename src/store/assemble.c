@@ -127,9 +127,7 @@ static bool given_twice(const char *const *paths, uint32_t n, GString *why)
  * mistake to fix, not an absence.) */
 static bool counts_as_absent(const char *path, int err)
 {
-	if (dmio_bdev_path_is_remote(path) &&
-	    (err == -ECONNREFUSED || err == -ETIMEDOUT || err == -EHOSTUNREACH || err == -ENETUNREACH ||
-	     err == -EHOSTDOWN || err == -ECONNRESET || err == -ENOTCONN))
+	if (dmio_bdev_path_is_remote(path) && dev_server_unreachable(err))
 		return true;
 	return err == -ENOENT || err == -ENXIO || err == -ENODEV || err == -EIO || err == -EACCES || err == -EPERM ||
 	       err == -ENOMEDIUM;

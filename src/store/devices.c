@@ -200,6 +200,12 @@ int dev_open_timed(struct sdev *d, const char *path, int flags, unsigned int tim
 	return 0;
 }
 
+bool dev_server_unreachable(int err)
+{
+	return err == -ECONNREFUSED || err == -ETIMEDOUT || err == -EHOSTUNREACH || err == -ENETUNREACH ||
+	       err == -EHOSTDOWN || err == -ECONNRESET || err == -ENOTCONN;
+}
+
 int dev_open(struct sdev *d, const char *path, int flags, GString *why)
 {
 	return dev_open_timed(d, path, flags, 0, why);

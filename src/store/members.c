@@ -625,8 +625,7 @@ static int rejoin_missing(struct store *st, uint32_t k, const char *path, GStrin
 /* A server that is simply still away: no news worth a warning. */
 static bool unreachable(int err)
 {
-	return err == -ENOENT || err == -ECONNREFUSED || err == -ETIMEDOUT || err == -EHOSTUNREACH ||
-	       err == -ENETUNREACH || err == -EHOSTDOWN || err == -ECONNRESET || err == -ENOTCONN;
+	return err == -ENOENT || dev_server_unreachable(err);
 }
 
 /* Lock held; given up while device k's export is connected again. */
