@@ -14,19 +14,27 @@
 # slower leg alone (target: 0.8), its reads against the local image alone
 # (target: 0.9), and the daemon's CPU seconds per GiB and peak RSS.
 #
-# Usage: bench/nbd.sh [--size MiB] [--runtime S]   (BUILD=build dir, default
-# the source tree; TMPDIR decides where the images live)
+# --link-rate BITS puts nbdkit's rate filter in front of the export (rate=BITS
+# for the server as a whole, reads and writes together: 1G is a 1 Gbit/s
+# link), for the mirror of a network that is slower than this machine's
+# own write path; the export's figures alone are then the link's.
+#
+# Usage: bench/nbd.sh [--size MiB] [--runtime S] [--link-rate BITS]
+# (BUILD=build dir, default the source tree; TMPDIR decides where the
+# images live)
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top}
 SIZE=1024
 RUNTIME=15
+LINK_RATE=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--size) SIZE=$2; shift 2 ;;
 	--runtime) RUNTIME=$2; shift 2 ;;
-	*) echo "usage: $0 [--size MiB] [--runtime S]" >&2; exit 2 ;;
+	--link-rate) LINK_RATE=$2; shift 2 ;;
+	*) echo "usage: $0 [--size MiB] [--runtime S] [--link-rate BITS]" >&2; exit 2 ;;
 	esac
 done
 for tool in fio nbdkit; do
@@ -49,7 +57,12 @@ URI="nbd+unix:///?socket=$SOCK"
 
 serve() {
 	rm -f "$W/r.pid"
-	nbdkit -f -U "$SOCK" -P "$W/r.pid" file "$W/remote.img" 2>>"$W/nbdkit.err" &
+	if [ -n "$LINK_RATE" ]; then
+		set -- --filter=rate file "$W/remote.img" rate="$LINK_RATE"
+	else
+		set -- file "$W/remote.img"
+	fi
+	nbdkit -f -U "$SOCK" -P "$W/r.pid" "$@" 2>>"$W/nbdkit.err" &
 	SERVER=$!
 	while [ ! -s "$W/r.pid" ]; do
 		kill -0 "$SERVER" 2>/dev/null || { cat "$W/nbdkit.err" >&2; exit 1; }
@@ -125,11 +138,12 @@ hz=$(getconf CLK_TCK)
 slower=$local_w
 [ "$nbd_w" -lt "$slower" ] && slower=$nbd_w
 python3 - "$local_w" "$local_r" "$nbd_w" "$nbd_r" "$mirror_w" "$mirror_r" "$slower" \
-	"$((t1 - t0))" "$((t2 - t1))" "$hz" "$wbytes" "$rbytes" "$rss" "$pair_w" "$pair_r" <<'PY'
+	"$((t1 - t0))" "$((t2 - t1))" "$hz" "$wbytes" "$rbytes" "$rss" "$pair_w" "$pair_r" "$LINK_RATE" <<'PY'
 import sys
-lw, lr, nw, nr, mw, mr, slower, tw, tr, hz, wb, rb, rss, pw, pr = map(int, sys.argv[1:])
+lw, lr, nw, nr, mw, mr, slower, tw, tr, hz, wb, rb, rss, pw, pr = map(int, sys.argv[1:16])
 gib = 1 << 30
-print("| job, 1 MiB, qd16 | local image | NBD export (fio nbd) | dmiofs: local + export | ratio | dmiofs: two local images |")
+link = ", link %s bit/s" % sys.argv[16] if sys.argv[16] else ""
+print("| job, 1 MiB, qd16 | local image | NBD export (fio nbd%s) | dmiofs: local + export | ratio | dmiofs: two local images |" % link)
 print("|---|---:|---:|---:|---|---:|")
 print("| sequential write, MB/s | %d | %d | %d | %.2f of the slower leg (target 0.8) | %d |" % (lw, nw, mw, mw / slower, pw))
 print("| sequential read, MB/s | %d | %d | %d | %.2f of the local image (target 0.9) | %d |" % (lr, nr, mr, mr / lr, pr))

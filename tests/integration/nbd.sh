@@ -25,6 +25,11 @@
 #     _netdev, mounted by mount -a and unmounted by umount (in a private
 #     mount namespace, with this build's helpers over /usr/sbin);
 #   - an nbd://127.0.0.1:PORT/ URI with a port, after a local device;
+#   - TLS with X.509 certificates (nbds://localhost:PORT/?tls-certificates=
+#     DIR; certificates from tests/make-certs.sh, the server checking the
+#     client's): mkfs, mount, files, fsck; a CA that did not sign the
+#     server's certificate leaves the export missing, the mount degraded;
+#     the right CA again: caught up, healthy;
 #   - a server in a network namespace the test makes, over a veth pair
 #     with addresses of its own: the mirror written; the link taken down
 #     under writes (no reply: after -o nbd_timeout=2 the connection is
@@ -294,25 +299,34 @@ ok $rc "an fstab line with an NBD export and _netdev: mount -a, write, status, u
 stop_server
 
 # ---- TCP on loopback: a URI with a port after a local device -------------------------------
-truncate -s 128M "$T/tcp-local.img" "$T/tcp-remote.img"
-PORT=""
-for p in $(seq $((20000 + $$ % 20000)) $((20000 + $$ % 20000 + 20))); do
-	rm -f "$T/t.pid"
-	nbdkit -f -i 127.0.0.1 -p "$p" -P "$T/t.pid" file "$T/tcp-remote.img" 2>/dev/null &
-	TCP_PID=$!
-	for _ in $(seq 1 200); do
-		[ -s "$T/t.pid" ] && break
-		kill -0 "$TCP_PID" 2>/dev/null || break
-		sleep 0.05
+# serve_tcp IMAGE [nbdkit options...]: nbdkit's file plugin over IMAGE on
+# 127.0.0.1, on the first free port of a range picked from the pid; sets
+# PORT (empty when none was free) and SERVER_PID.
+serve_tcp() {
+	img=$1
+	shift
+	PORT=""
+	for p in $(seq $((20000 + $$ % 20000)) $((20000 + $$ % 20000 + 20))); do
+		rm -f "$T/t.pid"
+		nbdkit -f -i 127.0.0.1 -p "$p" -P "$T/t.pid" "$@" file "$img" 2>"$T/nbdkit-tcp.err" &
+		SERVER_PID=$!
+		for _ in $(seq 1 200); do
+			[ -s "$T/t.pid" ] && break
+			kill -0 "$SERVER_PID" 2>/dev/null || break
+			sleep 0.05
+		done
+		if [ -s "$T/t.pid" ]; then
+			PORT=$p
+			return 0
+		fi
+		wait "$SERVER_PID" 2>/dev/null
+		SERVER_PID=""
 	done
-	if [ -s "$T/t.pid" ]; then
-		PORT=$p
-		break
-	fi
-	wait "$TCP_PID" 2>/dev/null
-done
+}
+
+truncate -s 128M "$T/tcp-local.img" "$T/tcp-remote.img"
+serve_tcp "$T/tcp-remote.img"
 if [ -n "$PORT" ]; then
-	SERVER_PID=$TCP_PID
 	IMAGES="$T/tcp-local.img:nbd://127.0.0.1:$PORT/"
 	must "mkfs.dmiofs over nbd://127.0.0.1:$PORT/ after a local image" "$MKFS" -q "$IMAGES"
 	must "dmiofs mounts it" fs_mount
@@ -323,6 +337,43 @@ if [ -n "$PORT" ]; then
 	stop_server
 else
 	ok 1 "no free port for nbdkit on 127.0.0.1"
+fi
+
+# ---- TLS with X.509 certificates, as the README shows it ------------------------------------
+# A CA of the test's own signs the server's certificate (for localhost)
+# and the client's; the server checks the client's (--tls-verify-peer).
+if command -v openssl >/dev/null; then
+	mkdir "$T/pki"
+	must "certificates made" sh "$top_srcdir/tests/make-certs.sh" "$T/pki"
+	serve_tcp "$T/tcp-remote.img" --tls=require --tls-certificates="$T/pki/srv" --tls-verify-peer
+	if [ -n "$PORT" ]; then
+		IMAGES="$T/tcp-local.img:nbds://localhost:$PORT/?tls-certificates=$T/pki/cli"
+		must "mkfs.dmiofs over nbds:// with certificates" "$MKFS" -q --force "$IMAGES"
+		must "dmiofs mounts it" fs_mount
+		check "both devices are there, healthy" sh -c "\"$CTL\" status \"$MNT\" | head -n 1 | grep -q healthy && \"$CTL\" status \"$MNT\" | grep -q '^  device 1: NBD export, connected'"
+		write_files
+		check "files read back right over TLS" files_intact
+		must "unmount" fs_umount
+		check "fsck.dmiofs is clean over TLS" "$FSCK" "$IMAGES"
+		# A CA that did not sign the server's certificate: the export is
+		# not trusted, so it counts as missing, and the mount is degraded.
+		TRUSTED=$IMAGES
+		IMAGES="$T/tcp-local.img:nbds://localhost:$PORT/?tls-certificates=$T/pki/stranger"
+		must "mount with a CA that did not sign the server's certificate" fs_mount
+		check "the untrusted export counts as missing" sh -c "\"$CTL\" status \"$MNT\" | grep -q 'missing .*nbds://localhost'"
+		check "files read back right from the local image" files_intact
+		must "unmount" fs_umount
+		IMAGES=$TRUSTED
+		must "mount with the right CA again" fs_mount
+		check "the export is caught up, healthy" every_device_healthy
+		check "files read back right" files_intact
+		must "unmount" fs_umount
+		stop_server
+	else
+		ok 1 "no free port for nbdkit on 127.0.0.1"
+	fi
+else
+	diag "no openssl: skipping the certificate case"
 fi
 
 # ---- another "machine": a network namespace behind a veth pair ------------------------

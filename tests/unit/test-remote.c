@@ -535,6 +535,81 @@ static void test_tls(const char *dir)
 	g_free(psk);
 }
 
+/* Certificates for TLS, made by tests/make-certs.sh (openssl): DIR/srv
+ * for the server, DIR/cli for a client, DIR/anon a client with the CA
+ * alone, DIR/stranger a CA that signed none of them. */
+static void make_certificates(const char *dir)
+{
+	const char *top = g_getenv("top_srcdir");
+	char *script = g_build_filename(top ? top : ".", "tests", "make-certs.sh", NULL);
+	const char *argv[] = { "sh", script, dir, NULL };
+	GError *error = NULL;
+	int status = 0;
+
+	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, &status, &error))
+		g_error("sh: %s", error->message);
+	if (!g_spawn_check_wait_status(status, &error))
+		g_error("%s (is openssl installed?): %s", script, error->message);
+	g_free(script);
+}
+
+/* TLS with X.509 certificates: the server's certificate is checked
+ * against the CA in the URI's tls-certificates directory, and the server
+ * (--tls-verify-peer) checks ours. */
+static void test_tls_certificates(const char *dir)
+{
+	char *srv = g_build_filename(dir, "srv", NULL), *cli = g_build_filename(dir, "cli", NULL);
+	char *stranger = g_build_filename(dir, "stranger", NULL), *anon = g_build_filename(dir, "anon", NULL);
+	char *key = g_build_filename(cli, "client-key.pem", NULL);
+	char *certs_arg = g_strdup_printf("--tls-certificates=%s", srv);
+	const char *tls_args[] = { "--tls=require", certs_arg, "--tls-verify-peer", "memory", "16M", NULL };
+	struct tu_nbd tls = { 0 };
+	char *uri, *untrusted, *anonymous, *buf = tu_aligned(4096), *back = tu_aligned(4096);
+	struct block_device *bdev;
+	struct io_region r;
+	unsigned long bits;
+
+	make_certificates(dir);
+	tu_nbd_start(&tls, dir, "x509", tls_args);
+	uri = g_strdup_printf("nbds+unix:///?socket=%s&tls-certificates=%s", tls.socket, cli);
+	untrusted = g_strdup_printf("nbds+unix:///?socket=%s&tls-certificates=%s", tls.socket, stranger);
+	anonymous = g_strdup_printf("nbds+unix:///?socket=%s&tls-certificates=%s", tls.socket, anon);
+
+	bdev = open_ok(uri, O_RDWR);
+	g_assert_cmpuint(dmio_bdev_sectors(bdev), ==, 16u << 11);
+	r = (struct io_region){ bdev, 8, 8 };
+	tu_pattern(buf, 4096, 37);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_WRITE, 0, tu_kmem(buf), 1, &r, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_READ, 0, tu_kmem(back), 1, &r, &bits), ==, 0);
+	g_assert_cmpmem(back, 4096, buf, 4096);
+	dmio_bdev_close(bdev);
+
+	/* A server whose certificate our CA did not sign, seen from the
+	 * client; a client with no certificate, seen from the server; and
+	 * plain text to a server that requires TLS: all refused. */
+	g_assert_null(dmio_bdev_open(untrusted, O_RDWR));
+	g_assert_null(dmio_bdev_open(anonymous, O_RDWR));
+	g_assert_null(dmio_bdev_open(tls.uri, O_RDWR));
+	/* The client's key readable by others: refused before it is used. */
+	g_assert_cmpint(chmod(key, 0640), ==, 0);
+	errno = 0;
+	g_assert_null(dmio_bdev_open(uri, O_RDWR));
+	g_assert_cmpint(errno, ==, EACCES);
+
+	tu_nbd_stop(&tls, SIGTERM);
+	free(buf);
+	free(back);
+	g_free(anonymous);
+	g_free(untrusted);
+	g_free(uri);
+	g_free(certs_arg);
+	g_free(anon);
+	g_free(key);
+	g_free(stranger);
+	g_free(cli);
+	g_free(srv);
+}
+
 static void test_refusals(const char *dir)
 {
 	static const char *const readonly[] = { "-r", "memory", "16M", NULL };
@@ -580,6 +655,7 @@ int main(int argc, char **argv)
 	tu_add_guarded("/remote/reconnect", test_reconnect, TIMEOUT_S);
 	tu_add_guarded("/remote/connect-timeout", test_connect_timeout, TIMEOUT_S);
 	tu_add_guarded("/remote/tls", test_tls, TIMEOUT_S);
+	tu_add_guarded("/remote/tls-certificates", test_tls_certificates, TIMEOUT_S);
 	tu_add_guarded("/remote/refusals", test_refusals, TIMEOUT_S);
 	return g_test_run();
 }
