@@ -51,6 +51,9 @@ struct block_device;
 #define DMIO_OPEN_BUFFERED 0x40000000
 
 struct block_device *dmio_bdev_open(const char *path, int flags);
+/* The same, with an NBD export's timeout (see dmio_bdev_set_timeout) set
+ * from the start: it bounds the connection attempt too. */
+struct block_device *dmio_bdev_open_timeout(const char *path, int flags, unsigned int timeout_s);
 void dmio_bdev_close(struct block_device *bdev);
 
 const char *dmio_bdev_path(const struct block_device *bdev);
@@ -67,7 +70,8 @@ int dmio_bdev_is_connected(struct block_device *bdev);
 int dmio_bdev_reconnect(struct block_device *bdev);
 int dmio_bdev_disconnect(struct block_device *bdev);
 /* NBD exports: drop a connection whose commands go unanswered this long
- * (default 30 s; 0: wait forever). */
+ * (default DMIO_REMOTE_DEFAULT_TIMEOUT_S; 0: wait forever). */
+#define DMIO_REMOTE_DEFAULT_TIMEOUT_S 30
 int dmio_bdev_set_timeout(struct block_device *bdev, unsigned int seconds);
 unsigned int dmio_bdev_max_io_sectors(const struct block_device *bdev);
 int dmio_bdev_set_max_io_sectors(struct block_device *bdev, unsigned int sectors);

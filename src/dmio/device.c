@@ -132,6 +132,11 @@ static void bdev_free(struct block_device *bdev)
 
 DMIO_EXPORT struct block_device *dmio_bdev_open(const char *path, int flags)
 {
+	return dmio_bdev_open_timeout(path, flags, DMIO_REMOTE_DEFAULT_TIMEOUT_S);
+}
+
+DMIO_EXPORT struct block_device *dmio_bdev_open_timeout(const char *path, int flags, unsigned int timeout_s)
+{
 	int access = flags & O_ACCMODE;
 	bool buffered = flags & DMIO_OPEN_BUFFERED;
 	struct block_device *bdev;
@@ -163,7 +168,7 @@ DMIO_EXPORT struct block_device *dmio_bdev_open(const char *path, int flags)
 	fault_set_init(&bdev->faults);
 	pthread_mutex_init(&bdev->log_lock, NULL);
 	if (remote)
-		err = remote_open(bdev, path, access);
+		err = remote_open(bdev, path, access, timeout_s);
 	else if (S_ISBLK(st.st_mode))
 		err = open_blockdev(bdev, path, access, buffered);
 	else

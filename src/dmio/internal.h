@@ -143,7 +143,7 @@ struct dmio_piece;
 
 bool remote_is_uri(const char *path);
 /* Connect to the export a URI names and fill in bdev's size and limits. */
-int remote_open(struct block_device *bdev, const char *uri, int access);
+int remote_open(struct block_device *bdev, const char *uri, int access, unsigned int timeout_s);
 /* Once no piece names the device any more. */
 void remote_close(struct block_device *bdev);
 /* Send a piece as NBD commands; it completes through the client's done

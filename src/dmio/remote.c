@@ -38,7 +38,6 @@
 #define REMOTE_MAX_REQUEST (1u << 20) /* largest read or write command, unless the server says less */
 #define REMOTE_CHUNK (1u << 30)      /* largest trim or write-zeroes command */
 #define ZERO_BUF_BYTES (1u << 20)    /* write-zeroes by writing, for servers without it */
-#define REMOTE_DEFAULT_TIMEOUT_S 30  /* commands unanswered this long drop their connection */
 
 struct remote {
 	char *uri;
@@ -391,7 +390,7 @@ static void *driver_main(void *arg)
 
 /* ---- open and close ---------------------------------------------------------- */
 
-int remote_open(struct block_device *bdev, const char *uri, int access)
+int remote_open(struct block_device *bdev, const char *uri, int access, unsigned int timeout_s)
 {
 	struct remote *r = calloc(1, sizeof(*r));
 	int err;
@@ -399,7 +398,7 @@ int remote_open(struct block_device *bdev, const char *uri, int access)
 	if (!r)
 		return -ENOMEM;
 	r->wake_fd = -1;
-	atomic_store(&r->timeout_s, REMOTE_DEFAULT_TIMEOUT_S);
+	atomic_store(&r->timeout_s, timeout_s);
 	pthread_rwlock_init(&r->lock, NULL);
 	pthread_mutex_init(&r->reconnect_lock, NULL);
 	bdev->remote = r; /* remote_close cleans up whatever was made */

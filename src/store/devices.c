@@ -181,7 +181,8 @@ int dev_open_timed(struct sdev *d, const char *path, int flags, unsigned int tim
 	/* Recorded absolute, so status names it wherever it is read. */
 	d->path = g_strdup(abs ? abs : path);
 	free(abs);
-	d->bdev = dmio_bdev_open(path, flags);
+	/* An export's timeout bounds its connection attempt too. */
+	d->bdev = timeout_s ? dmio_bdev_open_timeout(path, flags, timeout_s) : dmio_bdev_open(path, flags);
 	if (!d->bdev) {
 		int err = errno;
 
@@ -190,8 +191,6 @@ int dev_open_timed(struct sdev *d, const char *path, int flags, unsigned int tim
 		return -err;
 	}
 	d->bytes = dmio_bdev_sectors(d->bdev) << DMIO_SECTOR_SHIFT;
-	if (timeout_s && dmio_bdev_is_remote(d->bdev))
-		dmio_bdev_set_timeout(d->bdev, timeout_s);
 	if (dmio_bdev_logical_block_size(d->bdev) > DMIOFS_BLOCK) {
 		g_string_append_printf(why, "%s: logical block size %u is above %u", path,
 				       dmio_bdev_logical_block_size(d->bdev), DMIOFS_BLOCK);

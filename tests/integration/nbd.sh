@@ -34,7 +34,9 @@
 #     with addresses of its own: the mirror written; the link taken down
 #     under writes (no reply: after -o nbd_timeout=2 the connection is
 #     dropped, the export fails, the writes complete, degraded); the link
-#     up again (reconnected, caught up).
+#     up again (reconnected, caught up); the server hung (SIGSTOP) at
+#     mount: the mount gives up on it after nbd_timeout, degraded, and
+#     the export joins once it answers again.
 . "$(dirname "$0")/lib.sh"
 require_fuse
 command -v nbdkit >/dev/null || skip_all "no nbdkit (Debian package nbdkit)"
@@ -426,9 +428,22 @@ if ip netns add "$NS_NAME" 2>/dev/null; then
 	must "the far side alone mounts read-only" fs_mount -o ro
 	check "and holds every file" files_intact
 	must "unmount" fs_umount
+	# A server that hangs (stopped): its kernel takes the connection, and
+	# nothing answers the handshake.  The mount gives up on it after
+	# nbd_timeout, not the 30 s default, and goes on degraded.
+	kill -STOP "$SERVER_PID"
+	IMAGES="$T/ns-local.img:nbd://$FAR_IP:10809/"
+	started=$(date +%s)
+	must "mount with the server hung, -o nbd_timeout=2" fs_mount -o nbd_timeout=2
+	waited=$(( $(date +%s) - started ))
+	ok "$([ "$waited" -le 15 ]; echo $?)" "the mount waited for nbd_timeout, not 30 s ($waited s)"
+	check "the hung export counts as missing" sh -c "\"$CTL\" status \"$MNT\" | grep -Eq 'missing .*nbd://$FAR_IP'"
+	kill -CONT "$SERVER_PID"
+	check "the server answers again: the export joins, caught up" every_device_healthy
+	check "files read back right" files_intact
+	must "unmount" fs_umount
 	# An unmount with the link dark: its last writes to the export go
 	# unanswered, the export fails, and the unmount ends anyway.
-	IMAGES="$T/ns-local.img:nbd://$FAR_IP:10809/"
 	must "mount both again, -o nbd_timeout=2" fs_mount -o nbd_timeout=2
 	ip link set "$NETNS-a" down
 	started=$(date +%s)

@@ -454,13 +454,10 @@ static void test_reconnect(const char *dir)
 	g_free(img);
 }
 
-/* TLS with a pre-shared key: the export opens through nbds+unix://; a
- * plain URI to a server that requires TLS fails, an nbds:// URI to a
- * server without TLS fails rather than fall back to plain text, and a key
- * file others can read is refused before anything is sent. */
 /* A server that takes the connection and never says a word (a listening
  * socket nobody accepts from): reconnecting gives up after the device's
- * timeout, with ETIMEDOUT, instead of waiting for ever. */
+ * timeout, and opening after the one it is opened with, with ETIMEDOUT,
+ * instead of waiting for ever. */
 static void test_connect_timeout(const char *dir)
 {
 	static const char *const memory[] = { "memory", "16M", NULL };
@@ -469,11 +466,13 @@ static void test_connect_timeout(const char *dir)
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int silent;
 	gint64 t0, took_ms;
+	char *uri;
 
 	tu_nbd_start(&s, dir, "r", memory);
 	remote = open_ok(s.uri, O_RDWR);
 	g_assert_cmpint(dmio_bdev_set_timeout(remote, 1), ==, 0);
 	g_strlcpy(addr.sun_path, s.socket, sizeof(addr.sun_path));
+	uri = g_strdup(s.uri);
 	tu_nbd_stop(&s, SIGKILL);
 	/* the server's socket path, now held by one that never answers */
 	unlink(addr.sun_path);
@@ -488,9 +487,22 @@ static void test_connect_timeout(const char *dir)
 	g_assert_cmpint(took_ms, >=, 900);
 	g_assert_cmpint(took_ms, <, 10000);
 	dmio_bdev_close(remote);
+
+	t0 = g_get_monotonic_time();
+	errno = 0;
+	g_assert_null(dmio_bdev_open_timeout(uri, O_RDWR, 1));
+	g_assert_cmpint(errno, ==, ETIMEDOUT);
+	took_ms = (g_get_monotonic_time() - t0) / 1000;
+	g_assert_cmpint(took_ms, >=, 900);
+	g_assert_cmpint(took_ms, <, 10000);
 	close(silent);
+	g_free(uri);
 }
 
+/* TLS with a pre-shared key: the export opens through nbds+unix://; a
+ * plain URI to a server that requires TLS fails, an nbds:// URI to a
+ * server without TLS fails rather than fall back to plain text, and a key
+ * file others can read is refused before anything is sent. */
 static void test_tls(const char *dir)
 {
 	char *psk = g_build_filename(dir, "keys.psk", NULL);
