@@ -176,6 +176,23 @@ void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records)
 	rec_put_dev_state(records, dev, DEV_FAILED, st->next_seq - 1);
 }
 
+void ioerr_fail_disconnected(struct store *st, uint32_t dev)
+{
+	GByteArray *r = g_byte_array_new();
+
+	if (dev >= st->ndevices || !dev_written(&st->dev[dev]))
+		return;
+	store_event(st, EVENT_DEVICE_FAILED, (int)dev, NULL,
+		    "%s (device %u): the connection to its server was lost: device marked failed; the file "
+		    "system is degraded",
+		    st->dev[dev].path, dev);
+	say_degraded(st, dev);
+	/* Nothing failed on it: it has every commit up to the last one. */
+	rec_put_dev_state(r, dev, DEV_FAILED, st->next_seq - 1);
+	store_note(st, r);
+	g_byte_array_free(r, TRUE);
+}
+
 void ioerr_fail_devices(struct store *st, unsigned long bits, uint64_t left_at, const char *what)
 {
 	GByteArray *r = g_byte_array_new();

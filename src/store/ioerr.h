@@ -29,6 +29,12 @@ void ioerr_note(struct store *st, bool locked, const struct io_fault *f);
 /* Lock held: mark a device failed after a data write it could not take,
  * into the records of the write (its error is counted by ioerr_note). */
 void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records);
+/* Lock held: device dev, an NBD export, lost its connection while no
+ * write was failing on it (an idle mount): fail it now, so status says
+ * so and it is reconnected and caught up, rather than at its next write.
+ * No error is counted: nothing was refused. */
+void ioerr_fail_disconnected(struct store *st, uint32_t dev);
+
 /* Lock held: the written devices of bits (by index) could not take a
  * metadata write (`what`, for the log) of the commit or checkpoint
  * left_at: count it and fail them. */

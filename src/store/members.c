@@ -10,6 +10,7 @@
 #include "apply.h"
 #include "assemble.h"
 #include "checkpoint.h"
+#include "ioerr.h"
 #include "events.h"
 #include "journal.h"
 #include "members.h"
@@ -677,6 +678,13 @@ void members_reconnect(struct store *st)
 			       !dmio_bdev_is_connected(dev->bdev);
 		bool away = dev->state == DEV_MISSING && !dev->bdev && dev->path && dmio_bdev_path_is_remote(dev->path);
 
+		if (dev->state == DEV_HEALTHY && dev->bdev && dmio_bdev_is_remote(dev->bdev) &&
+		    !dmio_bdev_is_connected(dev->bdev)) {
+			ioerr_fail_disconnected(st, k); /* reconnected from the next look on */
+			dev->reconnect_wait_s = 0;
+			dev->reconnect_at = now;
+			continue;
+		}
 		if (staying && (dropped || away) && now >= dev->reconnect_at)
 			reconnect_one(st, k);
 	}

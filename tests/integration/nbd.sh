@@ -11,6 +11,9 @@
 #     export of the same size is refused (the daemon says so, the export
 #     stays failed); the right server back: the export is reconnected and
 #     caught up while mounted, healthy;
+#   - the server killed while the mount is idle: the export is failed
+#     within seconds (not at the next write), and reconnected when the
+#     server is back;
 #   - mounted while the server is down: degraded, the export missing; the
 #     server starts: the export joins and is caught up, while mounted;
 #   - unmounted: fsck.dmiofs is clean over the same list, and each side
@@ -180,6 +183,23 @@ stop_server
 must "the right server comes back" serve "$T/remote.img"
 check "the export is reconnected and caught up while mounted" every_device_healthy
 check "files read back right after the catch-up" files_intact
+
+# ---- the server dies while nothing is written --------------------------------------------
+# status_says ERE: dmiofs-ctl status matches it (10 s at most).
+status_says() {
+	for _ in $(seq 1 100); do
+		"$CTL" status "$MNT" 2>&1 | grep -Eq "$1" && return 0
+		sleep 0.1
+	done
+	"$CTL" status "$MNT" | sed 's/^/#   /'
+	return 1
+}
+stop_server KILL
+check "an idle mount notices the lost server: the export is failed, degraded" status_says 'failed .*nbd\+unix'
+check "the daemon says the connection was lost" daemon_said "the connection to its server was lost"
+check "files read back right from the local image" files_intact
+must "the server comes back" serve "$T/remote.img"
+check "the export is reconnected, healthy" every_device_healthy
 must "unmount" fs_umount
 
 stop_server
