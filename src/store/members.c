@@ -484,15 +484,17 @@ static int join_returning(struct store *st, struct sdev *d, uint32_t k, GString 
 	return err;
 }
 
-/* Open path for joining: not a device this mount uses, not in use. */
-static int open_candidate(struct store *st, const char *path, struct sdev *d, GString *why)
+/* Open path for joining: not a device this mount uses (but the failed
+ * device `replacing`, when not -1: an export whose server came back
+ * blank, a disk swapped at the same name), not in use. */
+static int open_candidate(struct store *st, const char *path, int replacing, struct sdev *d, GString *why)
 {
 	int k, err;
 
 	g_mutex_lock(&st->lock);
 	k = member_at(st, path);
 	g_mutex_unlock(&st->lock);
-	if (k >= 0) {
+	if (k >= 0 && k != replacing) {
 		g_string_append_printf(why, "%s is device %d of this file system already", path, k);
 		return -EEXIST;
 	}
@@ -531,7 +533,7 @@ static int identity_of(struct store *st, struct sdev *d)
 
 /* Open a device to join as a new one, refusing one that holds data
  * unless forced (and then wiping the signatures libblkid knows). */
-static int open_new(struct store *st, const char *path, bool force, struct sdev *d, GString *why)
+static int open_new(struct store *st, const char *path, bool force, int replacing, struct sdev *d, GString *why)
 {
 	char *what = holds_data(path);
 	int err;
@@ -546,7 +548,7 @@ static int open_new(struct store *st, const char *path, bool force, struct sdev 
 		g_string_append_printf(why, "%s: cannot erase its signatures: %s", path, g_strerror(-err));
 		return err;
 	}
-	return open_candidate(st, path, d, why);
+	return open_candidate(st, path, replacing, d, why);
 }
 
 /* A device that failed while mounted is still open: taking it back is
@@ -605,7 +607,7 @@ static int reconnected_same(struct store *st, uint32_t k, GString *why)
 static int rejoin_missing(struct store *st, uint32_t k, const char *path, GString *why)
 {
 	struct sdev d = { 0 };
-	int err = open_candidate(st, path, &d, why);
+	int err = open_candidate(st, path, -1, &d, why);
 	bool same;
 
 	if (err)
@@ -658,7 +660,12 @@ static void reconnect_one(struct store *st, uint32_t k)
 	if (err) {
 		dev->reconnect_wait_s = MIN(MAX(2 * dev->reconnect_wait_s, 1u), RECONNECT_MAX_WAIT_S);
 		dev->reconnect_at = g_get_monotonic_time() + (gint64)dev->reconnect_wait_s * G_USEC_PER_SEC;
-		if (!unreachable(err)) /* a server out of reach is expected; anything else is news */
+		if (err == -EMEDIUMTYPE) /* the server lost it, or serves another export */
+			g_warning("%s; it stays %s (trying again in %u s). If its server lost what it held, make "
+				  "it a fresh copy: dmiofs-ctl replace MOUNTPOINT %u '%s'",
+				  why->len ? why->str : "its server is back with another export", dev_state_name(dev->state),
+				  dev->reconnect_wait_s, k, dev->path);
+		else if (!unreachable(err)) /* a server out of reach is expected; anything else is news */
 			g_warning("%s; it stays %s (trying again in %u s)", why->len ? why->str : g_strerror(-err),
 				  dev_state_name(dev->state), dev->reconnect_wait_s);
 	}
@@ -704,7 +711,7 @@ int members_add(struct store *st, const char *path, bool force, uint32_t *index,
 		return err;
 	}
 	g_mutex_unlock(&st->lock);
-	err = open_candidate(st, path, &d, why);
+	err = open_candidate(st, path, -1, &d, why);
 
 	if (err)
 		return err;
@@ -726,7 +733,7 @@ int members_add(struct store *st, const char *path, bool force, uint32_t *index,
 		return err;
 	}
 	dev_close(&d);
-	err = open_new(st, path, force, &d, why);
+	err = open_new(st, path, force, -1, &d, why);
 	if (!err)
 		err = join_new(st, &d, index, why);
 	dev_close(&d);
@@ -739,6 +746,7 @@ int members_replace(struct store *st, const char *old, const char *new_path, boo
 {
 	struct sdev d = { 0 };
 	uint32_t k, j, need = 0;
+	int replacing = -1;
 	uint64_t slots;
 	GByteArray *r;
 	int err;
@@ -754,10 +762,14 @@ int members_replace(struct store *st, const char *old, const char *new_path, boo
 
 		need += c && alloc_copy_on(c, k) >= 0;
 	}
+	/* A failed device may be replaced by what now answers at its own
+	 * name: a fresh, empty device there, filled from the other copies. */
+	if (!err && st->dev[k].state == DEV_FAILED)
+		replacing = (int)k;
 	g_mutex_unlock(&st->lock);
 	if (err)
 		return err;
-	err = open_new(st, new_path, force, &d, why);
+	err = open_new(st, new_path, force, replacing, &d, why);
 	if (err)
 		return err;
 	slots = layout_chunks(&st->layout, d.bytes & ~(uint64_t)(DMIOFS_BLOCK - 1));

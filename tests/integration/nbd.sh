@@ -24,6 +24,9 @@
 #   - mkfs.dmiofs refuses an export holding another file system, and
 #     --force wipes it;
 #   - dmiofs-ctl replace moves a local device's copies onto an export;
+#   - the server back with a blank export: refused, with the command that
+#     makes it a fresh copy; that command (replace by its own URI) fills
+#     it from the local image, and it alone holds every file;
 #   - an /etc/fstab line naming a local image and an export, with
 #     _netdev, mounted by mount -a and unmounted by umount (in a private
 #     mount namespace, with this build's helpers over /usr/sbin);
@@ -285,6 +288,22 @@ must "dmiofs mounts them" fs_mount
 write_files
 check "dmiofs-ctl replace MNT 1 URI --wait" "$CTL" replace "$MNT" 1 "$URI" --wait
 check "the export holds device 1's copies now, healthy" sh -c "\"$CTL\" status \"$MNT\" | head -n 1 | grep -q healthy && \"$CTL\" status \"$MNT\" | grep -q 'healthy .*nbd+unix' && ! \"$CTL\" status \"$MNT\" | grep -q r1.img"
+must "unmount" fs_umount
+IMAGES="$URI"
+must "the export alone mounts read-only" fs_mount -o ro
+check "and holds every file" files_intact
+must "unmount" fs_umount
+
+# ---- the server comes back blank (its disk replaced, a memory export restarted) ---------------
+IMAGES="$T/r0.img:$URI"
+must "mount the local image and the export" fs_mount
+stop_server KILL
+rm -f "$T/r2.img" && truncate -s 128M "$T/r2.img"
+must "the server comes back with a blank export" serve "$T/r2.img"
+check "the daemon refuses it and says how to make it a fresh copy" daemon_said "make it a fresh copy: dmiofs-ctl replace MOUNTPOINT 2"
+check "dmiofs-ctl replace MNT URI URI --wait: the export by its own name" "$CTL" replace "$MNT" "$URI" "$URI" --wait
+check "the export is a healthy device again, filled from the local image" every_device_healthy
+check "files read back right" files_intact
 must "unmount" fs_umount
 IMAGES="$URI"
 must "the export alone mounts read-only" fs_mount -o ro
