@@ -178,7 +178,7 @@ void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records)
 
 void ioerr_fail_disconnected(struct store *st, uint32_t dev)
 {
-	GByteArray *r = g_byte_array_new();
+	GByteArray *r;
 
 	if (dev >= st->ndevices || !dev_written(&st->dev[dev]))
 		return;
@@ -188,6 +188,7 @@ void ioerr_fail_disconnected(struct store *st, uint32_t dev)
 		    st->dev[dev].path, dev);
 	say_degraded(st, dev);
 	/* Nothing failed on it: it has every commit up to the last one. */
+	r = g_byte_array_new();
 	rec_put_dev_state(r, dev, DEV_FAILED, st->next_seq - 1);
 	store_note(st, r);
 	g_byte_array_free(r, TRUE);
