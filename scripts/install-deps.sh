@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config
 libglib2.0-dev libjson-glib-dev libfuse3-dev fuse3 libaio-dev libblkid-dev libisal-dev libnbd-dev nbdkit
-fio gnuplot-nox attr util-linux python3 openssl"
+fio gnuplot-nox attr util-linux python3 openssl qemu-utils"
 
 missing=""
 for p in $PACKAGES; do

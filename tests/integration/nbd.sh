@@ -36,6 +36,7 @@
 #     client's): mkfs, mount, files, fsck; a CA that did not sign the
 #     server's certificate leaves the export missing, the mount degraded;
 #     the right CA again: caught up, healthy;
+#   - qemu-nbd as the server: written, verified, fsck, its export alone;
 #   - a server in a network namespace the test makes, over a veth pair
 #     with addresses of its own: the mirror written; the link taken down
 #     under writes (no reply: after -o nbd_timeout=2 the connection is
@@ -415,6 +416,36 @@ if command -v openssl >/dev/null; then
 	fi
 else
 	diag "no openssl: skipping the certificate case"
+fi
+
+# ---- another server: qemu-nbd ------------------------------------------------------------------
+# Any NBD server holds a mirror; qemu-nbd (qemu-utils) names its export
+# and offers multi-conn.
+if command -v qemu-nbd >/dev/null; then
+	truncate -s 128M "$T/q-local.img" "$T/q-remote.img"
+	rm -f "$T/q.sock"
+	qemu-nbd -f raw -x data -k "$T/q.sock" --persistent --shared=4 "$T/q-remote.img" 2>"$T/qemu-nbd.err" &
+	SERVER_PID=$!
+	for _ in $(seq 1 200); do
+		[ -S "$T/q.sock" ] && break
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	Q_URI="nbd+unix:///data?socket=$T/q.sock"
+	IMAGES="$T/q-local.img:$Q_URI"
+	must "mkfs.dmiofs on a local image and a qemu-nbd export" "$MKFS" -q "$IMAGES"
+	must "dmiofs mounts them" fs_mount
+	write_files
+	check "fio verifies random writes with qemu-nbd holding a copy" fio_verify
+	must "unmount" fs_umount
+	check "fsck.dmiofs is clean" "$FSCK" "$IMAGES"
+	IMAGES="$Q_URI"
+	must "the qemu-nbd export alone mounts read-only" fs_mount -o ro
+	check "and holds every file" files_intact
+	must "unmount" fs_umount
+	stop_server
+else
+	diag "no qemu-nbd (Debian package qemu-utils): skipping it"
 fi
 
 # ---- another "machine": a network namespace behind a veth pair ------------------------
