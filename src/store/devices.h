@@ -26,8 +26,9 @@ struct sdev {
 	gint64 away_since;     /* monotonic time it became failed or missing (self-healing) */
 	bool heal_refused;     /* the others could not hold its copies: said once */
 	/* An NBD export whose connection dropped: when to try again, the
-	 * wait after that (doubling), and a try under way (the mender's,
-	 * without the store's lock: the device is not reused meanwhile). */
+	 * wait after that (doubling), and a try due or under way (on the
+	 * mender's reconnect thread, without the store's lock: the device is
+	 * not reused meanwhile). */
 	gint64 reconnect_at;
 	unsigned int reconnect_wait_s;
 	bool reconnecting;

@@ -631,8 +631,7 @@ static bool unreachable(int err)
 	return err == -ENOENT || dev_server_unreachable(err);
 }
 
-/* Lock held; given up while device k's export is connected again. */
-static void reconnect_one(struct store *st, uint32_t k)
+void members_reconnect_one(struct store *st, uint32_t k)
 {
 	struct sdev *dev = &st->dev[k];
 	GString *why = g_string_new(NULL);
@@ -672,9 +671,10 @@ static void reconnect_one(struct store *st, uint32_t k)
 	g_string_free(why, TRUE);
 }
 
-void members_reconnect(struct store *st)
+uint32_t members_to_reconnect(struct store *st)
 {
 	gint64 now = g_get_monotonic_time();
+	uint32_t due = 0;
 
 	for (uint32_t k = 0; k < st->ndevices; k++) {
 		struct sdev *dev = &st->dev[k];
@@ -692,9 +692,12 @@ void members_reconnect(struct store *st)
 			dev->reconnect_at = now;
 			continue;
 		}
-		if (staying && (dropped || away) && now >= dev->reconnect_at)
-			reconnect_one(st, k);
+		if (staying && (dropped || away) && !dev->reconnecting && now >= dev->reconnect_at) {
+			dev->reconnecting = true; /* until members_reconnect_one is done with it */
+			due |= 1u << k;
+		}
 	}
+	return due;
 }
 
 int members_add(struct store *st, const char *path, bool force, uint32_t *index, GString *why)

@@ -32,11 +32,17 @@ int members_remove(struct store *st, const char *spec, GString *why);
 /* Lock held, the mender's: devices away for heal_delay seconds whose
  * copies the others can hold start to be drained (self-healing). */
 void members_heal(struct store *st, unsigned int heal_delay);
-/* Lock held (given up while connecting): failed NBD exports whose
- * connections dropped are connected again, with a backoff from 1 s to
- * 60 s; one that answers as the same device is caught up on what it
- * missed, one that answers as another is refused, loudly. */
-void members_reconnect(struct store *st);
+/* Lock held, the mender's: the NBD exports to connect again now (by
+ * index), failed ones whose connections dropped and ones missing since
+ * the mount, each at most every 1 s to 60 s (a backoff), each marked
+ * reconnecting until members_reconnect_one has tried it.  A healthy
+ * export whose connection was lost is failed here first. */
+uint32_t members_to_reconnect(struct store *st);
+/* Lock held, given up while connecting: try device k's export, marked
+ * by members_to_reconnect.  One that answers as the same device is
+ * caught up on what it missed, one that answers as another is refused,
+ * loudly; one that does not answer is tried again later. */
+void members_reconnect_one(struct store *st, uint32_t k);
 /* Lock held, the mender's: give leaving devices' chunks their new copies,
  * drop the old ones that are no longer needed, and remove devices that
  * hold nothing any more.  True when it changed something. */

@@ -34,6 +34,10 @@ struct mender {
 	GCond wake;          /* with st->lock */
 	bool stopping, kicked;
 	struct dm_kcopyd_client *kc;
+	/* Connection attempts to NBD exports, off the mender's thread: a
+	 * server that does not answer holds its attempt for nbd_timeout,
+	 * and must not hold catch-ups and healing meanwhile. */
+	GThreadPool *reconnector;
 	/* the task, for status */
 	enum mend_task task;
 	gint64 task_started;
@@ -437,6 +441,29 @@ static bool writable(struct store *st)
 	return !st->opt.read_only && !st->broken;
 }
 
+static void reconnect_job(gpointer data, gpointer user_data)
+{
+	struct store *st = user_data;
+	uint32_t k = GPOINTER_TO_UINT(data) - 1;
+
+	g_mutex_lock(&st->lock);
+	if (writable(st))
+		members_reconnect_one(st, k);
+	else
+		st->dev[k].reconnecting = false; /* remounted read-only, or broken, meanwhile */
+	g_mutex_unlock(&st->lock);
+}
+
+/* Lock held: start the attempts that are due. */
+static void reconnect_due(struct mender *m)
+{
+	uint32_t due = members_to_reconnect(m->st);
+
+	for (uint32_t k = 0; due; k++, due >>= 1)
+		if (due & 1)
+			g_thread_pool_push(m->reconnector, GUINT_TO_POINTER(k + 1), NULL);
+}
+
 static gpointer mender_main(gpointer data)
 {
 	struct mender *m = data;
@@ -448,7 +475,7 @@ static gpointer mender_main(gpointer data)
 
 		m->kicked = false;
 		if (writable(st)) {
-			members_reconnect(st);
+			reconnect_due(m);
 			members_heal(st, heal_delay(st));
 			members_drain(st);
 		}
@@ -499,6 +526,8 @@ int mender_start(struct store *st)
 		g_free(m);
 		return err;
 	}
+	/* One attempt at a time: exports are few, and waiting is the norm. */
+	m->reconnector = g_thread_pool_new(reconnect_job, st, 1, FALSE, NULL);
 	st->mender = m;
 	m->thread = g_thread_new("dmiofs-mender", mender_main, m);
 	return 0;
@@ -515,6 +544,13 @@ void mender_stop(struct store *st)
 	g_cond_broadcast(&m->wake);
 	g_mutex_unlock(&st->lock);
 	g_thread_join(m->thread);
+	/* The attempt under way ends (within nbd_timeout); those queued are
+	 * dropped, and tried again by the next mender, if any. */
+	g_thread_pool_free(m->reconnector, TRUE, TRUE);
+	g_mutex_lock(&st->lock);
+	for (uint32_t k = 0; k < st->ndevices; k++)
+		st->dev[k].reconnecting = false;
+	g_mutex_unlock(&st->lock);
 	dm_kcopyd_client_destroy(m->kc);
 	g_cond_clear(&m->wake);
 	st->mender = NULL;

@@ -23,6 +23,10 @@
 #     status shows the export, connected, and how long its reads take;
 #   - mkfs.dmiofs refuses an export holding another file system, and
 #     --force wipes it;
+#   - an attempt to reconnect that hangs (a listener that never answers
+#     on the export's socket, nbd_timeout=20) holds no catch-up: a local
+#     device failed (injected write error) and added back is caught up
+#     within 10 s;
 #   - dmiofs-ctl replace moves a local device's copies onto an export;
 #   - the server back with a blank export: refused, with the command that
 #     makes it a fresh copy; that command (replace by its own URI) fills
@@ -279,6 +283,56 @@ if command -v mkfs.ext4 >/dev/null; then
 	stop_server
 	check "ext4's signature is gone from the image" sh -c "! blkid -p \"$T/ext4.img\" | grep -q ext4"
 fi
+
+# ---- an attempt that hangs holds nothing else ---------------------------------------------------
+# Three devices: two local images and an export.  The export's server
+# dies and a listener that takes connections and never answers sits on
+# its socket, so each attempt to reconnect hangs for nbd_timeout (20 s).
+# Meanwhile a local device fails and is added back: its catch-up must not
+# wait for the attempt.
+truncate -s 128M "$T/h0.img" "$T/h1.img" "$T/h2.img"
+must "nbdkit serves the third device" serve "$T/h2.img"
+IMAGES="$T/h0.img:$T/h1.img:$URI"
+must "mkfs.dmiofs on two local images and an export" "$MKFS" -q "$IMAGES"
+must "mount them, -o nbd_timeout=20" fs_mount -o nbd_timeout=20
+write_files
+stop_server KILL
+python3 -c '
+import os, socket, sys, time
+path, log = sys.argv[1], sys.argv[2]
+if os.path.exists(path):
+    os.unlink(path)
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen(8)
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)  # never a word: the handshake waits
+    with open(log, "a") as f:
+        f.write("connected\n")
+' "$T/r.sock" "$T/silent.log" &
+SILENT_PID=$!
+check "the export is failed" status_says 'failed .*nbd\+unix'
+attempt_under_way() {
+	for _ in $(seq 1 100); do
+		[ -s "$T/silent.log" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "an attempt to reconnect is under way, and hangs" attempt_under_way
+check "dmiofs-ctl inject MNT 1 write-error" "$CTL" inject "$MNT" 1 write-error
+head -c 65536 /dev/urandom >"$MNT/g" 2>/dev/null
+sync
+check "device 1 is failed" status_says '^ +1 +failed '
+check "dmiofs-ctl inject MNT --clear" "$CTL" inject "$MNT" --clear
+check "dmiofs-ctl add MNT the local image back" "$CTL" add "$MNT" "$T/h1.img"
+check "it is caught up while the attempt still hangs (10 s at most, of its 20)" status_says '^ +1 +healthy '
+check "files read back right" files_intact
+kill "$SILENT_PID" 2>/dev/null
+wait "$SILENT_PID" 2>/dev/null
+must "unmount" fs_umount
 
 # ---- dmiofs-ctl replace onto an export -------------------------------------------------
 truncate -s 128M "$T/r0.img" "$T/r1.img" "$T/r2.img"
