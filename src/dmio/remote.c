@@ -285,6 +285,16 @@ static void serve_connection(struct nbd_handle *h, short revents, const char *pa
 		dmio_log(DMIO_LOG_ERR, "%s: connection lost: %s", path, nbd_get_error());
 }
 
+/* Shut a live connection's socket down: libnbd reads the end, fails what
+ * was in flight on it, and the connection is dead. */
+static void drop_connection(struct nbd_handle *h)
+{
+	int fd = alive(h) ? nbd_aio_get_fd(h) : -1;
+
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
 /* A server that stops answering (a hung host, a network that went dark)
  * would hold its commands forever: TCP gives up only after minutes.  A
  * connection with commands in flight and no reply for timeout_s is shut
@@ -300,7 +310,6 @@ static void watch_connection(struct remote *r, unsigned int i, struct watch *w, 
 {
 	unsigned int timeout = atomic_load(&r->timeout_s);
 	gint64 now = g_get_monotonic_time();
-	int fd;
 
 	if (replied)
 		w->last_reply = now;
@@ -312,10 +321,8 @@ static void watch_connection(struct remote *r, unsigned int i, struct watch *w, 
 		w->busy_since = now;
 	if (now - MAX(w->busy_since, w->last_reply) < (gint64)timeout * G_USEC_PER_SEC)
 		return;
-	fd = nbd_aio_get_fd(r->conn[i]);
 	dmio_log(DMIO_LOG_ERR, "%s: no answer for %u s: dropping the connection", path, timeout);
-	if (fd >= 0)
-		shutdown(fd, SHUT_RDWR); /* libnbd reads the end, and fails what was in flight */
+	drop_connection(r->conn[i]);
 	w->busy_since = w->last_reply = now;
 }
 
@@ -336,12 +343,8 @@ static void drop_with_dead(struct remote *r, unsigned int n, const char *path)
 	if (!dead || !live)
 		return;
 	dmio_log(DMIO_LOG_WARNING, "%s: a connection was lost: dropping the others too", path);
-	for (unsigned int i = 0; i < n; i++) {
-		int fd = alive(r->conn[i]) ? nbd_aio_get_fd(r->conn[i]) : -1;
-
-		if (fd >= 0)
-			shutdown(fd, SHUT_RDWR);
-	}
+	for (unsigned int i = 0; i < n; i++)
+		drop_connection(r->conn[i]);
 }
 
 static void *driver_main(void *arg)
@@ -406,14 +409,14 @@ int remote_open(struct block_device *bdev, const char *uri, int access, unsigned
 	r->access = access;
 	if (!r->uri)
 		return -ENOMEM;
-	err = connect_one(uri, atomic_load(&r->timeout_s), &r->conn[0]);
+	err = connect_one(uri, timeout_s, &r->conn[0]);
 	if (err)
 		return err;
 	r->nconns = 1;
 	err = learn_export(bdev, r, uri, access);
 	if (err)
 		return err;
-	r->nconns = connect_more(r->conn, uri, atomic_load(&r->timeout_s));
+	r->nconns = connect_more(r->conn, uri, timeout_s);
 	r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (r->wake_fd < 0)
 		return -errno;

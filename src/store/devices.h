@@ -69,12 +69,13 @@ int devs_write_same_async(struct dm_io_client *client, struct sdev *devs, uint32
 int devs_flush_async(struct dm_io_client *client, struct sdev *devs, uint32_t n, devs_written_fn fn, void *ctx);
 
 int dev_open(struct sdev *d, const char *path, int flags, GString *why);
+/* The same, an NBD export giving up on a connection attempt, or dropping
+ * a connection that leaves commands unanswered, after timeout_s seconds
+ * (0: libdmio's default). */
+int dev_open_timed(struct sdev *d, const char *path, int flags, unsigned int timeout_s, GString *why);
 /* Does err say an NBD export's server is down or out of reach (refused,
  * timed out, no route, reset), rather than that something is wrong? */
 bool dev_server_unreachable(int err);
-/* The same, an NBD export dropping a connection that leaves commands
- * unanswered timeout_s seconds (0: libdmio's default). */
-int dev_open_timed(struct sdev *d, const char *path, int flags, unsigned int timeout_s, GString *why);
 /* Record the device's writes in log as device index (log NULL: nothing). */
 void dev_record(struct sdev *d, struct dmio_write_log *log, uint32_t index);
 void dev_close(struct sdev *d);

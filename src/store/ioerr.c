@@ -163,52 +163,51 @@ static void say_degraded(struct store *st, uint32_t dev)
 		    "the file system is degraded: device %u failed; the others hold the data (dmiofs-ctl status)", dev);
 }
 
-void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records)
+/* Lock held: say that the written device dev failed (because: why) and
+ * made the file system degraded, and record it into r, left at commit
+ * left_at.  False when it is not written (failed already, or away). */
+static bool mark_failed(struct store *st, uint32_t dev, const char *why, uint64_t left_at, GByteArray *r)
 {
 	if (dev >= st->ndevices || !dev_written(&st->dev[dev]))
-		return;
+		return false;
 	store_event(st, EVENT_DEVICE_FAILED, (int)dev, NULL,
-		    "%s (device %u): a write failed: device marked failed; the file system is degraded",
-		    st->dev[dev].path, dev);
+		    "%s (device %u): %s: device marked failed; the file system is degraded", st->dev[dev].path, dev,
+		    why);
 	say_degraded(st, dev);
+	rec_put_dev_state(r, dev, DEV_FAILED, left_at);
+	return true;
+}
+
+void ioerr_fail_device(struct store *st, uint32_t dev, GByteArray *records)
+{
 	/* It has every commit up to the one being written, if any, and
 	 * none after: the record goes into the commit after that. */
-	rec_put_dev_state(records, dev, DEV_FAILED, st->next_seq - 1);
+	mark_failed(st, dev, "a write failed", st->next_seq - 1, records);
 }
 
 void ioerr_fail_disconnected(struct store *st, uint32_t dev)
 {
-	GByteArray *r;
+	GByteArray *r = g_byte_array_new();
 
-	if (dev >= st->ndevices || !dev_written(&st->dev[dev]))
-		return;
-	store_event(st, EVENT_DEVICE_FAILED, (int)dev, NULL,
-		    "%s (device %u): the connection to its server was lost: device marked failed; the file "
-		    "system is degraded",
-		    st->dev[dev].path, dev);
-	say_degraded(st, dev);
 	/* Nothing failed on it: it has every commit up to the last one. */
-	r = g_byte_array_new();
-	rec_put_dev_state(r, dev, DEV_FAILED, st->next_seq - 1);
-	store_note(st, r);
+	if (mark_failed(st, dev, "the connection to its server was lost", st->next_seq - 1, r))
+		store_note(st, r);
 	g_byte_array_free(r, TRUE);
 }
 
 void ioerr_fail_devices(struct store *st, unsigned long bits, uint64_t left_at, const char *what)
 {
 	GByteArray *r = g_byte_array_new();
+	char *why = g_strdup_printf("%s failed", what);
 
 	for (uint32_t i = 0; i < st->ndevices; i++) {
 		if (!(bits & (1UL << i)) || !dev_written(&st->dev[i]))
 			continue;
-		store_event(st, EVENT_DEVICE_FAILED, (int)i, NULL,
-			    "%s (device %u): %s failed: device marked failed; the file system is degraded",
-			    st->dev[i].path, i, what);
-		say_degraded(st, i);
 		put_device_count(st, i, ERR_WRITE, r);
-		rec_put_dev_state(r, i, DEV_FAILED, left_at);
+		mark_failed(st, i, why, left_at, r);
 	}
 	if (r->len)
 		store_note(st, r);
 	g_byte_array_free(r, TRUE);
+	g_free(why);
 }

@@ -65,6 +65,18 @@ cleanup_all() {
 }
 trap cleanup_all EXIT
 
+# server_ready TEST PATH: the server just started ($SERVER_PID) is ready
+# once [ TEST PATH ] holds (its pid file written, its socket made); false
+# when it died first, or after 20 s.
+server_ready() {
+	for _ in $(seq 1 400); do
+		[ "$1" "$2" ] && return 0
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ "$1" "$2" ]
+}
+
 # serve IMAGE [--filter=F... KEY=VALUE...]: nbdkit's file plugin over
 # IMAGE on the unix socket $T/r.sock, with those filters and their
 # parameters (which nbdkit wants after the plugin's); returns once the
@@ -83,11 +95,7 @@ serve() {
 	# shellcheck disable=SC2086 # word splitting is the point
 	nbdkit -f -U "$T/r.sock" -P "$T/r.pid" $filters file "$img" $params 2>"$T/nbdkit.err" &
 	SERVER_PID=$!
-	for _ in $(seq 1 400); do
-		[ -s "$T/r.pid" ] && return 0
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.05
-	done
+	server_ready -s "$T/r.pid" && return 0
 	sed 's/^/#   /' "$T/nbdkit.err"
 	return 1
 }
@@ -406,12 +414,7 @@ serve_tcp() {
 		rm -f "$T/t.pid"
 		nbdkit -f -i 127.0.0.1 -p "$p" -P "$T/t.pid" "$@" file "$img" 2>"$T/nbdkit-tcp.err" &
 		SERVER_PID=$!
-		for _ in $(seq 1 200); do
-			[ -s "$T/t.pid" ] && break
-			kill -0 "$SERVER_PID" 2>/dev/null || break
-			sleep 0.05
-		done
-		if [ -s "$T/t.pid" ]; then
+		if server_ready -s "$T/t.pid"; then
 			PORT=$p
 			return 0
 		fi
@@ -480,11 +483,7 @@ if command -v qemu-nbd >/dev/null; then
 	rm -f "$T/q.sock"
 	qemu-nbd -f raw -x data -k "$T/q.sock" --persistent --shared=4 "$T/q-remote.img" 2>"$T/qemu-nbd.err" &
 	SERVER_PID=$!
-	for _ in $(seq 1 200); do
-		[ -S "$T/q.sock" ] && break
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.05
-	done
+	must "qemu-nbd serves an image on a unix socket" server_ready -S "$T/q.sock"
 	Q_URI="nbd+unix:///data?socket=$T/q.sock"
 	IMAGES="$T/q-local.img:$Q_URI"
 	must "mkfs.dmiofs on a local image and a qemu-nbd export" "$MKFS" -q "$IMAGES"
@@ -522,11 +521,7 @@ if ip netns add "$NS_NAME" 2>/dev/null; then
 	rm -f "$T/ns.pid"
 	ip netns exec "$NETNS" nbdkit -f -i "$FAR_IP" -p 10809 -P "$T/ns.pid" file "$T/ns-remote.img" 2>"$T/ns.err" &
 	SERVER_PID=$!
-	for _ in $(seq 1 200); do
-		[ -s "$T/ns.pid" ] && break
-		sleep 0.05
-	done
-	ok "$([ -s "$T/ns.pid" ]; echo $?)" "nbdkit listens in the namespace"
+	ok "$(server_ready -s "$T/ns.pid"; echo $?)" "nbdkit listens in the namespace"
 	IMAGES="$T/ns-local.img:nbd://$FAR_IP:10809/"
 	must "mkfs.dmiofs over the veth pair" "$MKFS" -q "$IMAGES"
 	must "dmiofs mounts it, -o nbd_timeout=2" fs_mount -o nbd_timeout=2

@@ -35,6 +35,25 @@ static struct block_device *open_ok(const char *path, int flags)
 	return bdev;
 }
 
+/* Open the export at uri (EXPORT_BYTES), write 4 KiB of pattern seed at
+ * sector, read it back the same, and close it. */
+static void open_write_read_back(const char *uri, sector_t sector, uint32_t seed)
+{
+	struct block_device *bdev = open_ok(uri, O_RDWR);
+	struct io_region r = { bdev, sector, 8 };
+	char *buf = tu_aligned(4096), *back = tu_aligned(4096);
+	unsigned long bits;
+
+	g_assert_cmpuint(dmio_bdev_sectors(bdev), ==, EXPORT_BYTES >> 9);
+	tu_pattern(buf, 4096, seed);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_WRITE, 0, tu_kmem(buf), 1, &r, &bits), ==, 0);
+	g_assert_cmpint(tu_io_sync(NULL, DMIO_READ, 0, tu_kmem(back), 1, &r, &bits), ==, 0);
+	g_assert_cmpmem(back, 4096, buf, 4096);
+	dmio_bdev_close(bdev);
+	free(buf);
+	free(back);
+}
+
 /* The file plugin again over an existing image, on the same socket name. */
 static char *serve_image_again(struct tu_nbd *s, const char *dir, const char *name, const char *path)
 {
@@ -510,10 +529,7 @@ static void test_tls(const char *dir)
 	const char *tls_args[] = { "--tls=require", psk_arg, "memory", "16M", NULL };
 	static const char *const plain_args[] = { "memory", "16M", NULL };
 	struct tu_nbd tls = { 0 }, plain = { 0 };
-	char *uri, *no_fallback, *buf = tu_aligned(4096), *back = tu_aligned(4096);
-	struct block_device *bdev;
-	struct io_region r;
-	unsigned long bits;
+	char *uri, *no_fallback;
 
 	g_assert_true(g_file_set_contents(psk, "alice:0123456789abcdef0123456789abcdef\n", -1, NULL));
 	g_assert_cmpint(chmod(psk, 0600), ==, 0);
@@ -522,14 +538,7 @@ static void test_tls(const char *dir)
 	uri = g_strdup_printf("nbds+unix://alice@/?socket=%s&tls-psk-file=%s", tls.socket, psk);
 	no_fallback = g_strdup_printf("nbds+unix://alice@/?socket=%s&tls-psk-file=%s", plain.socket, psk);
 
-	bdev = open_ok(uri, O_RDWR);
-	r = (struct io_region){ bdev, 0, 8 };
-	tu_pattern(buf, 4096, 31);
-	g_assert_cmpint(tu_io_sync(NULL, DMIO_WRITE, 0, tu_kmem(buf), 1, &r, &bits), ==, 0);
-	g_assert_cmpint(tu_io_sync(NULL, DMIO_READ, 0, tu_kmem(back), 1, &r, &bits), ==, 0);
-	g_assert_cmpmem(back, 4096, buf, 4096);
-	dmio_bdev_close(bdev);
-
+	open_write_read_back(uri, 0, 31);
 	g_assert_null(dmio_bdev_open(tls.uri, O_RDWR));    /* plain text to a TLS-only server */
 	g_assert_null(dmio_bdev_open(no_fallback, O_RDWR)); /* TLS asked for, not offered */
 	g_assert_cmpint(chmod(psk, 0644), ==, 0);
@@ -539,8 +548,6 @@ static void test_tls(const char *dir)
 
 	tu_nbd_stop(&tls, SIGTERM);
 	tu_nbd_stop(&plain, SIGTERM);
-	free(buf);
-	free(back);
 	g_free(no_fallback);
 	g_free(uri);
 	g_free(psk_arg);
@@ -576,10 +583,7 @@ static void test_tls_certificates(const char *dir)
 	char *certs_arg = g_strdup_printf("--tls-certificates=%s", srv);
 	const char *tls_args[] = { "--tls=require", certs_arg, "--tls-verify-peer", "memory", "16M", NULL };
 	struct tu_nbd tls = { 0 };
-	char *uri, *untrusted, *anonymous, *buf = tu_aligned(4096), *back = tu_aligned(4096);
-	struct block_device *bdev;
-	struct io_region r;
-	unsigned long bits;
+	char *uri, *untrusted, *anonymous;
 
 	make_certificates(dir);
 	tu_nbd_start(&tls, dir, "x509", tls_args);
@@ -587,14 +591,7 @@ static void test_tls_certificates(const char *dir)
 	untrusted = g_strdup_printf("nbds+unix:///?socket=%s&tls-certificates=%s", tls.socket, stranger);
 	anonymous = g_strdup_printf("nbds+unix:///?socket=%s&tls-certificates=%s", tls.socket, anon);
 
-	bdev = open_ok(uri, O_RDWR);
-	g_assert_cmpuint(dmio_bdev_sectors(bdev), ==, 16u << 11);
-	r = (struct io_region){ bdev, 8, 8 };
-	tu_pattern(buf, 4096, 37);
-	g_assert_cmpint(tu_io_sync(NULL, DMIO_WRITE, 0, tu_kmem(buf), 1, &r, &bits), ==, 0);
-	g_assert_cmpint(tu_io_sync(NULL, DMIO_READ, 0, tu_kmem(back), 1, &r, &bits), ==, 0);
-	g_assert_cmpmem(back, 4096, buf, 4096);
-	dmio_bdev_close(bdev);
+	open_write_read_back(uri, 8, 37);
 
 	/* A server whose certificate our CA did not sign, seen from the
 	 * client; a client with no certificate, seen from the server; and
@@ -609,8 +606,6 @@ static void test_tls_certificates(const char *dir)
 	g_assert_cmpint(errno, ==, EACCES);
 
 	tu_nbd_stop(&tls, SIGTERM);
-	free(buf);
-	free(back);
 	g_free(anonymous);
 	g_free(untrusted);
 	g_free(uri);
